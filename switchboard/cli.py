@@ -1,0 +1,208 @@
+"""The `switchboard` command: check, simulate (and, in later releases, run, agi, db ...)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from switchboard.config.company import Company
+from switchboard.config.load import load_file
+from switchboard.logs import configure_logging, log_notifications
+from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, SimulationError, simulate
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INVALID = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_INVALID
+    configure_logging(json_output=False, level="warning" if args.command == "simulate" else "info")
+    result: int = args.handler(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchboard", description="Call scenarios for Asterisk, over ARI and FastAGI."
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    check = sub.add_parser("check", help="validate configuration files")
+    check.add_argument("configs", nargs="+", metavar="CONFIG")
+    check.add_argument("--quiet", action="store_true", help="do not print warnings")
+    check.set_defaults(handler=_check)
+
+    sim = sub.add_parser("simulate", help="dry-run one call on a virtual clock")
+    sim.add_argument("config", metavar="CONFIG")
+    sim.add_argument(
+        "--called", help="the number dialled (calledID / DNIS), as the provider sends it"
+    )
+    sim.add_argument("--caller", default="79160000000", help="the caller's number (callerID)")
+    sim.add_argument("--caller-name", default="", help="the caller's name (CallerID name)")
+    sim.add_argument("--line", type=int, help="analog line (DAHDI channel) with no calledID")
+    sim.add_argument(
+        "--at", help="when the call arrives, ISO time in the config's timezone (default: now)"
+    )
+    sim.add_argument(
+        "--dtmf",
+        default="",
+        help="keys the caller presses, each when the call next asks for input; w waits 1 s",
+    )
+    sim.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="ID=BEHAVIOUR",
+        help="answer[:SECONDS] | busy[:UNTIL_SECOND] | noanswer | offline "
+        "(unlisted employees answer after 2 s)",
+    )
+    sim.add_argument("--hangup-after", type=float, help="the caller hangs up after SECONDS")
+    sim.add_argument(
+        "--talk", type=float, default=60.0, help="how long a conversation lasts (default 60 s)"
+    )
+    sim.add_argument(
+        "--last-agent",
+        metavar="ID[:DAYS_AGO]",
+        help="for icm last_agent: the employee who last talked to this caller",
+    )
+    sim.add_argument(
+        "--crm",
+        metavar="VALUE",
+        help="for icm http: what the CRM answers (an employee id or extension, "
+        "'none', 'error' or 'timeout')",
+    )
+    sim.add_argument("--scenario", help="start in this scenario instead of the number's")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(handler=_simulate)
+    return parser
+
+
+def _check(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for filename in args.configs:
+        result = load_file(filename)
+        for problem in result.problems:
+            if problem.severity == "warning" and args.quiet:
+                continue
+            print(problem.format(filename))
+        if result.errors:
+            status = EXIT_INVALID
+    if status == EXIT_OK:
+        print("ok")
+    return status
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    result = load_file(args.config)
+    if result.company is None:
+        for problem in result.errors:
+            print(problem.format(args.config), file=sys.stderr)
+        return EXIT_INVALID
+    company = result.company
+    try:
+        sim = simulate(
+            company,
+            called=args.called,
+            caller=args.caller,
+            caller_name=args.caller_name,
+            line=args.line,
+            at=_parse_at(args.at, company),
+            dtmf=args.dtmf,
+            agents=_parse_agents(args.agent),
+            hangup_after=args.hangup_after,
+            talk=args.talk,
+            last_agent=_parse_last_agent(args.last_agent),
+            crm=args.crm,
+            scenario=args.scenario,
+            keep_actions=True,
+        )
+    except SimulationError as exc:
+        print(f"switchboard simulate: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    log_notifications(sim)
+    if args.json:
+        print(json.dumps(sim.as_json(), ensure_ascii=False))
+    else:
+        print(format_simulation(sim))
+    return EXIT_OK
+
+
+def _parse_at(text: str | None, company: Company) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SimulationError(f"--at {text!r}: use an ISO time like 2026-12-01T10:15:00") from None
+    return when.replace(tzinfo=company.tz) if when.tzinfo is None else when
+
+
+def _parse_agents(specs: list[str]) -> dict[str, AgentBehaviour]:
+    agents: dict[str, AgentBehaviour] = {}
+    for spec in specs:
+        name, sep, behaviour = spec.partition("=")
+        if not sep or not name:
+            raise SimulationError(f"--agent {spec!r}: use ID=BEHAVIOUR, e.g. ivanov=answer:3")
+        agents[name.strip()] = AgentBehaviour.parse(behaviour)
+    return agents
+
+
+def _parse_last_agent(text: str | None) -> LastAgent | None:
+    if text is None:
+        return None
+    name, _, days = text.partition(":")
+    try:
+        return LastAgent(name, float(days) if days else 1.0)
+    except ValueError:
+        raise SimulationError(f"--last-agent {text!r}: use ID or ID:DAYS_AGO") from None
+
+
+def format_simulation(sim: Simulation) -> str:
+    """One readable line per step, its events indented below, then the outcome."""
+    lines = [
+        f"call {sim.call.caller} -> {sim.call.called or '-'}"
+        + (f" (line {sim.call.line})" if sim.call.line is not None else "")
+        + f" at {sim.started_at:%a %Y-%m-%d %H:%M:%S} in scenario {sim.scenario}"
+    ]
+    for step in sim.steps:
+        arrow = f" -> {step.exit}" if step.exit else ""
+        via = f" [{step.via}]" if step.via and step.via != "next" else ""
+        detail = _details(step.details)
+        lines.append(f"{step.t:7.1f}s  {step.node} ({step.type}){via}{arrow}{detail}")
+        for event in step.events:
+            fields = " ".join(
+                f"{k}={_short(v)}" for k, v in event.items() if k not in {"t", "event", "leg"}
+            )
+            lines.append(f"{event['t']:7.1f}s      {event['event']} {fields}".rstrip())
+    outcome = sim.outcome.as_json()
+    summary = " ".join(f"{k}={_short(v)}" for k, v in outcome.items() if k != "result")
+    lines.append(f"{sim.outcome.duration:7.1f}s  => {outcome['result']} {summary}")
+    return "\n".join(lines)
+
+
+def _details(details: dict[str, Any]) -> str:
+    shown = {k: v for k, v in details.items() if k != "sources" or v}
+    if not shown:
+        return ""
+    return "  (" + ", ".join(f"{k}={_short(v)}" for k, v in shown.items()) + ")"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

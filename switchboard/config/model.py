@@ -1,0 +1,396 @@
+"""The configuration file as frozen, typed objects: one schema per section and node type.
+
+Field names are the YAML keys of ``DESIGN.md``; they are the product's face.
+Structural rules live here (types, unknown keys, required exits); rules that
+look across the file (references, duplicates, loops) live in `validate`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+Seconds = Annotated[float, Field(ge=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """Every config object: immutable, unknown keys rejected, numbers read as text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class Numbering(Section):
+    country_code: str = ""
+    city_code: str = ""
+    national_prefix: str = ""
+    international_prefix: str = "810"
+    national_length: Annotated[int, Field(ge=4, le=15)] = 10
+
+
+class Employee(Section):
+    id: str
+    name: str = ""
+    extension: str | None = None
+    mobile: str | None = None
+    forward_to_mobile_after: Seconds | None = None
+    skills: tuple[str, ...] = ()
+
+
+RingStrategy = Literal["all_at_once", "one_by_one", "cascade"]
+
+
+class Department(Section):
+    id: str
+    name: str = ""
+    extension: str | None = None
+    strategy: RingStrategy = "all_at_once"
+    ring_delay: PositiveSeconds = 10
+    ring_timeout: PositiveSeconds = 30
+    members: tuple[str, ...] = ()
+    schedule: str | None = None  # when call-backs for this department may be made
+
+
+class Endpoints(Section):
+    employee: str = "PJSIP/{extension}"
+    mobile: str = "PJSIP/{number}@trunk"
+
+
+class AsteriskSection(Section):
+    ari_url: str = "http://127.0.0.1:8088"
+    ari_user: str = "switchboard"
+    ari_password: SecretStr = SecretStr("")
+    app: str = "switchboard"
+    endpoints: Endpoints = Endpoints()
+    fallback_context: str = "switchboard-fallback"
+
+
+class DatabaseSection(Section):
+    dsn: SecretStr | None = None
+
+
+class Schedule(Section):
+    """Opening hours by weekday; parsed and checked by `switchboard.schedule`."""
+
+    hours: dict[str, str | list[str]] = {}
+    breaks: dict[str, str | dict[str, str | list[str]]] = {}
+    holidays: tuple[str, ...] = ()
+
+
+class NumberEntry(Section):
+    number: str | None = None
+    line: Annotated[int, Field(ge=0)] | None = None
+    scenario: str
+    language: str | None = None
+
+    @model_validator(mode="after")
+    def _number_or_line(self) -> NumberEntry:
+        if self.number is None and self.line is None:
+            raise ValueError("a numbers entry needs `number` (calledID) or `line` (analog line)")
+        return self
+
+
+class PromptDef(Section):
+    file: str | None = None  # Asterisk sound name; defaults to the prompt's name
+    duration: PositiveSeconds = 3.0  # used by `simulate` for the virtual clock
+    text: str | None = None
+
+
+class Greeting(Section):
+    """Boundaries of the built-in `greeting` prompt (local time)."""
+
+    morning_until: str = "11:00"
+    day_until: str = "17:00"
+
+
+class Limits(Section):
+    max_call_duration: PositiveSeconds = 4 * 3600
+    max_instant_steps: Annotated[int, Field(ge=10)] = 200
+
+
+# --- nodes -------------------------------------------------------------------------
+
+
+class NodeBase(Section):
+    """Common to all nodes; `EXITS` names the fields that point at other nodes."""
+
+    EXITS: ClassVar[tuple[str, ...]] = ()
+    description: str | None = None
+
+    def exits(self) -> dict[str, str]:
+        """Exit name -> target node, for every exit that is set."""
+        found: dict[str, str] = {}
+        for name in self.EXITS:
+            target = getattr(self, name)
+            if isinstance(target, str):
+                found[name] = target
+        return found
+
+
+Prompts = str | list[str]
+
+
+class AssignNode(NodeBase):
+    type: Literal["assign"]
+    EXITS: ClassVar[tuple[str, ...]] = ("next",)
+    var: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    value: str
+    next: str
+
+
+class SwitchCase(Section):
+    value: str | list[str] | None = None
+    prefix: str | list[str] | None = None
+    regex: str | None = None
+    next: str
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SwitchCase:
+        forms = [f for f in ("value", "prefix", "regex") if getattr(self, f) is not None]
+        if len(forms) != 1:
+            raise ValueError("a case needs exactly one of `value`, `prefix` or `regex`")
+        return self
+
+
+class SwitchNode(NodeBase):
+    type: Literal["switch"]
+    EXITS: ClassVar[tuple[str, ...]] = ("default",)
+    value: str
+    cases: dict[str, str] | list[SwitchCase] = {}
+    default: str
+
+    def exits(self) -> dict[str, str]:
+        found = super().exits()
+        if isinstance(self.cases, dict):
+            for key, target in self.cases.items():
+                found[f"case {key}"] = target
+        else:
+            for i, case in enumerate(self.cases):
+                found[f"case #{i + 1}"] = case.next
+        return found
+
+
+class NotifyNode(NodeBase):
+    type: Literal["notify"]
+    EXITS: ClassVar[tuple[str, ...]] = ("next",)
+    message: str
+    level: Literal["info", "warning"] = "info"
+    next: str
+
+
+class PlayNode(NodeBase):
+    type: Literal["play"]
+    EXITS: ClassVar[tuple[str, ...]] = ("next",)
+    prompt: Prompts
+    interruptible: bool = False
+    next: str
+
+
+class MenuNode(NodeBase):
+    type: Literal["menu"]
+    EXITS: ClassVar[tuple[str, ...]] = ("default", "extension_noanswer")
+    prompt: Prompts
+    wait: PositiveSeconds = 5
+    inter_digit: PositiveSeconds = 3
+    max_digits: Annotated[int, Field(ge=1, le=32)] | None = None
+    retries: Annotated[int, Field(ge=0, le=20)] = 2
+    invalid_prompt: Prompts | None = "invalid-option"
+    options: dict[str, str] = {}
+    default: str
+    extension_dialing: bool = False
+    extension_noanswer: str | None = None  # a dialled extension did not answer; else default
+    ring_timeout: PositiveSeconds = 30
+
+    @field_validator("options")
+    @classmethod
+    def _keys_are_keys(cls, options: dict[str, str]) -> dict[str, str]:
+        for key in options:
+            if not key or any(ch not in "0123456789*#" for ch in key):
+                raise ValueError(f"menu option {key!r} is not a key sequence (digits, * and #)")
+        return options
+
+    def exits(self) -> dict[str, str]:
+        found = super().exits()
+        for key, target in self.options.items():
+            found[f"option {key}"] = target
+        return found
+
+
+class ScheduleNode(NodeBase):
+    """`open` / `closed`, an exit per break name (extra keys), `holiday` (else closed)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, coerce_numbers_to_str=True)
+    type: Literal["schedule"]
+    EXITS: ClassVar[tuple[str, ...]] = ("open", "closed", "holiday")
+    schedule: str
+    open: str
+    closed: str
+    holiday: str | None = None
+
+    @property
+    def break_exits(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def exits(self) -> dict[str, str]:
+        found = super().exits()
+        for name, target in self.break_exits.items():
+            if isinstance(target, str):
+                found[name] = target
+        return found
+
+
+class DialNode(NodeBase):
+    type: Literal["dial"]
+    EXITS: ClassVar[tuple[str, ...]] = ("noanswer", "busy", "unavailable")
+    target: str
+    ring_timeout: PositiveSeconds | None = None  # default: the department's, or 30 s
+    noanswer: str
+    busy: str | None = None
+    unavailable: str | None = None
+
+
+class QueueNode(NodeBase):
+    type: Literal["queue"]
+    EXITS: ClassVar[tuple[str, ...]] = ("overflow", "callback")
+    department: str
+    moh: str = "default"
+    announce_every: Seconds = 40  # 0: no announcements
+    announce_prompt: Prompts = "please-hold"
+    announce_position: bool = True
+    max_wait: PositiveSeconds = 300
+    retry: PositiveSeconds = 5  # after an offer nobody answered
+    callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
+    overflow: str
+    callback: str | None = None
+
+    @model_validator(mode="after")
+    def _callback_pair(self) -> QueueNode:
+        if self.callback_key is not None and self.callback is None:
+            raise ValueError("`callback_key` is set: the `callback` exit is required")
+        return self
+
+
+class CallbackNode(NodeBase):
+    type: Literal["callback"]
+    EXITS: ClassVar[tuple[str, ...]] = ("next",)
+    ask_number: bool = False
+    ask_prompt: Prompts = "callback-enter-number"
+    prompt: Prompts = "callback-confirm"
+    department: str | None = None  # default: the queue the caller came from
+    next: str
+
+
+class LastAgentSource(Section):
+    type: Literal["last_agent"]
+    days: PositiveSeconds = 30
+    timeout: PositiveSeconds = 1.0
+
+
+class ContactsSource(Section):
+    type: Literal["contacts"]
+
+
+class HttpSource(Section):
+    type: Literal["http"]
+    url: str
+    path: str = "employee"  # dotted JSON path to the employee id or extension
+    timeout: PositiveSeconds = 1.5
+
+
+IcmSource = Annotated[LastAgentSource | ContactsSource | HttpSource, Field(discriminator="type")]
+
+
+class IcmNode(NodeBase):
+    type: Literal["icm"]
+    EXITS: ClassVar[tuple[str, ...]] = ("noanswer", "notfound")
+    sources: list[IcmSource]
+    exceptions: tuple[str, ...] = ()
+    to_mobile: bool = False
+    ring_timeout: PositiveSeconds = 20
+    default: str | None = None  # employee id, extension or number to ring when nobody is found
+    noanswer: str
+    notfound: str
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"type": item} if isinstance(item, str) else item for item in value]
+        return value
+
+
+class VoicemailNode(NodeBase):
+    type: Literal["voicemail"]
+    EXITS: ClassVar[tuple[str, ...]] = ("next",)
+    prompt: Prompts = "voicemail-intro"
+    max_length: PositiveSeconds = 120
+    beep: bool = True
+    mailbox: str | None = None  # employee or department id
+    next: str
+
+
+class GotoNode(NodeBase):
+    type: Literal["goto"]
+    scenario: str
+    node: str | None = None  # default: the scenario's start
+
+
+class DialplanNode(NodeBase):
+    type: Literal["dialplan"]
+    context: str
+    extension: str = "s"
+    priority: Annotated[int, Field(ge=1)] = 1
+
+
+class HangupNode(NodeBase):
+    type: Literal["hangup"]
+    prompt: Prompts | None = None
+
+
+Node = Annotated[
+    AssignNode
+    | SwitchNode
+    | NotifyNode
+    | PlayNode
+    | MenuNode
+    | ScheduleNode
+    | DialNode
+    | QueueNode
+    | CallbackNode
+    | IcmNode
+    | VoicemailNode
+    | GotoNode
+    | DialplanNode
+    | HangupNode,
+    Field(discriminator="type"),
+]
+
+NODE_TYPES: tuple[str, ...] = (
+    "assign", "switch", "notify", "play", "menu", "schedule", "dial",
+    "queue", "callback", "icm", "voicemail", "goto", "dialplan", "hangup",
+)  # fmt: skip
+
+
+class Scenario(Section):
+    start: str
+    language: str | None = None
+    nodes: dict[str, Node]
+
+
+class Config(Section):
+    timezone: str = "UTC"
+    language: str = "en"
+    numbering: Numbering = Numbering()
+    employees: tuple[Employee, ...] = ()
+    departments: tuple[Department, ...] = ()
+    asterisk: AsteriskSection = AsteriskSection()
+    database: DatabaseSection = DatabaseSection()
+    schedules: dict[str, Schedule] = {}
+    numbers: tuple[NumberEntry, ...] = ()
+    default_scenario: str | None = None  # for calls whose number is not listed
+    prompts: dict[str, PromptDef] = {}
+    greeting: Greeting = Greeting()
+    contacts: dict[str, str] = {}  # caller number -> responsible employee id (icm)
+    limits: Limits = Limits()
+    scenarios: dict[str, Scenario]

@@ -1,0 +1,552 @@
+"""Checks that look across the whole file, and the `Company` snapshot they produce.
+
+`pydantic` has already checked each object's shape.  Here: references between
+objects, duplicates, schedules and templates, node exits, reachability
+(warnings) and loops that would spin without waiting for anybody (errors).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from switchboard.config.company import CaseMatcher, Company, TargetKind
+from switchboard.config.model import (
+    AssignNode,
+    CallbackNode,
+    Config,
+    DialNode,
+    DialplanNode,
+    GotoNode,
+    HangupNode,
+    HttpSource,
+    IcmNode,
+    MenuNode,
+    Node,
+    NotifyNode,
+    PlayNode,
+    QueueNode,
+    ScheduleNode,
+    SwitchNode,
+    VoicemailNode,
+)
+from switchboard.config.problems import Problem
+from switchboard.config.yaml_source import Path
+from switchboard.numbering import NumberingPlan, is_phone_number, normalize
+from switchboard.prompts import is_known_prompt
+from switchboard.schedule import CompiledSchedule, compile_schedule, parse_time
+from switchboard.templates import TemplateError, parse_template
+
+NodeKey = tuple[str, str]  # (scenario, node)
+
+
+class _Checker:
+    def __init__(self, config: Config, invalid: set[Path]) -> None:
+        self.config = config
+        self.problems: list[Problem] = []
+        # objects that failed their schema and were left out: references to them are fine
+        self.invalid = invalid
+        c = config.numbering
+        self.plan = NumberingPlan(
+            country_code=c.country_code,
+            city_code=c.city_code,
+            national_prefix=c.national_prefix,
+            international_prefix=c.international_prefix,
+            national_length=c.national_length,
+        )
+        self.invalid_ids = {str(p[-1]) for p in invalid}
+
+    def error(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def warning(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(path, message, "warning"))
+
+    def missing(self, name: str) -> bool:
+        """A reference to ``name`` that is neither valid nor a schema-rejected object."""
+        return name not in self.invalid_ids
+
+    # --- sections -----------------------------------------------------------------
+
+    def run(self) -> Company:
+        cfg = self.config
+        try:
+            tz = ZoneInfo(cfg.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error(("timezone",), f"unknown timezone {cfg.timezone!r} (e.g. Europe/Moscow)")
+            tz = ZoneInfo("UTC")
+
+        extensions: dict[str, tuple[TargetKind, str]] = {}
+        employees = {}
+        for i, emp in enumerate(cfg.employees):
+            if emp.id in employees:
+                self.error(("employees", i, "id"), f"duplicate employee id {emp.id!r}")
+            employees[emp.id] = emp
+            if emp.extension is not None:
+                self._extension(extensions, emp.extension, ("employee", emp.id), ("employees", i))
+            if emp.mobile is not None and not is_phone_number(emp.mobile):
+                self.error(("employees", i, "mobile"), f"{emp.mobile!r} is not a phone number")
+            if emp.forward_to_mobile_after is not None and emp.mobile is None:
+                self.error(
+                    ("employees", i, "forward_to_mobile_after"),
+                    "forward_to_mobile_after is set but the employee has no `mobile`",
+                )
+
+        departments = {}
+        for i, dep in enumerate(cfg.departments):
+            if dep.id in departments:
+                self.error(("departments", i, "id"), f"duplicate department id {dep.id!r}")
+            if dep.id in employees:
+                self.error(("departments", i, "id"), f"{dep.id!r} is an employee id too")
+            departments[dep.id] = dep
+            if dep.extension is not None:
+                self._extension(
+                    extensions, dep.extension, ("department", dep.id), ("departments", i)
+                )
+            seen: set[str] = set()
+            for j, member in enumerate(dep.members):
+                if member in seen:
+                    self.error(("departments", i, "members", j), f"{member!r} is listed twice")
+                seen.add(member)
+                if member not in employees and self.missing(member):
+                    self.error(("departments", i, "members", j), f"unknown employee {member!r}")
+            if dep.schedule is not None and dep.schedule not in cfg.schedules:
+                self._unknown(("departments", i, "schedule"), "schedule", dep.schedule)
+            if not dep.members:
+                self.warning(("departments", i), f"department {dep.id!r} has no members")
+
+        schedules: dict[str, CompiledSchedule] = {}
+        for name, schedule in cfg.schedules.items():
+            compiled, errors = compile_schedule(schedule)
+            for err in errors:
+                self.error(("schedules", name, *err.where), err.message)
+            schedules[name] = compiled
+
+        numbers: dict[str, str] = {}
+        lines: dict[int, str] = {}
+        line_numbers: dict[int, str] = {}
+        for i, entry in enumerate(cfg.numbers):
+            if entry.scenario not in cfg.scenarios:
+                self._unknown(("numbers", i, "scenario"), "scenario", entry.scenario)
+            if entry.line is not None:
+                if entry.line in lines:
+                    self.error(("numbers", i, "line"), f"line {entry.line} is listed twice")
+                lines[entry.line] = entry.scenario
+                if entry.number is not None:
+                    line_numbers[entry.line] = normalize(entry.number, self.plan)
+            elif entry.number is not None:
+                canonical = normalize(entry.number, self.plan)
+                if canonical in numbers:
+                    self.error(
+                        ("numbers", i, "number"),
+                        f"number {entry.number!r} ({canonical}) is listed twice",
+                    )
+                numbers[canonical] = entry.scenario
+        if cfg.default_scenario is not None and cfg.default_scenario not in cfg.scenarios:
+            self._unknown(("default_scenario",), "scenario", cfg.default_scenario)
+
+        contacts: dict[str, str] = {}
+        for caller, employee in cfg.contacts.items():
+            if employee not in employees and self.missing(employee):
+                self.error(("contacts", caller), f"unknown employee {employee!r}")
+            contacts[normalize(caller, self.plan)] = employee
+
+        bounds = self._greeting()
+        self.company = Company(
+            config=cfg,
+            source="",
+            plan=self.plan,
+            tz=tz,
+            employees=employees,
+            departments=departments,
+            extensions=extensions,
+            schedules=schedules,
+            numbers=numbers,
+            lines=lines,
+            line_numbers=line_numbers,
+            contacts=contacts,
+            switch_cases={},
+            greeting_bounds=bounds,
+            prompt_seconds={name: p.duration for name, p in cfg.prompts.items()},
+        )
+        for scenario_name, scenario in cfg.scenarios.items():
+            base: Path = ("scenarios", scenario_name)
+            if scenario.start not in scenario.nodes and self.missing(scenario.start):
+                self.error((*base, "start"), f"start node {scenario.start!r} does not exist")
+            for node_name, node in scenario.nodes.items():
+                self._node(scenario_name, node_name, node)
+        self._reachability()
+        self._loops()
+        return self.company
+
+    def _extension(
+        self,
+        extensions: dict[str, tuple[TargetKind, str]],
+        ext: str,
+        owner: tuple[TargetKind, str],
+        path: Path,
+    ) -> None:
+        if not ext.isdigit():
+            self.error((*path, "extension"), f"extension {ext!r} must be digits")
+        if ext in extensions:
+            kind, other = extensions[ext]
+            self.error((*path, "extension"), f"extension {ext} is already {kind} {other!r}'s")
+        else:
+            extensions[ext] = owner
+
+    def _greeting(self) -> tuple[int, int]:
+        g = self.config.greeting
+        try:
+            morning = parse_time(g.morning_until)
+        except ValueError as exc:
+            self.error(("greeting", "morning_until"), str(exc))
+            morning = 11 * 60
+        try:
+            day = parse_time(g.day_until)
+        except ValueError as exc:
+            self.error(("greeting", "day_until"), str(exc))
+            day = 17 * 60
+        if day <= morning:
+            self.error(("greeting", "day_until"), "day_until must be later than morning_until")
+        return morning, day
+
+    def _unknown(self, path: Path, kind: str, name: str) -> None:
+        if self.missing(name):
+            self.error(path, f"unknown {kind} {name!r}")
+
+    # --- nodes --------------------------------------------------------------------
+
+    def _node(self, scenario: str, name: str, node: Node) -> None:
+        path: Path = ("scenarios", scenario, "nodes", name)
+        nodes = self.config.scenarios[scenario].nodes
+        for exit_name, target in node.exits().items():
+            if target not in nodes and self.missing(target):
+                field = _exit_field(node, exit_name)
+                self.error((*path, *field), f"exit {exit_name!r} points to unknown node {target!r}")
+        cfg = self.config
+        match node:
+            case AssignNode():
+                self._template((*path, "value"), node.value)
+            case SwitchNode():
+                self._template((*path, "value"), node.value)
+                self._switch(scenario, name, node, path)
+            case NotifyNode():
+                self._template((*path, "message"), node.message)
+            case PlayNode():
+                self._prompts((*path, "prompt"), node.prompt)
+            case MenuNode():
+                self._prompts((*path, "prompt"), node.prompt)
+                if node.invalid_prompt is not None:
+                    self._prompts((*path, "invalid_prompt"), node.invalid_prompt)
+                if node.max_digits is not None:
+                    for key in node.options:
+                        if len(key) > node.max_digits:
+                            self.error(
+                                (*path, "options", key),
+                                f"option {key!r} is longer than max_digits={node.max_digits}",
+                            )
+                if node.extension_dialing and not self.company.extensions:
+                    self.warning(
+                        (*path, "extension_dialing"), "no employee or department has an extension"
+                    )
+            case ScheduleNode():
+                if node.schedule not in cfg.schedules:
+                    self._unknown((*path, "schedule"), "schedule", node.schedule)
+                else:
+                    breaks = cfg.schedules[node.schedule].breaks
+                    for extra, target in node.break_exits.items():
+                        if extra not in breaks:
+                            known = ", ".join(sorted(breaks)) or "none"
+                            self.error(
+                                (*path, extra),
+                                f"unknown key {extra!r} (not a break of schedule "
+                                f"{node.schedule!r}; its breaks: {known})",
+                            )
+                        elif not isinstance(target, str):
+                            self.error((*path, extra), "a break exit must name a node")
+            case DialNode():
+                if self.company.resolve_target(node.target) is None:
+                    self._unknown((*path, "target"), "employee or department", node.target)
+            case QueueNode():
+                if node.department not in self.company.departments:
+                    self._unknown((*path, "department"), "department", node.department)
+                self._prompts((*path, "announce_prompt"), node.announce_prompt)
+            case CallbackNode():
+                self._prompts((*path, "prompt"), node.prompt)
+                if node.ask_number:
+                    self._prompts((*path, "ask_prompt"), node.ask_prompt)
+                if node.department is not None and node.department not in self.company.departments:
+                    self._unknown((*path, "department"), "department", node.department)
+            case IcmNode():
+                for i, exc in enumerate(node.exceptions):
+                    if exc not in self.company.employees:
+                        self._unknown((*path, "exceptions", i), "employee", exc)
+                for i, source in enumerate(node.sources):
+                    if isinstance(source, HttpSource):
+                        self._template((*path, "sources", i, "url"), source.url)
+                if not node.sources:
+                    self.error((*path, "sources"), "an icm node needs at least one source")
+                if (
+                    node.default is not None
+                    and self.company.resolve_target(node.default) is None
+                    and not is_phone_number(node.default)
+                ):
+                    self.error(
+                        (*path, "default"),
+                        f"default {node.default!r} is not an employee, extension or number",
+                    )
+            case VoicemailNode():
+                self._prompts((*path, "prompt"), node.prompt)
+                if node.mailbox is not None and self.company.resolve_target(node.mailbox) is None:
+                    self._unknown((*path, "mailbox"), "employee or department", node.mailbox)
+            case GotoNode():
+                other = cfg.scenarios.get(node.scenario)
+                if other is None:
+                    self._unknown((*path, "scenario"), "scenario", node.scenario)
+                elif node.node is not None and node.node not in other.nodes:
+                    self._unknown((*path, "node"), f"node of scenario {node.scenario!r}", node.node)
+            case DialplanNode():
+                self._template((*path, "extension"), node.extension)
+            case HangupNode():
+                if node.prompt is not None:
+                    self._prompts((*path, "prompt"), node.prompt)
+
+    def _template(self, path: Path, text: str) -> None:
+        try:
+            parse_template(text)
+        except TemplateError as exc:
+            self.error(path, str(exc))
+
+    def _prompts(self, path: Path, prompts: str | list[str]) -> None:
+        declared = set(self.config.prompts)
+        items = [prompts] if isinstance(prompts, str) else prompts
+        if not items:
+            self.error(path, "no prompt given")
+        for i, prompt in enumerate(items):
+            where = path if isinstance(prompts, str) else (*path, i)
+            if prompt.startswith(("number:", "digits:")):
+                self._template(where, prompt.split(":", 1)[1])
+            elif not is_known_prompt(prompt, declared):
+                self.error(
+                    where,
+                    f"unknown prompt {prompt!r} (declare it under `prompts:`, "
+                    f"or write sound:{prompt} for an Asterisk sound file)",
+                )
+
+    def _switch(self, scenario: str, name: str, node: SwitchNode, path: Path) -> None:
+        number_valued = node.value.strip() in {"{called}", "{caller}"}
+        matchers: list[CaseMatcher] = []
+
+        def exact(value: str) -> str:
+            if number_valued and is_phone_number(value):
+                return normalize(value, self.plan)
+            return value
+
+        if isinstance(node.cases, dict):
+            for key, target in node.cases.items():
+                where = (*path, "cases", key)
+                if key.startswith("prefix:"):
+                    matchers.append(
+                        CaseMatcher(next=target, label=f"case {key}", prefixes=(key[7:],))
+                    )
+                elif key.startswith("regex:"):
+                    pattern = self._regex(where, key[6:])
+                    if pattern is not None:
+                        matchers.append(
+                            CaseMatcher(next=target, label=f"case {key}", pattern=pattern)
+                        )
+                else:
+                    matchers.append(
+                        CaseMatcher(
+                            next=target, label=f"case {key}", values=frozenset({exact(key)})
+                        )
+                    )
+        else:
+            for i, case in enumerate(node.cases):
+                where = (*path, "cases", i)
+                if case.value is not None:
+                    values = [case.value] if isinstance(case.value, str) else case.value
+                    matchers.append(
+                        CaseMatcher(
+                            next=case.next,
+                            label=f"case #{i + 1}",
+                            values=frozenset(exact(v) for v in values),
+                        )
+                    )
+                elif case.prefix is not None:
+                    prefixes = [case.prefix] if isinstance(case.prefix, str) else case.prefix
+                    matchers.append(
+                        CaseMatcher(
+                            next=case.next, label=f"case #{i + 1}", prefixes=tuple(prefixes)
+                        )
+                    )
+                elif case.regex is not None:
+                    pattern = self._regex((*where, "regex"), case.regex)
+                    if pattern is not None:
+                        matchers.append(
+                            CaseMatcher(next=case.next, label=f"case #{i + 1}", pattern=pattern)
+                        )
+        self.company.switch_cases[(scenario, name)] = tuple(matchers)
+
+    def _regex(self, path: Path, text: str) -> re.Pattern[str] | None:
+        try:
+            return re.compile(text)
+        except re.error as exc:
+            self.error(path, f"bad regular expression {text!r}: {exc}")
+            return None
+
+    # --- the graph ----------------------------------------------------------------
+
+    def _edges(self, scenario: str, node: Node) -> Iterator[tuple[NodeKey, bool]]:
+        """Every (successor, instant) pair: instant edges can be taken with no wait."""
+        nodes = self.config.scenarios[scenario].nodes
+        if isinstance(node, GotoNode):
+            other = self.config.scenarios.get(node.scenario)
+            if other is not None:
+                entry = node.node or other.start
+                if entry in other.nodes:
+                    yield (node.scenario, entry), True
+            return
+        exits = node.exits()
+        instant = _instant_exits(node)
+        for exit_name, target in exits.items():
+            if target in nodes:
+                yield (scenario, target), exit_name in instant
+
+    def _reachability(self) -> None:
+        for scenario_name, scenario in self.config.scenarios.items():
+            if scenario.start not in scenario.nodes:
+                continue
+            seen = {scenario.start}
+            # nodes entered directly by a goto from elsewhere count as entries
+            for other_name, other in self.config.scenarios.items():
+                for node in other.nodes.values():
+                    if isinstance(node, GotoNode) and node.scenario == scenario_name and node.node:
+                        seen.add(node.node)
+                del other_name
+            stack = list(seen)
+            while stack:
+                current = stack.pop()
+                if current not in scenario.nodes:
+                    continue
+                for (s, target), _ in self._edges(scenario_name, scenario.nodes[current]):
+                    if s == scenario_name and target not in seen:
+                        seen.add(target)
+                        stack.append(target)
+            for node_name in scenario.nodes:
+                if node_name not in seen:
+                    self.warning(
+                        ("scenarios", scenario_name, "nodes", node_name),
+                        "unreachable: no path from the scenario's start leads here",
+                    )
+
+    def _loops(self) -> None:
+        graph: dict[NodeKey, list[NodeKey]] = {}
+        for scenario_name, scenario in self.config.scenarios.items():
+            for node_name, node in scenario.nodes.items():
+                graph[(scenario_name, node_name)] = [
+                    key for key, instant in self._edges(scenario_name, node) if instant
+                ]
+        for cycle in _cycles(graph):
+            first = cycle[0]
+            route = " -> ".join(f"{s}.{n}" for s, n in (*cycle, first))
+            self.error(
+                ("scenarios", first[0], "nodes", first[1]),
+                f"loop that never waits for the caller or the clock: {route} "
+                "(it would spin forever in a live call; put a play, menu or dial in it)",
+            )
+
+
+def _exit_field(node: Node, exit_name: str) -> Path:
+    if exit_name.startswith("case ") and isinstance(node, SwitchNode):
+        key = exit_name[5:]
+        if isinstance(node.cases, dict):
+            return ("cases", key)
+        return ("cases", int(key.lstrip("#")) - 1, "next")
+    if exit_name.startswith("option "):
+        return ("options", exit_name[7:])
+    return (exit_name,)
+
+
+def _instant_exits(node: Node) -> frozenset[str]:
+    """Exits a node can take at once, without the caller or the clock moving."""
+    match node:
+        case AssignNode() | SwitchNode() | NotifyNode() | ScheduleNode():
+            return frozenset(node.exits())
+        case DialNode():
+            instant = {"busy", "unavailable"}
+            if node.busy is None or node.unavailable is None:
+                instant.add("noanswer")
+            return frozenset(instant)
+        case IcmNode():
+            return frozenset({"notfound", "noanswer"})
+        case _:
+            return frozenset()
+
+
+def _cycles(graph: dict[NodeKey, list[NodeKey]]) -> list[list[NodeKey]]:
+    """One cycle from each strongly connected component that has one (Tarjan)."""
+    index: dict[NodeKey, int] = {}
+    low: dict[NodeKey, int] = {}
+    on_stack: set[NodeKey] = set()
+    stack: list[NodeKey] = []
+    found: list[list[NodeKey]] = []
+    counter = 0
+
+    for root in graph:
+        if root in index:
+            continue
+        work: list[tuple[NodeKey, int]] = [(root, 0)]
+        while work:
+            node, child_i = work.pop()
+            if child_i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            children = graph.get(node, [])
+            if child_i < len(children):
+                work.append((node, child_i + 1))
+                child = children[child_i]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component: list[NodeKey] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph.get(node, []):
+                    found.append(_order_cycle(component, graph))
+    return found
+
+
+def _order_cycle(component: list[NodeKey], graph: dict[NodeKey, list[NodeKey]]) -> list[NodeKey]:
+    """The component's members as a walk from its first-declared node back to it."""
+    members = set(component)
+    start = min(component, key=lambda key: list(graph).index(key))
+    path = [start]
+    seen = {start}
+    current = start
+    while True:
+        nxt = next((c for c in graph[current] if c in members), None)
+        if nxt is None or nxt == start or nxt in seen:
+            return path
+        path.append(nxt)
+        seen.add(nxt)
+        current = nxt
+
+
+def check_config(config: Config, invalid: set[Path]) -> tuple[Company, list[Problem]]:
+    checker = _Checker(config, invalid)
+    company = checker.run()
+    return company, checker.problems

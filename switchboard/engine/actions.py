@@ -1,0 +1,151 @@
+"""What a call's scenario run asks the runtime to do.  Times are seconds since the call began."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from switchboard.engine.message import message
+
+Device = Literal["desk", "mobile", "external"]
+
+
+@message
+class Answer:
+    pass
+
+
+@message
+class Play:
+    playback_id: str
+    prompts: tuple[str, ...]  # resolved names: built-in, declared, sound:X, number:N, digits:N
+    language: str
+
+
+@message
+class StopPlayback:
+    playback_id: str
+
+
+@message
+class StartMoh:
+    moh_class: str
+
+
+@message
+class StopMoh:
+    pass
+
+
+@message
+class StartTimer:
+    timer_id: str
+    at: float  # fire `TimerFired(timer_id)` at this call time
+
+
+@message
+class CancelTimer:
+    timer_id: str
+
+
+@message
+class Ring:
+    leg_id: str
+    employee_id: str | None  # None for an external number
+    device: Device
+    number: str  # extension for a desk phone, the full number otherwise
+    confirm: bool  # the answering side must press 1 before it is bridged (mobiles)
+    timeout: float  # the runtime's own safety limit; the engine stops the leg itself
+
+
+@message
+class StopRinging:
+    leg_id: str
+
+
+@message
+class Bridge:
+    leg_id: str  # join the caller and this answered leg
+
+
+@message
+class StartRecording:
+    recording_id: str
+    max_length: float
+    beep: bool
+
+
+@message
+class StopRecording:
+    recording_id: str
+
+
+@message
+class SaveMessage:
+    recording_id: str
+    caller: str
+    called: str
+    at: float
+    length: float
+    mailbox: str | None
+
+
+@message
+class RequestCallback:
+    request_id: str
+    number: str
+    caller: str
+    called: str
+    department: str | None
+    scenario: str
+    node: str
+
+
+@message
+class Lookup:
+    request_id: str
+    source: Literal["last_agent", "http"]
+    caller: str
+    timeout: float
+    days: float = 0.0  # last_agent: how far back to look
+    url: str = ""  # http: the rendered URL
+    path: str = ""  # http: dotted JSON path to the employee
+
+
+@message
+class Notify:
+    level: Literal["info", "warning"]
+    message: str
+
+
+@message
+class ContinueInDialplan:
+    context: str
+    extension: str
+    priority: int
+
+
+@message
+class Hangup:
+    reason: str
+
+
+Action = (
+    Answer
+    | Play
+    | StopPlayback
+    | StartMoh
+    | StopMoh
+    | StartTimer
+    | CancelTimer
+    | Ring
+    | StopRinging
+    | Bridge
+    | StartRecording
+    | StopRecording
+    | SaveMessage
+    | RequestCallback
+    | Lookup
+    | Notify
+    | ContinueInDialplan
+    | Hangup
+)

@@ -1,0 +1,406 @@
+"""One call's run through its scenario: a pure state machine.
+
+``CallRun(company, call, started_at)`` is fed events with the call time they
+happened at (seconds since the call began, from whatever clock the runtime
+keeps: a real one in ARI/AGI, a virtual one in `simulate`) and answers each
+with the actions to carry out.  It never sleeps, never does I/O and reads no
+clock of its own, so the same inputs always give the same run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Final
+
+from switchboard.config.company import Company
+from switchboard.config.model import GotoNode, Node
+from switchboard.engine.actions import (
+    Action,
+    Answer,
+    Bridge,
+    CancelTimer,
+    Hangup,
+    Play,
+    StartTimer,
+    StopMoh,
+    StopPlayback,
+)
+from switchboard.engine.activity import Activity
+from switchboard.engine.events import (
+    AgentState,
+    AgentStatus,
+    CallerHungUp,
+    Event,
+    LegHungUp,
+    QueuePosition,
+    TimerFired,
+)
+from switchboard.engine.nodes import activity_for
+from switchboard.engine.ringing import Answered
+from switchboard.engine.trace import Outcome, Result, Step
+from switchboard.numbering import NumberingPlan, normalize
+from switchboard.templates import parse_template
+
+DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK_FIELDS: Final = frozenset({"time", "date", "weekday"})
+_FALLBACK_EXITS: Final[dict[str, str]] = {
+    "busy": "noanswer",
+    "unavailable": "noanswer",
+    "holiday": "closed",
+    "extension_noanswer": "default",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What Asterisk told us about the call, raw and normalised."""
+
+    called: str
+    caller: str
+    called_raw: str = ""
+    caller_raw: str = ""
+    caller_name: str = ""
+    line: int | None = None
+    language: str | None = None
+
+    @classmethod
+    def from_raw(
+        cls,
+        plan: NumberingPlan | Company,
+        called: str | None,
+        caller: str | None,
+        caller_name: str = "",
+        line: int | None = None,
+        language: str | None = None,
+    ) -> CallInfo:
+        numbering = plan.plan if isinstance(plan, Company) else plan
+        return cls(
+            called=normalize(called, numbering) if called else "",
+            caller=normalize(caller, numbering),
+            called_raw=called or "",
+            caller_raw=caller or "",
+            caller_name=caller_name,
+            line=line,
+            language=language,
+        )
+
+
+class CallRun:
+    def __init__(
+        self,
+        company: Company,
+        call: CallInfo,
+        started_at: dt.datetime,
+        scenario: str | None = None,
+        agents: dict[str, AgentState] | None = None,
+    ) -> None:
+        chosen = scenario or company.select_scenario(call.called or None, call.line)
+        if chosen is None or chosen not in company.config.scenarios:
+            raise LookupError(f"no scenario for called number {call.called_raw!r}")
+        self.company = company
+        self.call = call
+        self.started_at = started_at
+        self.scenario = chosen
+        self.node_name = company.config.scenarios[chosen].start
+        self.now = 0.0
+        self.trace: list[Step] = []
+        self.outcome: Outcome | None = None
+        self.vars: dict[str, str] = {}
+        self.digits = ""  # last keys entered, for {digits}
+        self.pending_digits = ""  # keys pressed during an interruptible play
+        self.position: int | None = None
+        self.answered = False
+        self.moh = False
+        self.finished = False
+        self._agents: dict[str, AgentState] = dict(agents or {})
+        self._timers: set[str] = set()
+        self._ids = 0
+        self._out: list[Action] = []
+        self._activity: Activity | None = None
+        self._step: Step | None = None
+        self._instant = 0
+        self._connected: tuple[Answered, float, str | None] | None = None
+        self._significant: Result | None = None
+        self._extra: dict[str, Any] = {}
+        self._max_timer = ""
+
+    # --- the runtime's side -----------------------------------------------------------
+
+    @property
+    def awaiting_input(self) -> bool:
+        return self._activity is not None and self._activity.listening and not self.finished
+
+    def start(self) -> list[Action]:
+        """Begin the scenario at call time 0."""
+        self._out = []
+        self._max_timer = self.start_timer(self.company.config.limits.max_call_duration)
+        self._enter(self.node_name)
+        return self._out
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Feed one event that happened at call time ``now``; the actions it causes."""
+        self._out = []
+        if self.finished:
+            return self._out
+        self.now = now
+        if isinstance(event, TimerFired):
+            if event.timer_id not in self._timers:
+                return self._out  # cancelled, or already fired
+            self._timers.discard(event.timer_id)
+            if event.timer_id == self._max_timer:
+                self.trace_event("limit", what="max_call_duration")
+                self._end("hangup", "max call duration", hang_up=True)
+                return self._out
+        elif isinstance(event, CallerHungUp):
+            self.trace_event("caller hung up")
+            self._end("abandoned", "caller hung up", hang_up=False)
+            return self._out
+        elif isinstance(event, AgentStatus):
+            self._agents[event.employee_id] = event.state
+        elif isinstance(event, QueuePosition):
+            self.position = event.position
+        activity = self._activity
+        if activity is None:
+            return self._out
+        label = activity.handle(event)
+        if label is not None and not self.finished:
+            self._follow(label)
+        return self._out
+
+    # --- services for the node activities ---------------------------------------------
+
+    def emit(self, action: Action) -> None:
+        self._out.append(action)
+
+    def new_id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{prefix}-{self._ids}"
+
+    def start_timer(self, delay: float) -> str:
+        timer_id = self.new_id("timer")
+        self._timers.add(timer_id)
+        self._out.append(StartTimer(timer_id, self.now + delay))
+        return timer_id
+
+    def cancel_timer(self, timer_id: str) -> None:
+        if timer_id in self._timers:
+            self._timers.discard(timer_id)
+            self._out.append(CancelTimer(timer_id))
+
+    def agent_state(self, employee_id: str) -> AgentState:
+        return self._agents.get(employee_id, "available")
+
+    def ensure_answered(self) -> None:
+        if not self.answered:
+            self.answered = True
+            self._out.append(Answer())
+
+    def play(self, prompts: str | list[str] | tuple[str, ...]) -> str:
+        """Play prompts on the caller's channel (answering first); the playback id."""
+        self.ensure_answered()
+        items = (prompts,) if isinstance(prompts, str) else tuple(prompts)
+        resolved = tuple(self._resolve_prompt(p) for p in items)
+        playback_id = self.new_id("playback")
+        self._out.append(Play(playback_id, resolved, self.language))
+        self.trace_event("play", prompts=list(resolved))
+        return playback_id
+
+    def stop_playback(self, playback_id: str | None) -> None:
+        if playback_id is not None:
+            self._out.append(StopPlayback(playback_id))
+
+    def stop_moh(self) -> None:
+        if self.moh:
+            self.moh = False
+            self._out.append(StopMoh())
+
+    @property
+    def language(self) -> str:
+        scenario = self.company.config.scenarios[self.scenario]
+        return self.call.language or scenario.language or self.company.config.language
+
+    def local_time(self) -> dt.datetime:
+        return self.company.local_time(self.started_at + dt.timedelta(seconds=self.now))
+
+    def render(self, template: str) -> str:
+        parsed = parse_template(template)
+        return parsed.render(self._template_values(parsed.placeholders))
+
+    def trace_event(self, event: str, **fields: Any) -> None:
+        if self._step is not None:
+            self._step.events.append({"t": self.now, "event": event, **fields})
+
+    def detail(self, key: str, value: Any) -> None:
+        if self._step is not None:
+            self._step.details[key] = value
+
+    def mark(self, result: Result, **extra: Any) -> None:
+        """Something that decides the outcome happened (a message left, a call-back taken)."""
+        if self._significant != "connected":
+            self._significant = result
+        self._extra.update(extra)
+
+    def connect(
+        self, answered: Answered, department: str | None, since: float | None = None
+    ) -> None:
+        """An employee answered: bridge and stay in the conversation until one side leaves.
+
+        ``since`` is when the caller began waiting for somebody (entering the dial or
+        the queue); the outcome's ``wait`` counts from there.
+        """
+        self.stop_moh()
+        self._out.append(Bridge(answered.leg_id))
+        start = since if since is not None else (self._step.t if self._step else 0.0)
+        self._connected = (answered, start, department)
+        self._extra["answered_at"] = round(self.now, 3)
+        self._significant = "connected"
+        self.trace_event("connected", agent=answered.member.name, device=answered.device)
+        self._activity = _Conversation(self, answered.leg_id)
+
+    def finish(self, result: Result, reason: str, hang_up: bool = True) -> None:
+        """The scenario ends the call (a hangup node, a hand-off to the dialplan)."""
+        self._end(result, reason, hang_up=hang_up)
+
+    # --- moving through the graph -----------------------------------------------------
+
+    def _follow(self, label: str) -> None:
+        """Leave the current node by exit ``label`` and enter what it points to."""
+        target = self._resolve_exit(label)
+        self._close_step(target, label)
+        if target is None:
+            # validation makes this unreachable for checked configs; never crash a call
+            self._end("hangup", f"node {self.node_name} has no exit {label!r}", hang_up=True)
+            return
+        self._enter(target)
+
+    def _resolve_exit(self, label: str) -> str | None:
+        exits = self.company.node_exits(self.scenario, self.node_name)
+        target = exits.get(label)
+        fallback = label
+        while target is None and fallback in _FALLBACK_EXITS:
+            fallback = _FALLBACK_EXITS[fallback]
+            target = exits.get(fallback)
+        if target is None and label not in {"open", "closed", "holiday"}:
+            target = exits.get("closed")  # a break with no exit of its own
+        return target
+
+    def _enter(self, node_name: str) -> None:
+        """Enter nodes until one waits for an event (or the call ends)."""
+        while True:
+            self._instant += 1
+            if self._instant > self.company.config.limits.max_instant_steps:
+                self._end("hangup", "loop: too many steps without waiting", hang_up=True)
+                return
+            self.node_name = node_name
+            node: Node = self.company.node(self.scenario, node_name)
+            self._step = Step(scenario=self.scenario, node=node_name, type=node.type, t=self.now)
+            self.trace.append(self._step)
+            if isinstance(node, GotoNode):
+                self.scenario = node.scenario
+                node_name = node.node or self.company.config.scenarios[node.scenario].start
+                self._close_step(f"{self.scenario}.{node_name}", "goto")
+                continue
+            activity = activity_for(self, node)
+            self._activity = activity
+            label = activity.enter()
+            if self.finished:
+                return
+            if label is None:
+                self._instant = 0
+                return
+            target = self._resolve_exit(label)
+            self._close_step(target, label)
+            if target is None:
+                self._end("hangup", f"node {node_name} has no exit {label!r}", hang_up=True)
+                return
+            node_name = target
+
+    def _close_step(self, target: str | None, label: str | None) -> None:
+        step = self._step
+        if step is not None:
+            step.exit = target
+            step.via = label
+            step.t_end = self.now
+
+    def _end(self, result: Result, reason: str, hang_up: bool) -> None:
+        if self.finished:
+            return
+        if self._activity is not None:
+            self._activity.leave()
+        self.stop_moh()
+        if hang_up:
+            self._out.append(Hangup(reason))
+        self.finished = True
+        for timer_id in sorted(self._timers):
+            self._out.append(CancelTimer(timer_id))
+        self._timers.clear()
+        if self._step is not None and self._step.t_end is None:
+            self._step.t_end = self.now
+        final: Result = self._significant or result
+        if self._connected is not None:
+            answered, since, department = self._connected
+            answered_at = float(self._extra["answered_at"])
+            self.outcome = Outcome(
+                result="connected",
+                reason=reason,
+                duration=self.now,
+                wait=answered_at - since,
+                agent=answered.member.name,
+                department=department,
+                talk=self.now - answered_at,
+                extra=self._extra,
+            )
+        else:
+            self.outcome = Outcome(
+                result=final, reason=reason, duration=self.now, wait=self.now, extra=self._extra
+            )
+        self._activity = None
+
+    def _template_values(self, wanted: tuple[str, ...]) -> dict[str, str]:
+        call = self.call
+        values = {
+            "called": call.called,
+            "called_raw": call.called_raw,
+            "caller": call.caller,
+            "caller_raw": call.caller_raw,
+            "caller_name": call.caller_name,
+            "line": "" if call.line is None else str(call.line),
+            "digits": self.digits,
+            "scenario": self.scenario,
+            "node": self.node_name,
+            "language": self.language,
+        }
+        if any(name in _CLOCK_FIELDS for name in wanted):
+            local = self.local_time()
+            values["time"] = local.strftime("%H:%M")
+            values["date"] = local.strftime("%Y-%m-%d")
+            values["weekday"] = DAYS[local.weekday()]
+        for name, value in self.vars.items():
+            values[f"var.{name}"] = value
+        return values
+
+    def _resolve_prompt(self, prompt: str) -> str:
+        if prompt == "greeting":
+            return self.company.greeting_for(self.local_time())
+        if prompt.startswith(("number:", "digits:")):
+            kind, _, text = prompt.partition(":")
+            return f"{kind}:{self.render(text)}"
+        return prompt
+
+
+class _Conversation(Activity):
+    """Caller and employee are bridged; the call ends when either hangs up."""
+
+    def __init__(self, run: CallRun, leg_id: str) -> None:
+        super().__init__(run)
+        self.leg_id = leg_id
+
+    def enter(self) -> str | None:
+        return None
+
+    def handle(self, event: Event) -> str | None:
+        if isinstance(event, LegHungUp) and event.leg_id == self.leg_id:
+            self.run.trace_event("agent hung up")
+            self.run.finish("connected", "agent hung up")
+        return None

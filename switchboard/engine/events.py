@@ -1,0 +1,104 @@
+"""What the runtimes tell a call's scenario run: things that happened on the call."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from switchboard.engine.message import message
+
+AgentState = Literal["available", "busy", "offline"]
+
+
+@message
+class CallerHungUp:
+    pass
+
+
+@message
+class Digits:
+    keys: str  # one or more DTMF keys, in the order pressed
+
+
+@message
+class PlaybackFinished:
+    playback_id: str
+
+
+@message
+class TimerFired:
+    timer_id: str
+
+
+@message
+class LegAnswered:
+    leg_id: str  # for a mobile with `confirm`, after the employee pressed 1
+
+
+@message
+class LegBusy:
+    leg_id: str
+
+
+@message
+class LegFailed:
+    leg_id: str  # could not be rung at all: offline, unreachable, congestion
+    reason: str = "unavailable"
+
+
+@message
+class LegNoAnswer:
+    leg_id: str  # the far end gave up ringing before we did
+
+
+@message
+class LegHungUp:
+    leg_id: str  # a bridged employee ended the conversation
+
+
+@message
+class AgentStatus:
+    employee_id: str
+    state: AgentState
+
+
+@message
+class QueuePosition:
+    position: int  # 1 = next to be served
+
+
+@message
+class LookupResult:
+    request_id: str
+    value: str | None  # an employee id or extension; None: nothing found or an error
+
+
+@message
+class RecordingFinished:
+    recording_id: str
+    duration: float
+
+
+@message
+class CallbackStored:
+    request_id: str
+    ok: bool  # committed to storage; only then does the caller hear the promise
+
+
+Event = (
+    CallerHungUp
+    | Digits
+    | PlaybackFinished
+    | TimerFired
+    | LegAnswered
+    | LegBusy
+    | LegFailed
+    | LegNoAnswer
+    | LegHungUp
+    | AgentStatus
+    | QueuePosition
+    | LookupResult
+    | RecordingFinished
+    | CallbackStored
+)
+
+LegEvent = LegAnswered | LegBusy | LegFailed | LegNoAnswer

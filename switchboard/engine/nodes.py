@@ -1,0 +1,817 @@
+"""What each node type does with a call: one `Activity` class per node type.
+
+An activity's `enter` starts the node and `handle` reacts to events; both
+return the label of the exit to leave by (``"next"``, ``"default"``,
+``"option 1"``, ``"noanswer"`` ...) or None to keep waiting.  They talk to the
+world only through the `CallRun` they belong to.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from switchboard.config.model import (
+    AssignNode,
+    CallbackNode,
+    DialNode,
+    DialplanNode,
+    GotoNode,
+    HangupNode,
+    HttpSource,
+    IcmNode,
+    LastAgentSource,
+    MenuNode,
+    Node,
+    NotifyNode,
+    PlayNode,
+    QueueNode,
+    ScheduleNode,
+    SwitchNode,
+    VoicemailNode,
+)
+from switchboard.engine.actions import (
+    ContinueInDialplan,
+    Lookup,
+    Notify,
+    RequestCallback,
+    SaveMessage,
+    StartMoh,
+    StartRecording,
+    StopRecording,
+)
+from switchboard.engine.activity import Activity
+from switchboard.engine.events import (
+    AgentStatus,
+    CallbackStored,
+    Digits,
+    Event,
+    LegAnswered,
+    LegBusy,
+    LegFailed,
+    LegNoAnswer,
+    LookupResult,
+    PlaybackFinished,
+    RecordingFinished,
+    TimerFired,
+)
+from switchboard.engine.ringing import Answered, AttemptResult, Member, RingAttempt
+from switchboard.numbering import ANONYMOUS, UNKNOWN, is_phone_number
+from switchboard.schedule import OPEN
+
+if TYPE_CHECKING:
+    from switchboard.engine.call import CallRun
+
+_LEG_EVENTS = (LegAnswered, LegBusy, LegFailed, LegNoAnswer)
+
+
+def activity_for(run: CallRun, node: Node) -> Activity:
+    match node:
+        case AssignNode():
+            return AssignActivity(run, node)
+        case SwitchNode():
+            return SwitchActivity(run, node)
+        case NotifyNode():
+            return NotifyActivity(run, node)
+        case PlayNode():
+            return PlayActivity(run, node)
+        case MenuNode():
+            return MenuActivity(run, node)
+        case ScheduleNode():
+            return ScheduleActivity(run, node)
+        case DialNode():
+            return DialActivity(run, node)
+        case QueueNode():
+            return QueueActivity(run, node)
+        case CallbackNode():
+            return CallbackActivity(run, node)
+        case IcmNode():
+            return IcmActivity(run, node)
+        case VoicemailNode():
+            return VoicemailActivity(run, node)
+        case DialplanNode():
+            return DialplanActivity(run, node)
+        case HangupNode():
+            return HangupActivity(run, node)
+        case GotoNode():  # handled by the run itself; kept here for exhaustiveness
+            raise AssertionError("goto nodes are followed by CallRun")
+
+
+# --- nodes that decide at once -------------------------------------------------------
+
+
+class AssignActivity(Activity):
+    def __init__(self, run: CallRun, node: AssignNode) -> None:
+        super().__init__(run)
+        self.node = node
+
+    def enter(self) -> str:
+        value = self.run.render(self.node.value)
+        self.run.vars[self.node.var] = value
+        self.run.detail(self.node.var, value)
+        return "next"
+
+
+class SwitchActivity(Activity):
+    def __init__(self, run: CallRun, node: SwitchNode) -> None:
+        super().__init__(run)
+        self.node = node
+
+    def enter(self) -> str:
+        value = self.run.render(self.node.value)
+        self.run.detail("value", value)
+        cases = self.run.company.switch_cases.get((self.run.scenario, self.run.node_name), ())
+        for case in cases:
+            if case.matches(value):
+                return case.label
+        return "default"
+
+
+class NotifyActivity(Activity):
+    def __init__(self, run: CallRun, node: NotifyNode) -> None:
+        super().__init__(run)
+        self.node = node
+
+    def enter(self) -> str:
+        message = self.run.render(self.node.message)
+        self.run.detail("message", message)
+        self.run.emit(Notify(self.node.level, message))
+        return "next"
+
+
+class ScheduleActivity(Activity):
+    def __init__(self, run: CallRun, node: ScheduleNode) -> None:
+        super().__init__(run)
+        self.node = node
+
+    def enter(self) -> str:
+        local = self.run.local_time()
+        state = self.run.company.schedules[self.node.schedule].state(local)
+        self.run.detail("local_time", local.strftime("%a %Y-%m-%d %H:%M"))
+        self.run.detail("state", state)
+        return state if state != OPEN else "open"
+
+
+# --- prompts and keys ----------------------------------------------------------------
+
+
+class PlayActivity(Activity):
+    def __init__(self, run: CallRun, node: PlayNode) -> None:
+        super().__init__(run)
+        self.node = node
+        self.playback: str | None = None
+        self.listening = node.interruptible
+
+    def enter(self) -> str | None:
+        self.playback = self.run.play(self.node.prompt)
+        return None
+
+    def handle(self, event: Event) -> str | None:
+        if isinstance(event, PlaybackFinished) and event.playback_id == self.playback:
+            return "next"
+        if isinstance(event, Digits) and self.node.interruptible:
+            self.run.stop_playback(self.playback)
+            self.run.pending_digits += event.keys
+            self.run.trace_event("key", keys=event.keys)
+            return "next"
+        return None
+
+    def leave(self) -> None:
+        self.run.stop_playback(self.playback)
+
+
+class MenuActivity(Activity):
+    """Prompt, keys, retries, and a dialled extension rung directly (DISA)."""
+
+    def __init__(self, run: CallRun, node: MenuNode) -> None:
+        super().__init__(run)
+        self.node = node
+        self.listening = True
+        self.buffer = ""
+        self.invalid = 0
+        self.playback: str | None = None
+        self.wait_timer: str | None = None
+        self.digit_timer: str | None = None
+        self.ringing: RingAttempt | None = None
+        self.ring_since = 0.0
+        extensions = run.company.extensions if node.extension_dialing else {}
+        self.candidates = tuple(node.options) + tuple(extensions)
+        self.extensions = extensions
+        self.max_digits = node.max_digits or max((len(c) for c in self.candidates), default=1)
+
+    def enter(self) -> str | None:
+        self.playback = self.run.play(self.node.prompt)
+        pending, self.run.pending_digits = self.run.pending_digits, ""
+        if pending:
+            return self._keys(pending)
+        return None
+
+    def handle(self, event: Event) -> str | None:
+        if self.ringing is not None:
+            return self._ringing(event)
+        match event:
+            case PlaybackFinished() if event.playback_id == self.playback:
+                self.playback = None
+                if not self.buffer:
+                    self.wait_timer = self.run.start_timer(self.node.wait)
+            case Digits():
+                return self._keys(event.keys)
+            case TimerFired() if event.timer_id == self.wait_timer:
+                self.wait_timer = None
+                self.run.trace_event("timeout", waited=self.node.wait)
+                return "default"
+            case TimerFired() if event.timer_id == self.digit_timer:
+                self.digit_timer = None
+                return self._evaluate()
+        return None
+
+    def leave(self) -> None:
+        self.run.stop_playback(self.playback)
+        if self.ringing is not None:
+            self.ringing.stop()
+
+    def _keys(self, keys: str) -> str | None:
+        for key in keys:
+            self.run.trace_event("key", keys=key)
+            if self.playback is not None:
+                self.run.stop_playback(self.playback)
+                self.playback = None
+            self._cancel_timers()
+            if key == "#":
+                label = self._evaluate()
+            else:
+                self.buffer += key
+                label = self._decide()
+            if label is not None or self.ringing is not None:
+                return label
+        return None
+
+    def _decide(self) -> str | None:
+        buffer = self.buffer
+        exact = buffer in self.node.options or buffer in self.extensions
+        longer = any(c != buffer and c.startswith(buffer) for c in self.candidates)
+        if len(buffer) >= self.max_digits or (exact and not longer) or not longer:
+            return self._evaluate()
+        self.digit_timer = self.run.start_timer(self.node.inter_digit)
+        return None
+
+    def _evaluate(self) -> str | None:
+        entered, self.buffer = self.buffer, ""
+        self.run.digits = entered
+        if entered in self.node.options:
+            self.run.detail("choice", entered)
+            return f"option {entered}"
+        target = self.extensions.get(entered)
+        if target is not None:
+            self.run.detail("extension", entered)
+            self.listening = False
+            kind, ident = target
+            self.ringing = ring_target(self.run, kind, ident, self.node.ring_timeout)
+            self.ring_since = self.run.now
+            result = self.ringing.start()
+            return self._ring_result(result)
+        self.invalid += 1
+        self.run.trace_event("invalid", keys=entered, attempt=self.invalid)
+        if self.invalid > self.node.retries:
+            return "default"
+        prompts: list[str] = []
+        if self.node.invalid_prompt is not None:
+            invalid = self.node.invalid_prompt
+            prompts.extend([invalid] if isinstance(invalid, str) else invalid)
+        prompt = self.node.prompt
+        prompts.extend([prompt] if isinstance(prompt, str) else prompt)
+        self.playback = self.run.play(prompts)
+        return None
+
+    def _ringing(self, event: Event) -> str | None:
+        assert self.ringing is not None
+        if isinstance(event, (*_LEG_EVENTS, TimerFired)):
+            return self._ring_result(self.ringing.handle(event))
+        return None
+
+    def _ring_result(self, result: AttemptResult | None) -> str | None:
+        if result is None:
+            return None
+        if isinstance(result, Answered):
+            self.ringing = None
+            self.run.connect(result, None, since=self.ring_since)
+            return None
+        return "extension_noanswer"
+
+    def _cancel_timers(self) -> None:
+        for timer in (self.wait_timer, self.digit_timer):
+            if timer is not None:
+                self.run.cancel_timer(timer)
+        self.wait_timer = self.digit_timer = None
+
+
+# --- ringing people ------------------------------------------------------------------
+
+
+def members_of(run: CallRun, kind: str, ident: str) -> list[Member]:
+    company = run.company
+    if kind == "employee":
+        return [Member(company.employees[ident])]
+    department = company.departments[ident]
+    return [Member(company.employees[m]) for m in department.members if m in company.employees]
+
+
+def ring_target(run: CallRun, kind: str, ident: str, ring_timeout: float | None) -> RingAttempt:
+    """A ring attempt on an employee (desk, then mobile) or a department (its strategy)."""
+    if kind == "department":
+        dep = run.company.departments[ident]
+        return RingAttempt(
+            run,
+            members_of(run, kind, ident),
+            dep.strategy,
+            dep.ring_delay,
+            ring_timeout or dep.ring_timeout,
+        )
+    timeout = ring_timeout or 30.0
+    return RingAttempt(run, members_of(run, kind, ident), "all_at_once", timeout, timeout)
+
+
+class DialActivity(Activity):
+    def __init__(self, run: CallRun, node: DialNode) -> None:
+        super().__init__(run)
+        self.node = node
+        self.ringing: RingAttempt | None = None
+        self.department: str | None = None
+
+    def enter(self) -> str | None:
+        target = self.run.company.resolve_target(self.node.target)
+        assert target is not None  # checked at load
+        kind, ident = target
+        if kind == "department":
+            self.department = ident
+        self.ringing = ring_target(self.run, kind, ident, self.node.ring_timeout)
+        return self._result(self.ringing.start())
+
+    def handle(self, event: Event) -> str | None:
+        if self.ringing is not None and isinstance(event, (*_LEG_EVENTS, TimerFired)):
+            return self._result(self.ringing.handle(event))
+        return None
+
+    def leave(self) -> None:
+        if self.ringing is not None:
+            self.ringing.stop()
+
+    def _result(self, result: AttemptResult | None) -> str | None:
+        if result is None:
+            return None
+        if isinstance(result, Answered):
+            self.run.connect(result, self.department)
+            return None
+        return result
+
+
+class QueueActivity(Activity):
+    """Hold music, announcements, offers to free members, overflow and call-back."""
+
+    def __init__(self, run: CallRun, node: QueueNode) -> None:
+        super().__init__(run)
+        self.node = node
+        self.listening = node.callback_key is not None
+        self.department = run.company.departments[node.department]
+        self.ringing: RingAttempt | None = None
+        self.retry_timer: str | None = None
+        self.announce_timer: str | None = None
+        self.max_timer: str | None = None
+        self.announcement: str | None = None
+        self.entered_at = run.now
+        self.announcements = 0
+
+    def enter(self) -> str | None:
+        self.run.ensure_answered()
+        self._moh_on()
+        self.max_timer = self.run.start_timer(self.node.max_wait)
+        if self.node.announce_every > 0:
+            self.announce_timer = self.run.start_timer(self.node.announce_every)
+        self._offer()
+        return None
+
+    def handle(self, event: Event) -> str | None:
+        run = self.run
+        match event:
+            case Digits():
+                run.trace_event("key", keys=event.keys)
+                if self.node.callback_key is not None and self.node.callback_key in event.keys:
+                    self._leave_queue()
+                    run.vars["callback_department"] = self.department.id
+                    run.detail("waited", round(run.now - self.entered_at, 3))
+                    return "callback"
+            case TimerFired() if event.timer_id == self.max_timer:
+                self.max_timer = None
+                run.trace_event("max_wait", waited=self.node.max_wait)
+                self._leave_queue()
+                return "overflow"
+            case TimerFired() if event.timer_id == self.announce_timer:
+                self._announce()
+            case TimerFired() if event.timer_id == self.retry_timer:
+                self.retry_timer = None
+                self._offer()
+            case PlaybackFinished() if event.playback_id == self.announcement:
+                self.announcement = None
+                self._moh_on()
+            case AgentStatus() if event.state == "available" and self.ringing is None:
+                if event.employee_id in self.department.members:
+                    if self.retry_timer is not None:
+                        run.cancel_timer(self.retry_timer)
+                        self.retry_timer = None
+                    self._offer()
+            case _ if self.ringing is not None and isinstance(event, (*_LEG_EVENTS, TimerFired)):
+                return self._result(self.ringing.handle(event))
+        return None
+
+    def leave(self) -> None:
+        self._leave_queue()
+
+    def _moh_on(self) -> None:
+        if not self.run.moh:
+            self.run.moh = True
+            self.run.emit(StartMoh(self.node.moh))
+
+    def _announce(self) -> None:
+        run = self.run
+        self.announce_timer = run.start_timer(self.node.announce_every)
+        self.announcements += 1
+        run.stop_moh()
+        prompt = self.node.announce_prompt
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if self.node.announce_position and run.position is not None:
+            prompts += ["position-is", f"number:{run.position}"]
+        run.stop_playback(self.announcement)
+        self.announcement = run.play(prompts)
+        run.trace_event("announce", n=self.announcements)
+
+    def _offer(self) -> None:
+        run = self.run
+        free = [
+            Member(run.company.employees[m])
+            for m in self.department.members
+            if m in run.company.employees and run.agent_state(m) == "available"
+        ]
+        if not free:
+            return  # wait for an AgentStatus, max_wait or the caller
+        self.ringing = RingAttempt(
+            run,
+            free,
+            self.department.strategy,
+            self.department.ring_delay,
+            self.department.ring_timeout,
+        )
+        outcome = self._result(self.ringing.start())
+        assert outcome is None
+
+    def _result(self, result: AttemptResult | None) -> str | None:
+        if result is None:
+            return None
+        self.ringing = None
+        if isinstance(result, Answered):
+            self._stop_waiting()
+            self.run.detail("waited", round(self.run.now - self.entered_at, 3))
+            self.run.connect(result, self.department.id)
+            return None
+        self.retry_timer = self.run.start_timer(self.node.retry)
+        return None
+
+    def _stop_waiting(self) -> None:
+        run = self.run
+        for timer in (self.max_timer, self.announce_timer, self.retry_timer):
+            if timer is not None:
+                run.cancel_timer(timer)
+        self.max_timer = self.announce_timer = self.retry_timer = None
+        run.stop_playback(self.announcement)
+        self.announcement = None
+        run.stop_moh()
+        self.listening = False
+
+    def _leave_queue(self) -> None:
+        if self.ringing is not None:
+            self.ringing.stop()
+            self.ringing = None
+        self._stop_waiting()
+
+
+class IcmActivity(Activity):
+    """Find the caller's responsible employee, ring them; back to the scenario if not."""
+
+    def __init__(self, run: CallRun, node: IcmNode) -> None:
+        super().__init__(run)
+        self.node = node
+        self.source = 0
+        self.request: str | None = None
+        self.request_timer: str | None = None
+        self.ringing: RingAttempt | None = None
+        self.tried: list[dict[str, str | None]] = []
+
+    def enter(self) -> str | None:
+        self.run.detail("sources", self.tried)
+        if self.run.call.caller in (ANONYMOUS, UNKNOWN):
+            self.tried.append({"source": "caller", "result": self.run.call.caller})
+            return self._not_found()
+        return self._next_source()
+
+    def handle(self, event: Event) -> str | None:
+        if self.ringing is not None:
+            if isinstance(event, (*_LEG_EVENTS, TimerFired)):
+                return self._result(self.ringing.handle(event))
+            return None
+        match event:
+            case LookupResult() if event.request_id == self.request:
+                self._end_request()
+                return self._candidate(event.value)
+            case TimerFired() if event.timer_id == self.request_timer:
+                self.request_timer = None
+                self.request = None
+                self.tried[-1]["result"] = "timeout"
+                self.source += 1
+                return self._next_source()
+        return None
+
+    def leave(self) -> None:
+        self._end_request()
+        if self.ringing is not None:
+            self.ringing.stop()
+
+    def _end_request(self) -> None:
+        if self.request_timer is not None:
+            self.run.cancel_timer(self.request_timer)
+        self.request = self.request_timer = None
+
+    def _next_source(self) -> str | None:
+        run = self.run
+        while self.source < len(self.node.sources):
+            source = self.node.sources[self.source]
+            entry: dict[str, str | None] = {"source": source.type, "result": None}
+            self.tried.append(entry)
+            match source:
+                case LastAgentSource() | HttpSource():
+                    self.request = run.new_id("lookup")
+                    self.request_timer = run.start_timer(source.timeout)
+                    if isinstance(source, LastAgentSource):
+                        run.emit(
+                            Lookup(
+                                self.request,
+                                "last_agent",
+                                run.call.caller,
+                                source.timeout,
+                                days=source.days,
+                            )
+                        )
+                    else:
+                        run.emit(
+                            Lookup(
+                                self.request,
+                                "http",
+                                run.call.caller,
+                                source.timeout,
+                                url=run.render(source.url),
+                                path=source.path,
+                            )
+                        )
+                    return None
+                case _:
+                    # contacts: answered at once from the config; moves on by itself
+                    return self._candidate(run.company.contacts.get(run.call.caller))
+        return self._not_found()
+
+    def _candidate(self, value: str | None) -> str | None:
+        """A source answered ``value``: ring that employee, or try the next source."""
+        entry = self.tried[-1]
+        target = self.run.company.resolve_target(value) if value else None
+        if target is None or target[0] != "employee":
+            entry["result"] = "none" if not value else f"not an employee: {value}"
+            self.source += 1
+            return self._next_source()
+        employee_id = target[1]
+        if employee_id in self.node.exceptions:
+            entry["result"] = f"{employee_id} (exception)"
+            self.source += 1
+            return self._next_source()
+        entry["result"] = employee_id
+        self.run.detail("manager", employee_id)
+        employee = self.run.company.employees[employee_id]
+        return self._ring([Member(employee, to_mobile=self.node.to_mobile)])
+
+    def _not_found(self) -> str | None:
+        default = self.node.default
+        if default is None:
+            return "notfound"
+        target = self.run.company.resolve_target(default)
+        if target is not None:
+            self.run.detail("default", default)
+            members = members_of(self.run, *target)
+            return self._ring(members)
+        if is_phone_number(default):
+            self.run.detail("default", default)
+            return self._ring([Member(None, number=self.run.company.normalize(default))])
+        return "notfound"
+
+    def _ring(self, members: list[Member]) -> str | None:
+        timeout = self.node.ring_timeout
+        self.ringing = RingAttempt(self.run, members, "all_at_once", timeout, timeout)
+        return self._result(self.ringing.start())
+
+    def _result(self, result: AttemptResult | None) -> str | None:
+        if result is None:
+            return None
+        self.ringing = None
+        if isinstance(result, Answered):
+            self.run.connect(result, None)
+            return None
+        return "noanswer"
+
+
+# --- messages, call-backs, hand-offs --------------------------------------------------
+
+
+class CallbackActivity(Activity):
+    """Take a call-back request; the caller hears the promise only once it is stored."""
+
+    ASK_WAIT = 10.0
+    INTER_DIGIT = 5.0
+    MAX_DIGITS = 15
+    STORE_TIMEOUT = 5.0
+
+    def __init__(self, run: CallRun, node: CallbackNode) -> None:
+        super().__init__(run)
+        self.node = node
+        self.playback: str | None = None
+        self.timer: str | None = None
+        self.entered = ""
+        self.request: str | None = None
+        self.number = ""
+        self.confirming = False
+
+    def enter(self) -> str | None:
+        caller = self.run.call.caller
+        if self.node.ask_number or caller in (ANONYMOUS, UNKNOWN) or not is_phone_number(caller):
+            self.listening = True
+            self.playback = self.run.play(self.node.ask_prompt)
+            return None
+        return self._request(caller)
+
+    def handle(self, event: Event) -> str | None:
+        run = self.run
+        match event:
+            case PlaybackFinished() if event.playback_id == self.playback:
+                self.playback = None
+                if self.confirming:
+                    return "next"
+                if self.listening and self.timer is None:
+                    self.timer = run.start_timer(self.ASK_WAIT)
+            case Digits() if self.listening:
+                run.stop_playback(self.playback)
+                self.playback = None
+                for key in event.keys:
+                    if key == "#" or len(self.entered) >= self.MAX_DIGITS:
+                        return self._entered()
+                    self.entered += key
+                self._restart_timer(self.INTER_DIGIT)
+            case TimerFired() if event.timer_id == self.timer:
+                self.timer = None
+                if self.request is not None:
+                    return self._stored(False)
+                return self._entered()
+            case CallbackStored() if event.request_id == self.request:
+                return self._stored(event.ok)
+        return None
+
+    def leave(self) -> None:
+        self.run.stop_playback(self.playback)
+
+    def _restart_timer(self, delay: float) -> None:
+        if self.timer is not None:
+            self.run.cancel_timer(self.timer)
+        self.timer = self.run.start_timer(delay)
+
+    def _entered(self) -> str | None:
+        self.listening = False
+        if self.timer is not None:
+            self.run.cancel_timer(self.timer)
+            self.timer = None
+        self.run.digits = self.entered
+        number = self.run.company.normalize(self.entered) if self.entered else self.run.call.caller
+        if number in (ANONYMOUS, UNKNOWN):
+            self.run.detail("error", "no number to call back")
+            return "next"
+        return self._request(number)
+
+    def _request(self, number: str) -> str | None:
+        run = self.run
+        self.request = run.new_id("callback")
+        self.number = number
+        department = self.node.department or run.vars.get("callback_department")
+        run.detail("number", number)
+        if department:
+            run.detail("department", department)
+        run.emit(
+            RequestCallback(
+                request_id=self.request,
+                number=number,
+                caller=run.call.caller,
+                called=run.call.called,
+                department=department,
+                scenario=run.scenario,
+                node=run.node_name,
+            )
+        )
+        self.timer = run.start_timer(self.STORE_TIMEOUT)
+        return None
+
+    def _stored(self, ok: bool) -> str | None:
+        if self.timer is not None:
+            self.run.cancel_timer(self.timer)
+            self.timer = None
+        self.request = None
+        self.run.detail("stored", ok)
+        if not ok:
+            return "next"
+        self.run.mark("callback", callback_number=self.number)
+        self.confirming = True
+        self.playback = self.run.play(self.node.prompt)
+        return None
+
+
+class VoicemailActivity(Activity):
+    def __init__(self, run: CallRun, node: VoicemailNode) -> None:
+        super().__init__(run)
+        self.node = node
+        self.playback: str | None = None
+        self.recording: str | None = None
+        self.recording_since = 0.0
+
+    def enter(self) -> str | None:
+        self.playback = self.run.play(self.node.prompt)
+        return None
+
+    def handle(self, event: Event) -> str | None:
+        run = self.run
+        match event:
+            case PlaybackFinished() if event.playback_id == self.playback:
+                self.playback = None
+                self.recording = run.new_id("recording")
+                self.recording_since = run.now
+                run.emit(StartRecording(self.recording, self.node.max_length, self.node.beep))
+                run.trace_event("record", max_length=self.node.max_length)
+            case RecordingFinished() if event.recording_id == self.recording:
+                self._save(event.duration)
+                return "next"
+        return None
+
+    def leave(self) -> None:
+        self.run.stop_playback(self.playback)
+        if self.recording is not None:
+            self.run.emit(StopRecording(self.recording))
+            self._save(self.run.now - self.recording_since)
+
+    def _save(self, length: float) -> None:
+        run = self.run
+        recording, self.recording = self.recording, None
+        if recording is None:
+            return
+        run.emit(
+            SaveMessage(
+                recording_id=recording,
+                caller=run.call.caller,
+                called=run.call.called,
+                at=self.recording_since,
+                length=length,
+                mailbox=self.node.mailbox,
+            )
+        )
+        run.detail("message_length", round(length, 3))
+        run.mark("voicemail")
+
+
+class DialplanActivity(Activity):
+    def __init__(self, run: CallRun, node: DialplanNode) -> None:
+        super().__init__(run)
+        self.node = node
+
+    def enter(self) -> str | None:
+        extension = self.run.render(self.node.extension)
+        self.run.emit(ContinueInDialplan(self.node.context, extension, self.node.priority))
+        self.run.detail("to", f"{self.node.context},{extension},{self.node.priority}")
+        self.run.finish("dialplan", "handed to the dialplan", hang_up=False)
+        return None
+
+
+class HangupActivity(Activity):
+    def __init__(self, run: CallRun, node: HangupNode) -> None:
+        super().__init__(run)
+        self.node = node
+        self.playback: str | None = None
+
+    def enter(self) -> str | None:
+        if self.node.prompt is not None:
+            self.playback = self.run.play(self.node.prompt)
+            return None
+        self.run.finish("hangup", "scenario hung up")
+        return None
+
+    def handle(self, event: Event) -> str | None:
+        if isinstance(event, PlaybackFinished) and event.playback_id == self.playback:
+            self.playback = None
+            self.run.finish("hangup", "scenario hung up")
+        return None

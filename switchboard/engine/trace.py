@@ -1,0 +1,73 @@
+"""The record of a call's run: one step per node passed, and the outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Result = Literal["connected", "voicemail", "callback", "dialplan", "hangup", "abandoned"]
+RESULTS: tuple[Result, ...] = (
+    "connected",
+    "voicemail",
+    "callback",
+    "dialplan",
+    "hangup",
+    "abandoned",
+)
+
+
+@dataclass(slots=True)
+class Step:
+    scenario: str
+    node: str
+    type: str
+    t: float
+    exit: str | None = None  # the node the call went to next
+    via: str | None = None  # which exit: "default", "option 1", "open", "noanswer", ...
+    t_end: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "node": self.node,
+            "type": self.type,
+            "exit": self.exit,
+            "t": round(self.t, 3),
+            "scenario": self.scenario,
+        }
+        if self.via is not None:
+            out["via"] = self.via
+        if self.t_end is not None:
+            out["t_end"] = round(self.t_end, 3)
+        if self.details:
+            out["details"] = self.details
+        if self.events:
+            out["events"] = [{**e, "t": round(e["t"], 3)} for e in self.events]
+        return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    result: Result
+    reason: str
+    duration: float
+    wait: float
+    agent: str | None = None
+    department: str | None = None
+    talk: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"result": self.result}
+        if self.agent is not None:
+            out["agent"] = self.agent
+        if self.department is not None:
+            out["department"] = self.department
+        out["wait"] = round(self.wait, 3)
+        if self.talk is not None:
+            out["talk"] = round(self.talk, 3)
+        out["duration"] = round(self.duration, 3)
+        out["reason"] = self.reason
+        out.update(self.extra)
+        return out

@@ -1,0 +1,47 @@
+"""Structured logging: structlog with context variables first, JSON in production."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+import structlog
+
+from switchboard.engine.actions import Notify
+
+if TYPE_CHECKING:
+    from switchboard.simulate import Simulation
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def configure_logging(json_output: bool, level: str = "info") -> None:
+    """Log to stderr: JSON lines for machines, readable lines in a terminal."""
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def log_notifications(sim: Simulation) -> None:
+    """Write each `notify` node's line to the log, as a live runtime would."""
+    log = structlog.get_logger("switchboard.notify").bind(
+        scenario=sim.scenario, caller=sim.call.caller, called=sim.call.called
+    )
+    for t, action in sim.actions:
+        if isinstance(action, Notify):
+            emit = log.warning if action.level == "warning" else log.info
+            emit("notify", message=action.message, t=t)

@@ -1,0 +1,56 @@
+"""The project's own prompts, and how a prompt reference in the config is read.
+
+A prompt reference is one of:
+
+- a built-in prompt name below (the project's ``sounds/``) or a name declared
+  under ``prompts:`` in the configuration;
+- ``sound:NAME`` — any Asterisk sound file, played as is and not checked;
+- ``number:N`` / ``digits:N`` — said by Asterisk's core sounds (N may be a template).
+
+``greeting`` is virtual: it becomes ``greeting-morning``, ``greeting-day`` or
+``greeting-evening`` by the local time (boundaries under ``greeting:``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# name -> (duration in seconds used by `simulate`, English text of the recording)
+BUILTIN_PROMPTS: Final[dict[str, tuple[float, str]]] = {
+    "greeting-morning": (2.0, "Good morning!"),
+    "greeting-day": (2.0, "Good afternoon!"),
+    "greeting-evening": (2.0, "Good evening!"),
+    "welcome": (3.0, "Thank you for calling."),
+    "main-menu": (6.0, "For sales press 1, for support press 2."),
+    "sales-menu": (6.0, "For sales press 1, for support press 2, or dial an extension."),
+    "support-menu": (5.0, "For technical support press 1, for billing press 2."),
+    "invalid-option": (2.0, "Sorry, that is not a valid choice."),
+    "please-hold": (3.0, "All our operators are busy. Please hold."),
+    "position-is": (2.0, "Your position in the queue is"),
+    "callback-offer": (3.0, "Press 1 and we will call you back."),
+    "callback-enter-number": (
+        4.0,
+        "Enter the number to call you back on, then press hash. "
+        "Or just press hash for this number.",
+    ),
+    "callback-confirm": (3.0, "Thank you. We will call you back."),
+    "voicemail-intro": (4.0, "Please leave a message after the tone."),
+    "beep": (1.0, "(tone)"),
+    "press-1-to-accept": (3.0, "Incoming call from Switchboard. Press 1 to take the call."),
+    "closed": (4.0, "Our office is closed now. Please call again during working hours."),
+    "lunch": (3.0, "We are at lunch. Please call back in an hour."),
+    "holiday": (3.0, "Our office is closed for the holiday."),
+    "goodbye": (1.5, "Goodbye."),
+}
+
+VIRTUAL_PROMPTS: Final[frozenset[str]] = frozenset({"greeting"})
+GENERATED_PREFIXES: Final[tuple[str, ...]] = ("number:", "digits:")
+SOUND_PREFIX: Final[str] = "sound:"
+SPOKEN_DIGIT_SECONDS: Final[float] = 0.6
+
+
+def is_known_prompt(name: str, declared: set[str] | frozenset[str]) -> bool:
+    """Whether a prompt reference resolves to something Asterisk can play."""
+    if name.startswith(GENERATED_PREFIXES) or name.startswith(SOUND_PREFIX):
+        return True
+    return name in BUILTIN_PROMPTS or name in VIRTUAL_PROMPTS or name in declared

@@ -1,0 +1,351 @@
+"""Dry-run a call through a scenario on a virtual clock (`switchboard simulate`).
+
+The simulator stands in for Asterisk and for the people on the phones: it
+carries out the engine's actions in virtual time (a prompt takes its length, a
+timer fires when it is due, an employee answers after N seconds or is busy)
+and feeds the results back, so a five-minute queue wait takes no real time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from switchboard.config.company import Company
+from switchboard.engine.actions import (
+    Action,
+    Bridge,
+    CancelTimer,
+    Lookup,
+    Play,
+    RequestCallback,
+    Ring,
+    SaveMessage,
+    StartRecording,
+    StartTimer,
+    StopPlayback,
+    StopRecording,
+    StopRinging,
+)
+from switchboard.engine.call import CallInfo, CallRun
+from switchboard.engine.events import (
+    AgentState,
+    AgentStatus,
+    CallbackStored,
+    CallerHungUp,
+    Digits,
+    Event,
+    LegAnswered,
+    LegBusy,
+    LegFailed,
+    LegHungUp,
+    LookupResult,
+    PlaybackFinished,
+    RecordingFinished,
+    TimerFired,
+)
+from switchboard.engine.trace import Outcome, Step
+
+DEFAULT_ANSWER_AFTER = 2.0
+DEFAULT_TALK = 60.0
+_AGENT = re.compile(r"^(answer|busy|noanswer|offline)(?::(\d+(?:\.\d+)?))?$")
+
+
+class SimulationError(ValueError):
+    """Bad simulate arguments (an unknown employee, a malformed --agent ...)."""
+
+    error_id = "simulate.bad_arguments"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentBehaviour:
+    """How a simulated employee behaves when rung (``--agent ID=...``)."""
+
+    kind: Literal["answer", "busy", "noanswer", "offline"] = "answer"
+    seconds: float = DEFAULT_ANSWER_AFTER  # answer: after this long; busy: until then
+    busy_until: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> AgentBehaviour:
+        match = _AGENT.match(text.strip())
+        if not match:
+            raise SimulationError(
+                f"agent behaviour {text!r}: use answer[:SECONDS], busy[:UNTIL], noanswer, offline"
+            )
+        kind = match.group(1)
+        number = float(match.group(2)) if match.group(2) is not None else None
+        if kind == "answer":
+            return cls("answer", DEFAULT_ANSWER_AFTER if number is None else number)
+        if kind == "busy":
+            # busy:95 = busy until second 95 of the call, then free and answering at once
+            return cls("busy", 0.0, busy_until=number)
+        return cls(kind, 0.0)  # type: ignore[arg-type]  # kind is one of the two left
+
+    def state_at(self, t: float) -> AgentState:
+        if self.kind == "offline":
+            return "offline"
+        if self.kind == "busy" and (self.busy_until is None or t < self.busy_until):
+            return "busy"
+        return "available"
+
+
+@dataclass(frozen=True, slots=True)
+class LastAgent:
+    """``--last-agent ID[:DAYS_AGO]``: who last talked to this caller, and when."""
+
+    employee: str
+    days_ago: float = 1.0
+
+
+@dataclass
+class Simulation:
+    scenario: str
+    call: CallInfo
+    started_at: dt.datetime
+    steps: list[Step]
+    outcome: Outcome
+    actions: list[tuple[float, Action]] = field(default_factory=list)
+    callbacks: list[RequestCallback] = field(default_factory=list)
+    messages: list[SaveMessage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "scenario": self.scenario,
+            "called": self.call.called,
+            "caller": self.call.caller,
+            "at": self.started_at.isoformat(),
+            "steps": [step.as_json() for step in self.steps],
+            "outcome": self.outcome.as_json(),
+        }
+        if self.call.line is not None:
+            out["line"] = self.call.line
+        if self.callbacks:
+            out["callbacks"] = [
+                {"number": c.number, "department": c.department} for c in self.callbacks
+            ]
+        if self.messages:
+            out["messages"] = [
+                {"caller": m.caller, "length": round(m.length, 3), "mailbox": m.mailbox}
+                for m in self.messages
+            ]
+        return out
+
+
+def simulate(
+    company: Company,
+    *,
+    called: str | None = None,
+    caller: str | None = None,
+    caller_name: str = "",
+    line: int | None = None,
+    at: dt.datetime | None = None,
+    dtmf: str = "",
+    agents: dict[str, AgentBehaviour] | None = None,
+    hangup_after: float | None = None,
+    talk: float = DEFAULT_TALK,
+    last_agent: LastAgent | None = None,
+    crm: str | None = None,
+    scenario: str | None = None,
+    keep_actions: bool = False,
+) -> Simulation:
+    """Run one call to its end on a virtual clock and return what happened."""
+    agents = agents or {}
+    for name in agents:
+        if name not in company.employees:
+            raise SimulationError(f"--agent {name}: no such employee")
+    if called is None and line is not None:
+        called = company.line_numbers.get(line)
+    call = CallInfo.from_raw(company, called, caller, caller_name=caller_name, line=line)
+    started = at or dt.datetime.now(company.tz)
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=company.tz)
+    try:
+        run = CallRun(
+            company,
+            call,
+            started,
+            scenario=scenario,
+            agents={emp: b.state_at(0.0) for emp, b in agents.items()},
+        )
+    except LookupError as exc:
+        raise SimulationError(
+            f"{exc}: add it under `numbers:` or set `default_scenario:`"
+        ) from None
+    sim = _VirtualAsterisk(run, dtmf, agents, talk, last_agent, crm, keep_actions)
+    return sim.run(hangup_after)
+
+
+class _VirtualAsterisk:
+    def __init__(
+        self,
+        run: CallRun,
+        dtmf: str,
+        agents: dict[str, AgentBehaviour],
+        talk: float,
+        last_agent: LastAgent | None,
+        crm: str | None,
+        keep_actions: bool,
+    ) -> None:
+        self.call = run
+        self.dtmf = dtmf
+        self.agents = agents
+        self.talk = talk
+        self.last_agent = last_agent
+        self.crm = crm
+        self.keep = keep_actions
+        # (time, order, event, key): a None event is the timer named by key
+        self.heap: list[tuple[float, int, Event | str | None, str]] = []
+        self.seq = 0
+        self.cancelled: set[str] = set()  # timers, playbacks and legs that no longer count
+        self.key_due = False
+        self.actions: list[tuple[float, Action]] = []
+        self.callbacks: list[RequestCallback] = []
+        self.messages: list[SaveMessage] = []
+        self.notes: list[str] = []
+
+    def push(self, t: float, event: Event | str | None, key: str = "") -> None:
+        """Schedule ``event`` at ``t``; it is dropped if ``key`` is cancelled before then."""
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, event, key))
+
+    def run(self, hangup_after: float | None) -> Simulation:
+        call = self.call
+        for emp, behaviour in self.agents.items():
+            if behaviour.kind == "busy" and behaviour.busy_until is not None:
+                self.push(behaviour.busy_until, AgentStatus(emp, "available"))
+        if hangup_after is not None:
+            self.push(hangup_after, CallerHungUp())
+        self.apply(call.start(), 0.0)
+        self.ask_for_keys(0.0)
+        heap, cancelled = self.heap, self.cancelled
+        while heap and not call.finished:
+            t, _, item, key = heapq.heappop(heap)
+            if isinstance(item, str):  # a key press falling due
+                self.key_due = False
+                if call.awaiting_input:
+                    self.apply(call.handle(Digits(item), t), t)
+                else:
+                    self.dtmf = item + self.dtmf  # not listening: keep it for the next ask
+                self.ask_for_keys(t)
+                continue
+            if key and key in cancelled:
+                continue
+            self.apply(call.handle(item or TimerFired(key), t), t)
+            if self.dtmf:
+                self.ask_for_keys(t)
+        if not call.finished:
+            # nothing left to happen: the caller, in silence, gives up
+            self.notes.append("the call had nothing left to wait for")
+            self.apply(call.handle(CallerHungUp(), call.now), call.now)
+        assert call.outcome is not None
+        return Simulation(
+            scenario=call.trace[0].scenario if call.trace else call.scenario,
+            call=call.call,
+            started_at=call.started_at,
+            steps=call.trace,
+            outcome=call.outcome,
+            actions=self.actions,
+            callbacks=self.callbacks,
+            messages=self.messages,
+            notes=self.notes,
+        )
+
+    def ask_for_keys(self, t: float) -> None:
+        """When the call listens and no key is on its way, send the next one (after its w's)."""
+        if self.key_due or not self.dtmf or not self.call.awaiting_input:
+            return
+        waits = len(self.dtmf) - len(self.dtmf.lstrip("wW"))
+        self.dtmf = self.dtmf[waits:]
+        if not self.dtmf:
+            return
+        key, self.dtmf = self.dtmf[0], self.dtmf[1:]
+        self.key_due = True
+        self.push(t + waits, key)
+
+    def apply(self, actions: list[Action], t: float) -> None:
+        if self.keep:
+            self.actions.extend((t, action) for action in actions)
+        for action in actions:
+            handler = _HANDLERS.get(type(action))
+            if handler is not None:
+                handler(self, action, t)
+
+    def _timer(self, action: StartTimer, t: float) -> None:
+        self.push(action.at, None, action.timer_id)
+
+    def _cancel_timer(self, action: CancelTimer, t: float) -> None:
+        self.cancelled.add(action.timer_id)
+
+    def _play(self, action: Play, t: float) -> None:
+        length = sum(self.call.company.prompt_duration(p) for p in action.prompts)
+        self.push(t + length, PlaybackFinished(action.playback_id), action.playback_id)
+
+    def _stop_playback(self, action: StopPlayback, t: float) -> None:
+        self.cancelled.add(action.playback_id)
+
+    def _stop_ringing(self, action: StopRinging, t: float) -> None:
+        self.cancelled.add(action.leg_id)
+
+    def _bridge(self, action: Bridge, t: float) -> None:
+        self.push(t + self.talk, LegHungUp(action.leg_id), action.leg_id)
+
+    def _record(self, action: StartRecording, t: float) -> None:
+        finished = RecordingFinished(action.recording_id, action.max_length)
+        self.push(t + action.max_length, finished, action.recording_id)
+
+    def _stop_recording(self, action: StopRecording, t: float) -> None:
+        self.cancelled.add(action.recording_id)
+
+    def _message(self, action: SaveMessage, t: float) -> None:
+        self.messages.append(action)
+
+    def _callback(self, action: RequestCallback, t: float) -> None:
+        self.callbacks.append(action)
+        self.push(t, CallbackStored(action.request_id, ok=True))
+
+    def _ring(self, action: Ring, t: float) -> None:
+        behaviour = self.agents.get(action.employee_id or "", AgentBehaviour())
+        if action.employee_id is None:
+            behaviour = AgentBehaviour()
+        state = behaviour.state_at(t)
+        leg = action.leg_id
+        if state == "offline":
+            self.push(t, LegFailed(leg, "offline"), leg)
+        elif state == "busy":
+            self.push(t, LegBusy(leg), leg)
+        elif behaviour.kind != "noanswer":
+            self.push(t + behaviour.seconds, LegAnswered(leg), leg)
+
+    def _lookup(self, action: Lookup, t: float) -> None:
+        if action.source == "last_agent":
+            found = self.last_agent
+            value = found.employee if found and found.days_ago <= action.days else None
+            self.push(t, LookupResult(action.request_id, value))
+            return
+        if self.crm == "timeout":
+            return  # the engine's own timeout moves on
+        value = None if self.crm in (None, "error", "none") else self.crm
+        self.push(t, LookupResult(action.request_id, value))
+
+
+# one handler per action type that has an effect in virtual time; Answer, MOH,
+# Notify, Hangup and ContinueInDialplan have none
+_HANDLERS: dict[type[Any], Callable[[_VirtualAsterisk, Any, float], None]] = {
+    StartTimer: _VirtualAsterisk._timer,
+    CancelTimer: _VirtualAsterisk._cancel_timer,
+    Play: _VirtualAsterisk._play,
+    StopPlayback: _VirtualAsterisk._stop_playback,
+    Ring: _VirtualAsterisk._ring,
+    StopRinging: _VirtualAsterisk._stop_ringing,
+    Bridge: _VirtualAsterisk._bridge,
+    StartRecording: _VirtualAsterisk._record,
+    StopRecording: _VirtualAsterisk._stop_recording,
+    SaveMessage: _VirtualAsterisk._message,
+    RequestCallback: _VirtualAsterisk._callback,
+    Lookup: _VirtualAsterisk._lookup,
+}
