@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INVALID
-    configure_logging(json_output=False, level="warning" if args.command == "simulate" else "info")
+    configure_logging(json_output=False, level="info")
     result: int = args.handler(args)
     return result
 

@@ -1,0 +1,106 @@
+"""The queue of examples/call-centre.yaml: hold music, announcements, call-back, overflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from switchboard.config.company import Company
+from switchboard.engine.actions import Lookup, Play, StartMoh, StartTimer, StopMoh
+from switchboard.engine.call import CallInfo, CallRun
+from switchboard.engine.events import LookupResult, PlaybackFinished, QueuePosition, TimerFired
+from tests.helpers import events, example, path, rings, run, step
+
+NEW_CALLER = "79035550000"  # in no contacts list, no history: straight to the queue
+ALL_BUSY = {"sidorova": "busy", "kuznetsova": "busy", "smirnov": "busy"}
+
+
+@pytest.fixture(scope="module")
+def centre() -> Company:
+    return example("call-centre.yaml")
+
+
+def test_everyone_busy_hears_announcements_every_40_seconds(centre: Company) -> None:
+    sim = run(centre, caller=NEW_CALLER, agents=ALL_BUSY, dtmf="w" * 130 + "1")
+    assert step(sim, "queue").t == 0
+    assert [e["t"] for e in events(sim, "announce")] == [40, 80, 120]
+
+
+def test_key_1_at_130_seconds_takes_a_callback(centre: Company) -> None:
+    sim = run(centre, caller=NEW_CALLER, agents=ALL_BUSY, dtmf="w" * 130 + "1")
+    queue = step(sim, "queue")
+    assert (queue.via, queue.t_end) == ("callback", 130)
+    assert path(sim) == ["returning", "queue", "take_callback", "goodbye"]
+    assert sim.outcome.result == "callback"
+    assert [(c.number, c.department) for c in sim.callbacks] == [(NEW_CALLER, "support")]
+
+
+def test_nobody_frees_up_overflows_at_max_wait(centre: Company) -> None:
+    sim = run(centre, caller=NEW_CALLER, agents=ALL_BUSY)
+    queue = step(sim, "queue")
+    assert (queue.via, queue.t_end, queue.exit) == ("overflow", 300, "voicemail")
+    assert [e["t"] for e in events(sim, "announce")] == [40, 80, 120, 160, 200, 240, 280]
+    assert sim.outcome.result == "voicemail"
+
+
+def test_a_member_freeing_up_at_95_seconds_is_offered_the_call(centre: Company) -> None:
+    agents = {"sidorova": "busy", "kuznetsova": "busy:95", "smirnov": "busy"}
+    sim = run(centre, caller=NEW_CALLER, agents=agents)
+    assert rings(sim) == [(95, "kuznetsova", "desk")]
+    assert sim.outcome.result == "connected"
+    assert sim.outcome.agent == "kuznetsova"
+    assert sim.outcome.wait == 95
+    assert sim.outcome.department == "support"
+
+
+def test_the_caller_hears_hold_music_between_announcements(centre: Company) -> None:
+    sim = run(centre, caller=NEW_CALLER, agents=ALL_BUSY, hangup_after=50)
+    moh = [(t, type(a).__name__) for t, a in sim.actions if isinstance(a, StartMoh | StopMoh)]
+    # music from the start, paused for the announcement at 40 s, back when it ends
+    announcement = centre.prompt_duration("please-hold") + centre.prompt_duration("callback-offer")
+    assert moh == [
+        (0, "StartMoh"),
+        (40, "StopMoh"),
+        (40 + announcement, "StartMoh"),
+        (50, "StopMoh"),
+    ]
+    assert sim.outcome.result == "abandoned"
+    assert sim.outcome.wait == 50
+
+
+def test_free_members_are_offered_the_call_by_the_department_strategy(centre: Company) -> None:
+    sim = run(centre, caller=NEW_CALLER, agents={k: "noanswer" for k in ALL_BUSY}, hangup_after=70)
+    # support rings one by one, 15 s each, then a new round after `retry` (5 s)
+    assert [r[:2] for r in rings(sim)] == [
+        (0, "sidorova"),
+        (15, "kuznetsova"),
+        (30, "smirnov"),
+        (50, "sidorova"),
+        (65, "kuznetsova"),
+    ]
+
+
+def test_announcements_tell_the_position_when_the_runtime_knows_it(centre: Company) -> None:
+    call = CallRun(
+        centre,
+        CallInfo.from_raw(centre, None, NEW_CALLER),
+        dt.datetime(2026, 12, 1, 10, 0, tzinfo=centre.tz),
+        agents={k: "busy" for k in ALL_BUSY},
+    )
+    actions = call.start()
+    # the icm in front asks call history, then the CRM: neither knows this caller
+    for now in (0.1, 0.2):
+        lookup = next(a for a in actions if isinstance(a, Lookup))
+        actions = call.handle(LookupResult(lookup.request_id, None), now)
+    assert step_of(call) == "queue"
+    call.handle(QueuePosition(3), 1.0)
+    announce = next(a for a in actions if isinstance(a, StartTimer) and a.at == 40.2)
+    played = [a for a in call.handle(TimerFired(announce.timer_id), 40.2) if isinstance(a, Play)]
+    assert played[0].prompts == ("please-hold", "callback-offer", "position-is", "number:3")
+    after = call.handle(PlaybackFinished(played[0].playback_id), 47.0)
+    assert StartMoh("default") in after
+
+
+def step_of(call: CallRun) -> str:
+    return call.trace[-1].node
