@@ -115,3 +115,15 @@ def test_default_number_is_rung_when_no_source_knows_the_caller() -> None:
 
 def _last(employee: str, days_ago: float = 2.0) -> LastAgent:
     return LastAgent(employee, days_ago)
+
+
+def test_crm_url_values_are_percent_encoded() -> None:
+    company = company_from(
+        ICM_DEFAULT.replace(
+            "sources: [contacts]",
+            'sources: [{type: http, url: "https://crm/find?name={caller_name}&n={caller}"}]',
+        )
+    )
+    sim = run(company, caller="79160000003", caller_name="A&B /x?=<y>")
+    crm = next(a for _, a in sim.actions if isinstance(a, Lookup))
+    assert crm.url == "https://crm/find?name=A%26B%20%2Fx%3F%3D%3Cy%3E&n=79160000003"

@@ -274,3 +274,16 @@ def test_the_engine_never_raises_on_any_event_sequence(
     assert call.finished
     assert call.outcome is not None
     assert call.outcome.result in RESULTS
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=configs(), dtmf=st.text(alphabet="0129#w", max_size=20), hour=st.integers(0, 23))
+def test_the_same_call_gives_the_same_trace_every_time(
+    config: dict[str, Any], dtmf: str, hour: int
+) -> None:
+    """The engine reads no clock of its own: a dry run is exactly repeatable."""
+    company = load(config)
+    when = dt.datetime(2026, 12, 1, hour, 30, tzinfo=company.tz)
+    first = simulate(company, caller="79161112233", at=when, dtmf=dtmf).as_json()
+    second = simulate(company, caller="79161112233", at=when, dtmf=dtmf).as_json()
+    assert first == second

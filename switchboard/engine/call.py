@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import quote
 
 from switchboard.config.company import Company
 from switchboard.config.model import GotoNode, Node
@@ -223,9 +224,14 @@ class CallRun:
     def local_time(self) -> dt.datetime:
         return self.company.local_time(self.started_at + dt.timedelta(seconds=self.now))
 
-    def render(self, template: str) -> str:
+    def render(self, template: str, for_url: bool = False) -> str:
+        """A template's text for this call; ``for_url`` percent-encodes each value
+        (a caller name full of ``&`` or ``/`` cannot change a CRM request)."""
         parsed = parse_template(template)
-        return parsed.render(self._template_values(parsed.placeholders))
+        values = self._template_values(parsed.placeholders)
+        if for_url:
+            values = {name: quote(value, safe="") for name, value in values.items()}
+        return parsed.render(values)
 
     def trace_event(self, event: str, **fields: Any) -> None:
         if self._step is not None:

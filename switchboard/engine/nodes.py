@@ -565,7 +565,7 @@ class IcmActivity(Activity):
                                 "http",
                                 run.call.caller,
                                 source.timeout,
-                                url=run.render(source.url),
+                                url=run.render(source.url, for_url=True),
                                 path=source.path,
                             )
                         )
