@@ -44,7 +44,6 @@ from switchboard.numbering import NumberingPlan, normalize
 from switchboard.templates import parse_template
 
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_CLOCK_FIELDS: Final = frozenset({"time", "date", "weekday"})
 _FALLBACK_EXITS: Final[dict[str, str]] = {
     "busy": "noanswer",
     "unavailable": "noanswer",
@@ -228,7 +227,7 @@ class CallRun:
         """A template's text for this call; ``for_url`` percent-encodes each value
         (a caller name full of ``&`` or ``/`` cannot change a CRM request)."""
         parsed = parse_template(template)
-        values = self._template_values(parsed.placeholders)
+        values = {name: self._template_value(name) for name in parsed.placeholders}
         if for_url:
             values = {name: quote(value, safe="") for name, value in values.items()}
         return parsed.render(values)
@@ -363,28 +362,30 @@ class CallRun:
             )
         self._activity = None
 
-    def _template_values(self, wanted: tuple[str, ...]) -> dict[str, str]:
+    def _template_value(self, name: str) -> str:
+        """The value of one placeholder (`switchboard.templates.CALL_FIELDS`, ``var.X``)."""
         call = self.call
-        values = {
-            "called": call.called,
-            "called_raw": call.called_raw,
-            "caller": call.caller,
-            "caller_raw": call.caller_raw,
-            "caller_name": call.caller_name,
-            "line": "" if call.line is None else str(call.line),
-            "digits": self.digits,
-            "scenario": self.scenario,
-            "node": self.node_name,
-            "language": self.language,
-        }
-        if any(name in _CLOCK_FIELDS for name in wanted):
-            local = self.local_time()
-            values["time"] = local.strftime("%H:%M")
-            values["date"] = local.strftime("%Y-%m-%d")
-            values["weekday"] = DAYS[local.weekday()]
-        for name, value in self.vars.items():
-            values[f"var.{name}"] = value
-        return values
+        match name:
+            case "called" | "called_raw" | "caller" | "caller_raw" | "caller_name":
+                value: str = getattr(call, name)
+                return value
+            case "line":
+                return "" if call.line is None else str(call.line)
+            case "digits":
+                return self.digits
+            case "scenario":
+                return self.scenario
+            case "node":
+                return self.node_name
+            case "language":
+                return self.language
+            case "time":
+                return self.local_time().strftime("%H:%M")
+            case "date":
+                return self.local_time().strftime("%Y-%m-%d")
+            case "weekday":
+                return DAYS[self.local_time().weekday()]
+        return self.vars.get(name.removeprefix("var."), "")
 
     def _resolve_prompt(self, prompt: str) -> str:
         if prompt == "greeting":
