@@ -27,6 +27,7 @@ _UNKNOWN_WORDS = frozenset({"", "unknown", "unavailable", "none", "null", "n/a",
 _URI_USER = re.compile(r"^(?:sips?|tel):([^@;>]*)", re.IGNORECASE)
 _ANGLE = re.compile(r"<([^>]*)>")
 _VISUAL = re.compile(r"[\s().\-/]")
+_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +61,12 @@ def normalize(raw: str | None, plan: NumberingPlan) -> str:
     """The canonical form of ``raw`` under ``plan`` (see the module docstring)."""
     if raw is None:
         return UNKNOWN
-    user = extract_user(raw)
+    user = extract_user(raw).strip("\"' ")
     lowered = user.lower()
     if lowered in _UNKNOWN_WORDS:
         return UNKNOWN
-    if any(word in lowered for word in _ANONYMOUS_WORDS):
+    # whole words only: "Presentation Restricted" is withheld, a user "privatebank" is not
+    if not _ANONYMOUS_WORDS.isdisjoint(_WORD.findall(lowered)):
         return ANONYMOUS
     compact = _VISUAL.sub("", user)
     plus = compact.startswith("+")

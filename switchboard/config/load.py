@@ -32,6 +32,21 @@ _PRUNABLE: tuple[tuple[str, ...], ...] = (
     ("prompts", "*"),
     ("scenarios", "*"),
 )
+# top-level settings nothing else refers to: when one is malformed, the rest of
+# the file is checked with its default
+_DROPPABLE = frozenset(
+    {
+        "timezone",
+        "language",
+        "numbering",
+        "asterisk",
+        "database",
+        "greeting",
+        "limits",
+        "contacts",
+        "default_scenario",
+    }
+)
 _EXIT_FIELDS = {name for cls in NodeBase.__subclasses__() for name in getattr(cls, "EXITS", ())}
 
 
@@ -93,9 +108,18 @@ def load_text(text: str, filename: str = "<config>") -> LoadResult:
                 loc = _original_loc(error["loc"], kept)
                 path, message = _describe({**error, "loc": loc}, doc.data)
                 problems.append(Problem(path, message))
+                if error["type"] == "extra_forbidden" and _prune(data, path):
+                    # an unknown key alone: drop just the key, the object is still checked
+                    pruned_any = True
+                    continue
                 container = _prunable_prefix(path)
                 if container is not None and _prune(data, container):
                     invalid.add(_invalid_name(doc.data, container))
+                    pruned_any = True
+                elif (
+                    container is None and path and path[0] in _DROPPABLE and _prune(data, path[:1])
+                ):
+                    # a broken settings section: check the rest of the file with its defaults
                     pruned_any = True
             if not pruned_any:
                 break
@@ -139,9 +163,15 @@ def _describe(error: ErrorDetails, data: Any) -> tuple[Path, str]:
     path: list[str | int] = []
     node: Any = data
     loc = error["loc"]
+    tag_skipped: set[int] = set()  # id() of objects whose discriminator step was passed
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(node, dict) and part in node:  # noqa: SIM114 - separate branches let mypy narrow the index type
+        if isinstance(node, dict) and id(node) not in tag_skipped and node.get("type") == part:
+            # pydantic names the member of a tagged union (a node's or source's
+            # `type`) before the field: ("schedule", "open") of a schedule node
+            # means its `open`, not its `schedule` key
+            tag_skipped.add(id(node))
+        elif isinstance(node, dict) and part in node:  # noqa: SIM114 - separate branches let mypy narrow the index type
             path.append(part)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
@@ -159,6 +189,8 @@ def _describe(error: ErrorDetails, data: Any) -> tuple[Path, str]:
         return tuple(path), f"unknown key {name!r}"
     if kind == "union_tag_invalid":
         tag = error.get("ctx", {}).get("tag", "?")
+        if isinstance(node, dict) and "type" in node:
+            path.append("type")  # point at the `type:` line itself
         options = (
             ", ".join(NODE_TYPES)
             if _in_node(path)

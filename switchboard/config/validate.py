@@ -8,6 +8,7 @@ objects, duplicates, schedules and templates, node exits, reachability
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,7 +56,13 @@ class _Checker:
             international_prefix=c.international_prefix,
             national_length=c.national_length,
         )
-        self.invalid_ids = {str(p[-1]) for p in invalid}
+        # names of the set-aside objects, by where they live: "employees", "nodes:main", ...
+        self.invalid_names: dict[str, set[str]] = {}
+        for p in invalid:
+            if len(p) == 2:
+                self.invalid_names.setdefault(str(p[0]), set()).add(str(p[1]))
+            elif len(p) == 4 and p[0] == "scenarios" and p[2] == "nodes":
+                self.invalid_names.setdefault(f"nodes:{p[1]}", set()).add(str(p[3]))
 
     def error(self, path: Path, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -63,9 +70,9 @@ class _Checker:
     def warning(self, path: Path, message: str) -> None:
         self.problems.append(Problem(path, message, "warning"))
 
-    def missing(self, name: str) -> bool:
+    def missing(self, name: str, *among: str) -> bool:
         """A reference to ``name`` that is neither valid nor a schema-rejected object."""
-        return name not in self.invalid_ids
+        return not any(name in self.invalid_names.get(where, ()) for where in among)
 
     # --- sections -----------------------------------------------------------------
 
@@ -109,10 +116,10 @@ class _Checker:
                 if member in seen:
                     self.error(("departments", i, "members", j), f"{member!r} is listed twice")
                 seen.add(member)
-                if member not in employees and self.missing(member):
+                if member not in employees and self.missing(member, "employees"):
                     self.error(("departments", i, "members", j), f"unknown employee {member!r}")
             if dep.schedule is not None and dep.schedule not in cfg.schedules:
-                self._unknown(("departments", i, "schedule"), "schedule", dep.schedule)
+                self._unknown(("departments", i, "schedule"), "schedule", dep.schedule, "schedules")
             if not dep.members:
                 self.warning(("departments", i), f"department {dep.id!r} has no members")
 
@@ -128,7 +135,7 @@ class _Checker:
         line_numbers: dict[int, str] = {}
         for i, entry in enumerate(cfg.numbers):
             if entry.scenario not in cfg.scenarios:
-                self._unknown(("numbers", i, "scenario"), "scenario", entry.scenario)
+                self._unknown(("numbers", i, "scenario"), "scenario", entry.scenario, "scenarios")
             if entry.line is not None:
                 if entry.line in lines:
                     self.error(("numbers", i, "line"), f"line {entry.line} is listed twice")
@@ -144,11 +151,11 @@ class _Checker:
                     )
                 numbers[canonical] = entry.scenario
         if cfg.default_scenario is not None and cfg.default_scenario not in cfg.scenarios:
-            self._unknown(("default_scenario",), "scenario", cfg.default_scenario)
+            self._unknown(("default_scenario",), "scenario", cfg.default_scenario, "scenarios")
 
         contacts: dict[str, str] = {}
         for caller, employee in cfg.contacts.items():
-            if employee not in employees and self.missing(employee):
+            if employee not in employees and self.missing(employee, "employees"):
                 self.error(("contacts", caller), f"unknown employee {employee!r}")
             contacts[normalize(caller, self.plan)] = employee
 
@@ -172,7 +179,9 @@ class _Checker:
         )
         for scenario_name, scenario in cfg.scenarios.items():
             base: Path = ("scenarios", scenario_name)
-            if scenario.start not in scenario.nodes and self.missing(scenario.start):
+            if scenario.start not in scenario.nodes and self.missing(
+                scenario.start, f"nodes:{scenario_name}"
+            ):
                 self.error((*base, "start"), f"start node {scenario.start!r} does not exist")
             for node_name, node in scenario.nodes.items():
                 self._node(scenario_name, node_name, node)
@@ -191,7 +200,9 @@ class _Checker:
             self.error((*path, "extension"), f"extension {ext!r} must be digits")
         if ext in extensions:
             kind, other = extensions[ext]
-            self.error((*path, "extension"), f"extension {ext} is already {kind} {other!r}'s")
+            self.error(
+                (*path, "extension"), f"extension {ext} is already taken by {kind} {other!r}"
+            )
         else:
             extensions[ext] = owner
 
@@ -211,8 +222,8 @@ class _Checker:
             self.error(("greeting", "day_until"), "day_until must be later than morning_until")
         return morning, day
 
-    def _unknown(self, path: Path, kind: str, name: str) -> None:
-        if self.missing(name):
+    def _unknown(self, path: Path, kind: str, name: str, *among: str) -> None:
+        if self.missing(name, *among):
             self.error(path, f"unknown {kind} {name!r}")
 
     # --- nodes --------------------------------------------------------------------
@@ -221,7 +232,7 @@ class _Checker:
         path: Path = ("scenarios", scenario, "nodes", name)
         nodes = self.config.scenarios[scenario].nodes
         for exit_name, target in node.exits().items():
-            if target not in nodes and self.missing(target):
+            if target not in nodes and self.missing(target, f"nodes:{scenario}"):
                 field = _exit_field(node, exit_name)
                 self.error((*path, *field), f"exit {exit_name!r} points to unknown node {target!r}")
         cfg = self.config
@@ -252,7 +263,7 @@ class _Checker:
                     )
             case ScheduleNode():
                 if node.schedule not in cfg.schedules:
-                    self._unknown((*path, "schedule"), "schedule", node.schedule)
+                    self._unknown((*path, "schedule"), "schedule", node.schedule, "schedules")
                 else:
                     breaks = cfg.schedules[node.schedule].breaks
                     for extra, target in node.break_exits.items():
@@ -267,21 +278,31 @@ class _Checker:
                             self.error((*path, extra), "a break exit must name a node")
             case DialNode():
                 if self.company.resolve_target(node.target) is None:
-                    self._unknown((*path, "target"), "employee or department", node.target)
+                    self._unknown(
+                        (*path, "target"),
+                        "employee or department",
+                        node.target,
+                        "employees",
+                        "departments",
+                    )
             case QueueNode():
                 if node.department not in self.company.departments:
-                    self._unknown((*path, "department"), "department", node.department)
+                    self._unknown(
+                        (*path, "department"), "department", node.department, "departments"
+                    )
                 self._prompts((*path, "announce_prompt"), node.announce_prompt)
             case CallbackNode():
                 self._prompts((*path, "prompt"), node.prompt)
                 if node.ask_number:
                     self._prompts((*path, "ask_prompt"), node.ask_prompt)
                 if node.department is not None and node.department not in self.company.departments:
-                    self._unknown((*path, "department"), "department", node.department)
+                    self._unknown(
+                        (*path, "department"), "department", node.department, "departments"
+                    )
             case IcmNode():
                 for i, exc in enumerate(node.exceptions):
                     if exc not in self.company.employees:
-                        self._unknown((*path, "exceptions", i), "employee", exc)
+                        self._unknown((*path, "exceptions", i), "employee", exc, "employees")
                 for i, source in enumerate(node.sources):
                     if isinstance(source, HttpSource):
                         self._template((*path, "sources", i, "url"), source.url)
@@ -299,13 +320,24 @@ class _Checker:
             case VoicemailNode():
                 self._prompts((*path, "prompt"), node.prompt)
                 if node.mailbox is not None and self.company.resolve_target(node.mailbox) is None:
-                    self._unknown((*path, "mailbox"), "employee or department", node.mailbox)
+                    self._unknown(
+                        (*path, "mailbox"),
+                        "employee or department",
+                        node.mailbox,
+                        "employees",
+                        "departments",
+                    )
             case GotoNode():
                 other = cfg.scenarios.get(node.scenario)
                 if other is None:
-                    self._unknown((*path, "scenario"), "scenario", node.scenario)
+                    self._unknown((*path, "scenario"), "scenario", node.scenario, "scenarios")
                 elif node.node is not None and node.node not in other.nodes:
-                    self._unknown((*path, "node"), f"node of scenario {node.scenario!r}", node.node)
+                    self._unknown(
+                        (*path, "node"),
+                        f"node of scenario {node.scenario!r}",
+                        node.node,
+                        f"nodes:{node.scenario}",
+                    )
             case DialplanNode():
                 self._template((*path, "extension"), node.extension)
             case HangupNode():
@@ -327,7 +359,7 @@ class _Checker:
             where = path if isinstance(prompts, str) else (*path, i)
             if prompt.startswith(("number:", "digits:")):
                 self._template(where, prompt.split(":", 1)[1])
-            elif not is_known_prompt(prompt, declared):
+            elif not is_known_prompt(prompt, declared) and self.missing(prompt, "prompts"):
                 self.error(
                     where,
                     f"unknown prompt {prompt!r} (declare it under `prompts:`, "
@@ -415,8 +447,12 @@ class _Checker:
                 yield (scenario, target), exit_name in instant
 
     def _reachability(self) -> None:
+        # a node set aside for its own errors may have led anywhere: no guesses there
+        set_aside = {
+            p[1] for p in self.invalid if len(p) == 4 and p[0] == "scenarios" and p[2] == "nodes"
+        }
         for scenario_name, scenario in self.config.scenarios.items():
-            if scenario.start not in scenario.nodes:
+            if scenario.start not in scenario.nodes or scenario_name in set_aside:
                 continue
             seen = {scenario.start}
             # nodes entered directly by a goto from elsewhere count as entries
@@ -531,19 +567,29 @@ def _cycles(graph: dict[NodeKey, list[NodeKey]]) -> list[list[NodeKey]]:
 
 
 def _order_cycle(component: list[NodeKey], graph: dict[NodeKey, list[NodeKey]]) -> list[NodeKey]:
-    """The component's members as a walk from its first-declared node back to it."""
+    """A shortest walk from the component's first-declared node back to it.
+
+    Every step is a real edge, so the route printed is one the call can take.
+    """
     members = set(component)
-    start = min(component, key=lambda key: list(graph).index(key))
-    path = [start]
-    seen = {start}
-    current = start
-    while True:
-        nxt = next((c for c in graph[current] if c in members), None)
-        if nxt is None or nxt == start or nxt in seen:
-            return path
-        path.append(nxt)
-        seen.add(nxt)
-        current = nxt
+    order = {key: i for i, key in enumerate(graph)}
+    start = min(component, key=order.__getitem__)
+    came_from: dict[NodeKey, NodeKey] = {}
+    queue = deque([start])
+    while queue:
+        current = queue.popleft()
+        for nxt in graph[current]:
+            if nxt not in members:
+                continue
+            if nxt == start:
+                path = [current]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return path[::-1]
+            if nxt not in came_from:
+                came_from[nxt] = current
+                queue.append(nxt)
+    return [start]  # unreachable for a strongly connected component
 
 
 def check_config(config: Config, invalid: set[Path]) -> tuple[Company, list[Problem]]:

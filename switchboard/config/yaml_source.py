@@ -97,6 +97,12 @@ def load_yaml(text: str) -> YamlDocument:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        doc = YamlDocument(data=None)
+        if node is None:
+            doc.data = {}
+            return doc
+        doc.data = _Walker(loader, doc).value(node, ())
+        return doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -105,18 +111,14 @@ def load_yaml(text: str) -> YamlDocument:
         raise YamlSyntaxError(1, f"YAML syntax: {exc}") from None
     finally:
         loader.dispose()
-    doc = YamlDocument(data=None)
-    if node is None:
-        doc.data = {}
-        return doc
-    doc.data = _Walker(loader, doc).value(node, ())
-    return doc
 
 
 class _Walker:
     def __init__(self, loader: _Loader, doc: YamlDocument) -> None:
         self._loader = loader
         self._doc = doc
+        # mappings already walked once: an alias to one must not report its duplicates again
+        self._walked: set[int] = set()
 
     def value(self, node: Node, path: Path) -> Any:
         self._doc.lines.setdefault(path, node.start_mark.line + 1)
@@ -125,33 +127,88 @@ class _Walker:
         if isinstance(node, SequenceNode):
             return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
         if isinstance(node, ScalarNode):
-            return self._loader.construct_object(node, deep=True)
+            return self._scalar(node)
         raise YamlSyntaxError(node.start_mark.line + 1, "unsupported YAML node")
 
+    def _scalar(self, node: ScalarNode) -> Any:
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError:
+            raise
+        except (ValueError, TypeError, yaml.YAMLError) as exc:
+            # e.g. `!!int abc`: an explicit tag the text cannot be read as
+            raise YamlSyntaxError(
+                node.start_mark.line + 1,
+                f"YAML syntax: {node.value!r} cannot be read as "
+                f"{node.tag.replace('tag:yaml.org,2002:', '!!')} ({exc})",
+            ) from None
+
+    def _key(self, node: Node) -> str:
+        if not isinstance(node, ScalarNode):
+            raise YamlSyntaxError(node.start_mark.line + 1, "mapping keys must be plain values")
+        key = self._scalar(node)
+        if isinstance(key, str):
+            return key
+        if key is None:
+            return "null"
+        if isinstance(key, bool):
+            return str(key).lower()
+        return str(key)
+
     def _mapping(self, node: MappingNode, path: Path) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
+        first_walk = id(node) not in self._walked
+        self._walked.add(id(node))
+        explicit: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                merged = self.value(value_node, path)
-                sources = merged if isinstance(merged, list) else [merged]
-                for source in sources:
-                    if isinstance(source, dict):
-                        for k, v in source.items():
-                            result.setdefault(k, v)
                 continue
-            if not isinstance(key_node, ScalarNode):
-                raise YamlSyntaxError(
-                    key_node.start_mark.line + 1, "mapping keys must be plain values"
-                )
-            key = self._loader.construct_object(key_node)
-            if not isinstance(key, str):
-                key = str(key) if not isinstance(key, bool) else str(key).lower()
+            key = self._key(key_node)
             child: Path = (*path, key)
             line = key_node.start_mark.line + 1
-            if key in result:
-                self._doc.duplicate_keys.append((child, line))
+            if key in explicit:
+                if first_walk:
+                    self._doc.duplicate_keys.append((child, line))
+                self._forget(child)
             self._doc.lines[child] = line
-            result[key] = self.value(value_node, child)
+            explicit[key] = self.value(value_node, child)
             # the key's line identifies the entry even when its value starts below
             self._doc.lines[child] = line
+        # `<<: *base` (or a list of them, the first winning) adds the keys this
+        # mapping does not write itself, wherever they are written (YAML's merge key);
+        # the result keeps the order of the text
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                key = self._key(key_node)
+                result.setdefault(key, explicit[key])
+                continue
+            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            for source in sources:
+                self._merge(source, path, explicit, result)
         return result
+
+    def _merge(
+        self, source: Node, path: Path, explicit: dict[Any, Any], result: dict[Any, Any]
+    ) -> None:
+        if not isinstance(source, MappingNode):
+            raise YamlSyntaxError(
+                source.start_mark.line + 1,
+                "YAML syntax: a merge key (<<) needs a mapping or a list of mappings",
+            )
+        merged = _Walker(self._loader, YamlDocument(data=None))
+        merged._walked = self._walked
+        values = merged.value(source, path)
+        self._doc.duplicate_keys.extend(merged._doc.duplicate_keys)
+        for key, value in values.items():
+            if key in explicit or key in result:
+                continue
+            result[key] = value
+            child: Path = (*path, key)
+            for sub, sub_line in merged._doc.lines.items():
+                if sub[: len(child)] == child:
+                    self._doc.lines[sub] = sub_line
+
+    def _forget(self, path: Path) -> None:
+        """Drop the lines under ``path`` (a duplicate key replaces the earlier value)."""
+        for sub in [p for p in self._doc.lines if p[: len(path)] == path]:
+            del self._doc.lines[sub]
