@@ -1,0 +1,1 @@
+"""A test double of Asterisk that speaks real ARI (HTTP + websocket)."""
