@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", help="start in this scenario instead of the number's")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(handler=_simulate)
+
+    run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
+    run.add_argument("config", metavar="CONFIG")
+    run.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
+    run.set_defaults(handler=_run)
     return parser
 
 
@@ -133,6 +138,31 @@ def _simulate(args: argparse.Namespace) -> int:
         print(json.dumps(sim.as_json(), ensure_ascii=False))
     else:
         print(format_simulation(sim))
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from ari_app.app import serve
+
+    result = load_file(args.config)
+    if result.company is None:
+        for problem in result.errors:
+            print(problem.format(args.config), file=sys.stderr)
+        return EXIT_INVALID
+    configure_logging(json_output=args.json_logs, level="info")
+    company = result.company
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(company, stop)
+
+    asyncio.run(main())
     return EXIT_OK
 
 

@@ -1,0 +1,337 @@
+"""An asyncio ARI client: the REST calls Switchboard needs, each returning typed objects.
+
+Why our own: the ready-made clients each failed a basic need on Python 3.11
+(see issue 3).  This one is small: one aiohttp session with a bounded pool
+(about 50 connections worked best against Asterisk 22), typed results, and
+ARI's errors as exceptions a call can handle:
+
+- `CallGone` — 404 on a channel (the caller hung up meanwhile): expected, handled;
+- `NotInStasis` — 409/422: the channel is not in our application any more;
+- `AriUnavailable` — Asterisk cannot be reached;
+- `AriError` — anything else ARI refused.
+
+Credentials go in the Authorization header, never in a URL or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from ari_app.models import (
+    AsteriskInfo,
+    Bridge,
+    Channel,
+    LiveRecording,
+    Playback,
+    parse_bridge,
+    parse_channel,
+    parse_playback,
+    parse_recording,
+)
+
+POOL_SIZE = 50
+REQUEST_TIMEOUT = 10.0
+
+
+class AriError(Exception):
+    error_id = "ari.error"
+
+    def __init__(self, status: int, message: str, method: str = "", path: str = "") -> None:
+        super().__init__(f"{method} {path}: {status} {message}".strip())
+        self.status = status
+        self.message = message
+
+
+class CallGone(AriError):
+    """The channel (or bridge, playback) no longer exists: somebody hung up."""
+
+    error_id = "ari.gone"
+
+
+class NotInStasis(AriError):
+    error_id = "ari.not_in_stasis"
+
+
+class AriUnavailable(AriError):
+    error_id = "ari.unavailable"
+
+
+Params = Mapping[str, str | int | float | bool | None]
+
+
+class AriClient:
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        password: str,
+        app: str,
+        pool_size: int = POOL_SIZE,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.app = app
+        self._auth = aiohttp.BasicAuth(user, password)
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AriClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                auth=self._auth,
+                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def events_url(self) -> str:
+        url = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        return f"{url}/ari/events?app={quote(self.app)}"
+
+    async def request(
+        self, method: str, path: str, params: Params | None = None, body: Any = None
+    ) -> Any:
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self.session.request(
+                method,
+                f"{self.base_url}/ari{path}",
+                params=query,
+                json=body,
+            ) as response:
+                text = await response.text()
+                if response.status >= 400:
+                    raise _error(response.status, text, method, path)
+                if response.status == 204 or not text:
+                    return None
+                return json.loads(text)
+        except aiohttp.ClientError as exc:
+            raise AriUnavailable(0, str(exc) or type(exc).__name__, method, path) from exc
+        except TimeoutError as exc:
+            raise AriUnavailable(0, "timed out", method, path) from exc
+
+    # --- asterisk ---------------------------------------------------------------------
+
+    async def asterisk_info(self) -> AsteriskInfo:
+        data = await self.request("GET", "/asterisk/info")
+        system = data.get("system", {}) if isinstance(data, dict) else {}
+        build = data.get("build", {}) if isinstance(data, dict) else {}
+        version = system.get("version", "") or build.get("version", "")
+        return AsteriskInfo(version=str(version), system_name=str(system.get("entity_id", "")))
+
+    async def set_event_filter(self, allowed: Iterable[str]) -> None:
+        body = {"allowed": [{"type": t} for t in allowed], "disallowed": []}
+        await self.request("PUT", f"/applications/{quote(self.app)}/eventFilter", body=body)
+
+    # --- channels -----------------------------------------------------------------------
+
+    async def list_channels(self) -> list[Channel]:
+        data = await self.request("GET", "/channels")
+        return [parse_channel(c) for c in data or []]
+
+    async def get_channel(self, channel_id: str) -> Channel:
+        return parse_channel(await self.request("GET", f"/channels/{quote(channel_id)}"))
+
+    async def create_channel(
+        self,
+        endpoint: str,
+        channel_id: str,
+        app_args: str = "",
+        originator: str | None = None,
+    ) -> Channel:
+        data = await self.request(
+            "POST",
+            "/channels/create",
+            {
+                "endpoint": endpoint,
+                "app": self.app,
+                "appArgs": app_args,
+                "channelId": channel_id,
+                "originator": originator,
+            },
+        )
+        return parse_channel(data)
+
+    async def dial(self, channel_id: str, caller: str | None = None, ring_for: int = 0) -> None:
+        """Dial a created channel; Asterisk gives up after ``ring_for`` seconds (0: never)."""
+        await self.request(
+            "POST", f"/channels/{quote(channel_id)}/dial", {"caller": caller, "timeout": ring_for}
+        )
+
+    async def originate(
+        self,
+        endpoint: str,
+        channel_id: str,
+        app_args: str = "",
+        caller_id: str | None = None,
+        ring_for: int = 30,
+    ) -> Channel:
+        data = await self.request(
+            "POST",
+            "/channels",
+            {
+                "endpoint": endpoint,
+                "app": self.app,
+                "appArgs": app_args,
+                "channelId": channel_id,
+                "callerId": caller_id,
+                "timeout": ring_for,
+            },
+        )
+        return parse_channel(data)
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{quote(channel_id)}/answer")
+
+    async def ring(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{quote(channel_id)}/ring")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self.request("DELETE", f"/channels/{quote(channel_id)}", {"reason": reason})
+
+    async def play(
+        self, channel_id: str, media: Iterable[str], playback_id: str, lang: str | None = None
+    ) -> Playback:
+        data = await self.request(
+            "POST",
+            f"/channels/{quote(channel_id)}/play/{quote(playback_id)}",
+            {"media": ",".join(media), "lang": lang},
+        )
+        return parse_playback(data)
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self.request("DELETE", f"/playbacks/{quote(playback_id)}")
+
+    async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
+        await self.request("POST", f"/channels/{quote(channel_id)}/moh", {"mohClass": moh_class})
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self.request("DELETE", f"/channels/{quote(channel_id)}/moh")
+
+    async def send_dtmf(self, channel_id: str, dtmf: str) -> None:
+        await self.request("POST", f"/channels/{quote(channel_id)}/dtmf", {"dtmf": dtmf})
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        data = await self.request(
+            "GET", f"/channels/{quote(channel_id)}/variable", {"variable": name}
+        )
+        return str(data.get("value", "")) if isinstance(data, dict) else ""
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self.request(
+            "POST", f"/channels/{quote(channel_id)}/variable", {"variable": name, "value": value}
+        )
+
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str, extension: str, priority: int
+    ) -> None:
+        await self.request(
+            "POST",
+            f"/channels/{quote(channel_id)}/continue",
+            {"context": context, "extension": extension, "priority": priority},
+        )
+
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        max_duration: int,
+        beep: bool,
+        fmt: str = "wav",
+        terminate_on: str = "#",
+    ) -> LiveRecording:
+        data = await self.request(
+            "POST",
+            f"/channels/{quote(channel_id)}/record",
+            {
+                "name": name,
+                "format": fmt,
+                "maxDurationSeconds": max_duration,
+                "beep": beep,
+                "ifExists": "overwrite",
+                "terminateOn": terminate_on,
+            },
+        )
+        return parse_recording(data)
+
+    async def stop_recording(self, name: str) -> None:
+        await self.request("POST", f"/recordings/live/{quote(name)}/stop")
+
+    async def snoop(self, channel_id: str, snoop_id: str, spy: str = "both") -> Channel:
+        data = await self.request(
+            "POST",
+            f"/channels/{quote(channel_id)}/snoop",
+            {"app": self.app, "spy": spy, "snoopId": snoop_id},
+        )
+        return parse_channel(data)
+
+    # --- bridges ------------------------------------------------------------------------
+
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> Bridge:
+        data = await self.request(
+            "POST", "/bridges", {"type": bridge_type, "bridgeId": bridge_id, "name": bridge_id}
+        )
+        return parse_bridge(data)
+
+    async def add_channel(self, bridge_id: str, channel_ids: Iterable[str]) -> None:
+        await self.request(
+            "POST",
+            f"/bridges/{quote(bridge_id)}/addChannel",
+            {"channel": ",".join(channel_ids)},
+        )
+
+    async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
+        await self.request(
+            "POST", f"/bridges/{quote(bridge_id)}/removeChannel", {"channel": channel_id}
+        )
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{quote(bridge_id)}")
+
+    async def list_bridges(self) -> list[Bridge]:
+        data = await self.request("GET", "/bridges")
+        return [parse_bridge(b) for b in data or []]
+
+    # --- devices ------------------------------------------------------------------------
+
+    async def device_states(self) -> dict[str, str]:
+        data = await self.request("GET", "/deviceStates")
+        return {str(d.get("name")): str(d.get("state")) for d in data or [] if isinstance(d, dict)}
+
+    async def endpoints(self) -> list[dict[str, Any]]:
+        data = await self.request("GET", "/endpoints")
+        return [e for e in data or [] if isinstance(e, dict)]
+
+
+def _param(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _error(status: int, text: str, method: str, path: str) -> AriError:
+    try:
+        message = str(json.loads(text).get("message", text))
+    except (ValueError, AttributeError):
+        message = text[:200]
+    if status == 404:
+        return CallGone(status, message, method, path)
+    if status in (409, 422):
+        return NotInStasis(status, message, method, path)
+    return AriError(status, message, method, path)

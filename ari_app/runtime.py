@@ -1,0 +1,684 @@
+"""The Stasis runtime: every call's scenario run, driven by ARI.
+
+Each inbound call gets a `CallSession`: one task that feeds the engine the
+call's events in order (ARI events, its own timers, lookups) and carries the
+engine's actions out as ARI requests.  A session owns everything it creates —
+timer tasks, ringing legs, bridges, playbacks — and releases all of it when
+the call ends, however it ends.
+
+Ringing uses ``channels/create`` + ``dial`` so a cascade can add legs while
+others keep ringing; the first answer wins and the other legs are hung up.  A
+mobile (``confirm``) must press 1 after "press 1 to take the call" before it
+is bridged, so its voicemail cannot take the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
+
+from ari_app.client import AriClient, AriError, CallGone
+from ari_app.models import (
+    AriEvent,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    Dial,
+    RecordingFailed,
+    StasisEnd,
+    StasisStart,
+    UnknownEvent,
+    event_channel_id,
+)
+from ari_app.models import PlaybackFinished as AriPlaybackFinished
+from ari_app.models import RecordingFinished as AriRecordingFinished
+from switchboard.clock import Clock
+from switchboard.config.company import Company
+from switchboard.engine import actions as act
+from switchboard.engine import events as ev
+from switchboard.engine.call import CallInfo, CallRun
+from switchboard.engine.trace import Outcome, Step
+from switchboard.prompts import BUILTIN_PROMPTS
+
+log = structlog.get_logger("switchboard.ari")
+
+LEG_MARKER = "switchboard-leg"
+CONFIRM_PROMPT = "press-1-to-accept"
+CONFIRM_KEY = "1"
+CONFIRM_TIMEOUT = 15.0  # seconds a mobile has to press 1
+TEARDOWN_WAIT = 5.0  # seconds to wait for legs to leave a bridge before destroying it
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    app: str = "switchboard"
+    employee_endpoint: str = "PJSIP/{extension}"
+    mobile_endpoint: str = "PJSIP/{number}@trunk"
+    fallback_context: str = "switchboard-fallback"
+    sounds_prefix: str = "switchboard/"
+
+
+@dataclass
+class CallRecord:
+    """What a finished call leaves behind (written to PostgreSQL by the storage issue)."""
+
+    call_id: str
+    channel: str
+    called_raw: str
+    called: str
+    caller: str
+    line: int | None
+    scenario: str
+    started_at: dt.datetime
+    steps: list[Step]
+    outcome: Outcome
+
+
+class CallSink(Protocol):
+    """Where calls leave their records, messages and call-back requests."""
+
+    async def call_finished(self, record: CallRecord) -> None: ...
+
+    async def save_message(self, call_id: str, message: act.SaveMessage) -> None: ...
+
+    async def request_callback(self, call_id: str, request: act.RequestCallback) -> bool: ...
+
+    async def last_agent(self, caller: str, days: float) -> str | None: ...
+
+
+@dataclass
+class MemorySink:
+    """Keeps everything in memory: for the demo and tests, until storage lands."""
+
+    records: list[CallRecord] = field(default_factory=list)
+    messages: list[act.SaveMessage] = field(default_factory=list)
+    callbacks: list[act.RequestCallback] = field(default_factory=list)
+    history: dict[str, str] = field(default_factory=dict)  # caller -> employee
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def call_finished(self, record: CallRecord) -> None:
+        self.records.append(record)
+        self.finished.set()
+
+    async def save_message(self, call_id: str, message: act.SaveMessage) -> None:
+        self.messages.append(message)
+
+    async def request_callback(self, call_id: str, request: act.RequestCallback) -> bool:
+        self.callbacks.append(request)
+        return True
+
+    async def last_agent(self, caller: str, days: float) -> str | None:
+        return self.history.get(caller)
+
+
+class AgentPool:
+    """Which employees are on a call through this runtime; queues learn when one frees up."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, ev.AgentState] = {}
+        self._listeners: set[Callable[[ev.AgentStatus], None]] = set()
+
+    def set(self, employee_id: str, state: ev.AgentState) -> None:
+        if self.states.get(employee_id, "available") == state:
+            return
+        self.states[employee_id] = state
+        status = ev.AgentStatus(employee_id, state)
+        for listener in list(self._listeners):
+            listener(status)
+
+    def subscribe(self, listener: Callable[[ev.AgentStatus], None]) -> None:
+        self._listeners.add(listener)
+
+    def unsubscribe(self, listener: Callable[[ev.AgentStatus], None]) -> None:
+        self._listeners.discard(listener)
+
+
+class AriRuntime:
+    """Routes ARI events to call sessions; starts a session for every new call."""
+
+    def __init__(
+        self,
+        client: AriClient,
+        company: Callable[[], Company],
+        settings: RuntimeSettings,
+        sink: CallSink,
+        clock: Clock | None = None,
+        http: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.client = client
+        self.company = company
+        self.settings = settings
+        self.sink = sink
+        self.clock = clock or Clock()
+        self.pool = AgentPool()
+        self.sessions: dict[str, CallSession] = {}  # by caller channel id
+        self.owners: dict[str, CallSession] = {}  # every channel a session owns
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+        self._http = http
+        self.unknown_events = 0
+
+    # --- EventSink --------------------------------------------------------------------
+
+    async def on_connected(self, channels: list[Channel]) -> None:
+        """After a (re)connect: known calls go on; unknown channels in our app are sent on."""
+        live = {c.id for c in channels}
+        for channel in channels:
+            if channel.id in self.owners or not channel.in_stasis_app(self.settings.app):
+                continue
+            log.warning("unknown channel in the app: sent to the fallback", channel=channel.name)
+            with contextlib.suppress(AriError):
+                await self.client.continue_in_dialplan(
+                    channel.id, self.settings.fallback_context, "s", 1
+                )
+        for session in list(self.sessions.values()):
+            session.reconcile(live)
+
+    def on_event(self, event: AriEvent) -> None:
+        if isinstance(event, UnknownEvent):
+            self.unknown_events += 1
+            log.debug("ari event ignored", type=event.type)
+            return
+        if isinstance(event, StasisStart):
+            if event.args and event.args[0] == LEG_MARKER:
+                owner = self.owners.get(event.channel.id)
+                if owner is not None:
+                    owner.deliver(event)
+                return
+            if event.channel.id not in self.owners:
+                self._start_call(event)
+            return
+        channel_id = event_channel_id(event)
+        owner = self.owners.get(channel_id) if channel_id else None
+        if owner is not None:
+            owner.deliver(event)
+
+    def on_disconnected(self) -> None:
+        log.warning("ari disconnected: calls keep their state until Asterisk is back")
+
+    # --- sessions ---------------------------------------------------------------------
+
+    def _start_call(self, event: StasisStart) -> None:
+        call_id = f"c{next(self._ids)}"
+        session = CallSession(self, call_id, event.channel, event.args)
+        self.sessions[event.channel.id] = session
+        self.owners[event.channel.id] = session
+        task = asyncio.create_task(session.run(), name=f"call-{call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, session: CallSession) -> None:
+        self.sessions.pop(session.channel.id, None)
+        for channel_id in [c for c, s in self.owners.items() if s is session]:
+            del self.owners[channel_id]
+
+    async def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    async def close(self) -> None:
+        """Stop every call task and wait for it (on shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+
+    async def wait_idle(self) -> None:
+        """Until no call is running (tests, the demo)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def endpoint(self, ring: act.Ring, company: Company) -> str:
+        if ring.device == "desk":
+            return self.settings.employee_endpoint.format(extension=ring.number)
+        return self.settings.mobile_endpoint.format(number=ring.number)
+
+    def media(self, prompt: str, company: Company) -> str:
+        if prompt.startswith(("number:", "digits:", "sound:", "tone:", "recording:")):
+            return prompt
+        declared = company.config.prompts.get(prompt)
+        if declared is not None:
+            return f"sound:{declared.file or prompt}"
+        if prompt in BUILTIN_PROMPTS:
+            return f"sound:{self.settings.sounds_prefix}{prompt}"
+        return f"sound:{prompt}"
+
+
+@dataclass
+class _Leg:
+    leg_id: str
+    channel_id: str
+    ring: act.Ring
+    answered: bool = False  # the far end answered (maybe still to confirm)
+    reported: bool = False  # the engine was told how it ended
+    bridged: bool = False
+    confirm_playback: str | None = None
+    confirm_timer: asyncio.Task[None] | None = None
+    gone: bool = False
+
+
+class CallSession:
+    """One call: its engine run, its queue of events, everything it created."""
+
+    def __init__(
+        self, runtime: AriRuntime, call_id: str, channel: Channel, args: tuple[str, ...]
+    ) -> None:
+        self.runtime = runtime
+        self.call_id = call_id
+        self.channel = channel
+        self.args = args
+        self.client = runtime.client
+        self.queue: asyncio.Queue[AriEvent | ev.Event] = asyncio.Queue()
+        self.t0 = runtime.clock.now()
+        self.company = runtime.company()
+        self.run_: CallRun | None = None
+        self.timers: dict[str, asyncio.Task[None]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.legs: dict[str, _Leg] = {}
+        self.leg_by_channel: dict[str, _Leg] = {}
+        self.playbacks: dict[str, str] = {}  # ARI playback id -> engine playback id
+        self.recordings: dict[str, str] = {}  # ARI recording name -> engine recording id
+        self.bridge_id: str | None = None
+        self.caller_gone = False
+        self.left_stasis = False
+        self.agent: str | None = None
+        self.log = log.bind(call_id=call_id, channel=channel.name)
+
+    def now(self) -> float:
+        return self.runtime.clock.now() - self.t0
+
+    def deliver(self, event: AriEvent | ev.Event) -> None:
+        self.queue.put_nowait(event)
+
+    def reconcile(self, live: set[str]) -> None:
+        """After a reconnect: channels that vanished while we were away have hung up."""
+        if self.channel.id not in live and not self.caller_gone:
+            self.deliver(ChannelDestroyed(self.channel, 16, "gone during reconnect"))
+        for leg in self.legs.values():
+            if leg.channel_id not in live and not leg.gone:
+                self.deliver(ChannelDestroyed(Channel(leg.channel_id, "", ""), 16, "gone"))
+
+    # --- the call's life --------------------------------------------------------------
+
+    async def run(self) -> None:
+        structlog.contextvars.bind_contextvars(call_id=self.call_id, channel=self.channel.name)
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must end this call cleanly, never the runtime
+            self.log.exception("call failed")
+            await self._safe(self.client.hangup(self.channel.id))
+        finally:
+            await self._teardown()
+            self.runtime.forget(self)
+
+    async def _run(self) -> None:
+        company = self.company
+        called_raw = self.args[0] if self.args else self.channel.exten
+        line = self.channel.dahdi_line
+        if line is not None and (not called_raw or called_raw == "s"):
+            called_raw = company.line_numbers.get(line, "")
+        info = CallInfo.from_raw(
+            company,
+            called_raw or None,
+            self.channel.caller_number or None,
+            caller_name=self.channel.caller_name,
+            line=line,
+            language=self.channel.language or None,
+        )
+        started = dt.datetime.now(company.tz)
+        try:
+            run = CallRun(company, info, started, agents=dict(self.runtime.pool.states))
+        except LookupError:
+            self.log.warning("no scenario for this number: sent to the fallback", called=called_raw)
+            await self._safe(
+                self.client.continue_in_dialplan(
+                    self.channel.id, self.runtime.settings.fallback_context, "s", 1
+                )
+            )
+            return
+        self.run_ = run
+        self.log = self.log.bind(scenario=run.scenario)
+        self.log.info("call started", called=info.called, caller=info.caller, line=line)
+        self.runtime.pool.subscribe(self.deliver)
+        try:
+            await self._apply(run.start())
+            while not run.finished:
+                item = await self.queue.get()
+                event = await self._translate(item)
+                if event is not None:
+                    before = run.node_name
+                    actions = run.handle(event, self.now())
+                    if run.node_name != before:
+                        self.log.info(
+                            "transition", from_node=before, trigger=type(event).__name__,
+                            to_node=run.node_name,
+                        )  # fmt: skip
+                    await self._apply(actions)
+        finally:
+            self.runtime.pool.unsubscribe(self.deliver)
+        assert run.outcome is not None
+        self.log.info("call finished", result=run.outcome.result, reason=run.outcome.reason)
+        await self.runtime.sink.call_finished(
+            CallRecord(
+                call_id=self.call_id,
+                channel=self.channel.name,
+                called_raw=info.called_raw,
+                called=info.called,
+                caller=info.caller,
+                line=line,
+                scenario=run.trace[0].scenario if run.trace else run.scenario,
+                started_at=started,
+                steps=run.trace,
+                outcome=run.outcome,
+            )
+        )
+
+    # --- ARI events -> engine events --------------------------------------------------
+
+    async def _translate(self, item: AriEvent | ev.Event) -> ev.Event | None:
+        match item:
+            case ChannelDtmfReceived():
+                if item.channel.id == self.channel.id:
+                    return ev.Digits(item.digit)
+                leg = self.leg_by_channel.get(item.channel.id)
+                if (
+                    leg is not None
+                    and leg.confirm_playback is not None
+                    and item.digit == CONFIRM_KEY
+                ):
+                    return await self._confirmed(leg)
+                return None
+            case AriPlaybackFinished():
+                engine_id = self.playbacks.pop(item.playback.id, None)
+                return ev.PlaybackFinished(engine_id) if engine_id else None
+            case AriRecordingFinished() | RecordingFailed():
+                rec = self.recordings.pop(item.recording.name, None)
+                return ev.RecordingFinished(rec, item.recording.duration) if rec else None
+            case Dial():
+                leg = self.leg_by_channel.get(item.peer.id)
+                return await self._dial_status(leg, item.dialstatus) if leg else None
+            case StasisEnd() | ChannelDestroyed() | ChannelHangupRequest():
+                return await self._channel_gone(item)
+            case StasisStart():
+                return None  # a leg entering the app: its Dial event says what happened
+        if isinstance(item, ev.AgentStatus | ev.TimerFired | ev.LookupResult | ev.CallbackStored):
+            return item
+        if isinstance(item, ev.LegAnswered | ev.LegFailed | ev.LegNoAnswer):
+            leg = self.legs.get(item.leg_id)
+            if leg is not None and not leg.reported:
+                leg.reported = True
+                return item
+            return None
+        return None
+
+    async def _channel_gone(
+        self, item: StasisEnd | ChannelDestroyed | ChannelHangupRequest
+    ) -> ev.Event | None:
+        channel_id = item.channel.id
+        if channel_id == self.channel.id:
+            if isinstance(item, StasisEnd):
+                self.left_stasis = True
+            if self.caller_gone:
+                return None
+            if isinstance(item, ChannelDestroyed | ChannelHangupRequest) or not self._continued:
+                self.caller_gone = True
+                return ev.CallerHungUp()
+            return None
+        leg = self.leg_by_channel.get(channel_id)
+        if leg is None or leg.gone:
+            return None
+        if isinstance(item, ChannelHangupRequest):
+            return None  # ChannelDestroyed follows
+        leg.gone = True
+        if leg.bridged:
+            return ev.LegHungUp(leg.leg_id)
+        if not leg.reported:
+            leg.reported = True
+            return ev.LegNoAnswer(leg.leg_id) if leg.answered else ev.LegFailed(leg.leg_id)
+        return None
+
+    async def _dial_status(self, leg: _Leg, status: str) -> ev.Event | None:
+        if leg.reported or status in ("RINGING", "PROGRESS", "PROCEEDING", ""):
+            return None
+        if status == "ANSWER":
+            leg.answered = True
+            if leg.ring.confirm:
+                await self._ask_to_confirm(leg)
+                return None
+            leg.reported = True
+            return ev.LegAnswered(leg.leg_id)
+        leg.reported = True
+        if status == "BUSY":
+            return ev.LegBusy(leg.leg_id)
+        if status == "NOANSWER":
+            return ev.LegNoAnswer(leg.leg_id)
+        if status == "CANCEL":
+            return None
+        return ev.LegFailed(leg.leg_id, status.lower())
+
+    async def _ask_to_confirm(self, leg: _Leg) -> None:
+        playback_id = f"{self.call_id}-confirm-{leg.leg_id}"
+        leg.confirm_playback = playback_id
+        media = self.runtime.media(CONFIRM_PROMPT, self.company)
+        await self._safe(self.client.play(leg.channel_id, [media], playback_id))
+        leg.confirm_timer = self._spawn(self._confirm_timeout(leg))
+
+    async def _confirm_timeout(self, leg: _Leg) -> None:
+        await self.runtime.clock.sleep(CONFIRM_TIMEOUT)
+        # nobody pressed 1: a voicemail or a pocket answered; it does not get the call
+        await self._safe(self.client.hangup(leg.channel_id))
+        self.deliver(ev.LegNoAnswer(leg.leg_id))
+
+    async def _confirmed(self, leg: _Leg) -> ev.Event | None:
+        if leg.reported:
+            return None
+        leg.reported = True
+        if leg.confirm_timer is not None:
+            leg.confirm_timer.cancel()
+        if leg.confirm_playback is not None:
+            await self._safe(self.client.stop_playback(leg.confirm_playback))
+            leg.confirm_playback = None
+        return ev.LegAnswered(leg.leg_id)
+
+    # --- engine actions -> ARI requests -----------------------------------------------
+
+    @property
+    def _continued(self) -> bool:
+        return (
+            self.run_ is not None
+            and self.run_.outcome is not None
+            and (self.run_.outcome.result == "dialplan")
+        )
+
+    async def _apply(self, actions: list[act.Action]) -> None:
+        for action in actions:
+            await self._carry_out(action)
+
+    async def _carry_out(self, action: act.Action) -> None:
+        client = self.client
+        caller = self.channel.id
+        match action:
+            case act.Answer():
+                await self._safe(client.answer(caller))
+            case act.Play():
+                media = [self.runtime.media(p, self.company) for p in action.prompts]
+                ari_id = f"{self.call_id}-{action.playback_id}"
+                self.playbacks[ari_id] = action.playback_id
+                try:
+                    await client.play(caller, media, ari_id, lang=action.language)
+                except AriError:
+                    # nothing to play (or the caller is gone): the engine must not wait for it
+                    self.playbacks.pop(ari_id, None)
+                    self.deliver(ev.PlaybackFinished(action.playback_id))
+            case act.StopPlayback():
+                ari_id = f"{self.call_id}-{action.playback_id}"
+                if self.playbacks.pop(ari_id, None) is not None:
+                    await self._safe(client.stop_playback(ari_id))
+            case act.StartMoh():
+                await self._safe(client.start_moh(caller, action.moh_class))
+            case act.StopMoh():
+                await self._safe(client.stop_moh(caller))
+            case act.StartTimer():
+                self.timers[action.timer_id] = self._spawn(self._timer(action))
+            case act.CancelTimer():
+                timer = self.timers.pop(action.timer_id, None)
+                if timer is not None:
+                    timer.cancel()
+            case act.Ring():
+                await self._ring(action)
+            case act.StopRinging():
+                leg = self.legs.get(action.leg_id)
+                if leg is not None and not leg.gone:
+                    leg.reported = True
+                    await self._safe(client.hangup(leg.channel_id))
+            case act.Bridge():
+                await self._bridge(action.leg_id)
+            case act.StartRecording():
+                name = f"switchboard-{self.call_id}-{action.recording_id}"
+                self.recordings[name] = action.recording_id
+                try:
+                    await client.record(caller, name, int(action.max_length), action.beep)
+                except AriError:
+                    self.recordings.pop(name, None)
+                    self.deliver(ev.RecordingFinished(action.recording_id, 0.0))
+            case act.StopRecording():
+                name = f"switchboard-{self.call_id}-{action.recording_id}"
+                await self._safe(client.stop_recording(name))
+            case act.SaveMessage():
+                await self.runtime.sink.save_message(self.call_id, action)
+            case act.RequestCallback():
+                ok = await self.runtime.sink.request_callback(self.call_id, action)
+                self.deliver(ev.CallbackStored(action.request_id, ok))
+            case act.Lookup():
+                self._spawn(self._lookup(action))
+            case act.Notify():
+                emit = self.log.warning if action.level == "warning" else self.log.info
+                emit("notify", message=action.message)
+            case act.ContinueInDialplan():
+                await self._safe(
+                    client.continue_in_dialplan(
+                        caller, action.context, action.extension, action.priority
+                    )
+                )
+            case act.Hangup():
+                if not self.caller_gone:
+                    await self._safe(client.hangup(caller))
+
+    async def _timer(self, action: act.StartTimer) -> None:
+        await self.runtime.clock.sleep_until(self.t0 + action.at)
+        self.timers.pop(action.timer_id, None)
+        self.deliver(ev.TimerFired(action.timer_id))
+
+    async def _ring(self, ring: act.Ring) -> None:
+        channel_id = f"{self.call_id}-{ring.leg_id}"
+        leg = _Leg(ring.leg_id, channel_id, ring)
+        self.legs[ring.leg_id] = leg
+        self.leg_by_channel[channel_id] = leg
+        self.runtime.owners[channel_id] = self
+        endpoint = self.runtime.endpoint(ring, self.company)
+        try:
+            await self.client.create_channel(
+                endpoint, channel_id, app_args=LEG_MARKER, originator=self.channel.id
+            )
+            await self.client.dial(channel_id, caller=self.channel.id, ring_for=int(ring.timeout))
+        except AriError as exc:
+            self.log.warning("could not ring", endpoint=endpoint, error=str(exc))
+            leg.gone = True
+            self.deliver(ev.LegFailed(ring.leg_id, "unavailable"))
+
+    async def _bridge(self, leg_id: str) -> None:
+        leg = self.legs[leg_id]
+        bridge_id = f"{self.call_id}-bridge"
+        try:
+            await self.client.create_bridge(bridge_id)
+            self.bridge_id = bridge_id
+            await self.client.add_channel(bridge_id, [self.channel.id, leg.channel_id])
+            leg.bridged = True
+        except CallGone:
+            leg.bridged = True  # one side is gone: its hang-up event ends the conversation
+        if leg.ring.employee_id is not None:
+            self.agent = leg.ring.employee_id
+            self.runtime.pool.set(leg.ring.employee_id, "busy")
+
+    async def _lookup(self, lookup: act.Lookup) -> None:
+        value: str | None = None
+        try:
+            if lookup.source == "last_agent":
+                value = await self.runtime.sink.last_agent(lookup.caller, lookup.days)
+            else:
+                value = await self._ask_crm(lookup)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            self.log.warning("lookup failed", source=lookup.source, error=str(exc))
+        self.deliver(ev.LookupResult(lookup.request_id, value))
+
+    async def _ask_crm(self, lookup: act.Lookup) -> str | None:
+        http = await self.runtime.http()
+        timeout = aiohttp.ClientTimeout(total=self.runtime.clock.real(lookup.timeout))
+        async with http.get(lookup.url, timeout=timeout) as response:
+            if response.status != 200:
+                return None
+            data: Any = await response.json(content_type=None)
+        for part in lookup.path.split("."):
+            data = data.get(part) if isinstance(data, dict) else None
+        return None if data is None else str(data)
+
+    # --- the end --------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _safe(self, request: Any) -> None:
+        """An ARI request whose failure the call survives (the channel may be gone)."""
+        try:
+            await request
+        except CallGone:
+            pass
+        except AriError as exc:
+            self.log.warning("ari request failed", error=str(exc))
+
+    async def _teardown(self) -> None:
+        """Release everything the call created: timers, legs, the bridge."""
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for leg in self.legs.values():
+            if not leg.gone:
+                await self._safe(self.client.hangup(leg.channel_id))
+        if self.agent is not None:
+            self.runtime.pool.set(self.agent, "available")
+        if not self.caller_gone and not self.left_stasis and not self._continued:
+            await self._safe(self.client.hangup(self.channel.id))
+        if self.bridge_id is not None:
+            # Asterisk 22: destroying a bridge while its legs hang up can strand a channel;
+            # wait (briefly) until every leg has gone, then destroy it.
+            await self._wait_gone()
+            await self._safe(self.client.destroy_bridge(self.bridge_id))
+
+    async def _wait_gone(self) -> None:
+        deadline = self.runtime.clock.real(TEARDOWN_WAIT)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(deadline):
+                while not (self.caller_gone or self.left_stasis) or any(
+                    not leg.gone for leg in self.legs.values() if leg.bridged
+                ):
+                    item = await self.queue.get()
+                    if isinstance(item, StasisEnd | ChannelDestroyed):
+                        await self._channel_gone(item)

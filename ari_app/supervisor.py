@@ -1,0 +1,100 @@
+"""The one owner of the ARI connection: connect, subscribe, read events, reconnect.
+
+After every (re)connection it narrows the events Asterisk sends to those the
+runtime uses (`PUT /applications/{app}/eventFilter` — essential under load),
+lists the live channels and hands them to the runtime to reconcile, and only
+then reports ready.  A dropped or cleanly closed websocket is followed by
+exponential backoff with jitter; never a busy loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import aiohttp
+import structlog
+
+from ari_app.client import AriClient, AriError
+from ari_app.models import USED_EVENTS, ApplicationReplaced, AriEvent, Channel, MalformedEvent
+from ari_app.models import parse_event as parse
+
+log = structlog.get_logger("switchboard.ari")
+
+HEARTBEAT = 10.0  # websocket ping interval, seconds
+BACKOFF_FIRST = 0.2
+BACKOFF_MAX = 30.0
+
+
+class EventSink(Protocol):
+    async def on_connected(self, channels: list[Channel]) -> None: ...
+
+    def on_event(self, event: AriEvent) -> None: ...
+
+    def on_disconnected(self) -> None: ...
+
+
+class AriSupervisor:
+    def __init__(
+        self,
+        client: AriClient,
+        sink: EventSink,
+        backoff_first: float = BACKOFF_FIRST,
+        backoff_max: float = BACKOFF_MAX,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.sink = sink
+        self.ready = asyncio.Event()
+        self.connections = 0  # successful connections so far (1 + reconnects)
+        self._backoff_first = backoff_first
+        self._backoff_max = backoff_max
+        self._sleep = sleep
+        self._replaced = False
+
+    async def run(self) -> None:
+        """Stay connected until cancelled."""
+        failures = 0
+        while True:
+            try:
+                await self._session()
+                failures = 0 if not self._replaced else failures + 5
+            except (aiohttp.ClientError, AriError, OSError, TimeoutError) as exc:
+                failures += 1
+                log.warning("ari connection failed", error=str(exc), attempt=failures)
+            self.ready.clear()
+            self.sink.on_disconnected()
+            delay = min(self._backoff_max, self._backoff_first * 2 ** max(0, failures - 1))
+            await self._sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+
+    async def _session(self) -> None:
+        self._replaced = False
+        async with self.client.session.ws_connect(
+            self.client.events_url(), heartbeat=HEARTBEAT, autoping=True
+        ) as ws:
+            await self.client.set_event_filter(USED_EVENTS)
+            channels = await self.client.list_channels()
+            await self.sink.on_connected(channels)
+            self.connections += 1
+            self.ready.set()
+            log.info("ari connected", url=self.client.base_url, app=self.client.app)
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    self._dispatch(message.data)
+                elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+            log.warning("ari websocket closed", code=ws.close_code)
+
+    def _dispatch(self, text: str) -> None:
+        try:
+            event = parse(json.loads(text))
+        except (ValueError, MalformedEvent) as exc:
+            log.warning("ari event unreadable", error=str(exc), data=text[:200])
+            return
+        if isinstance(event, ApplicationReplaced):
+            log.error("another application took over our Stasis app name", app=self.client.app)
+            self._replaced = True
+        self.sink.on_event(event)
