@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -142,10 +144,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-
-    from ari_app.app import serve
+    # the runtime (aiohttp and friends) loads only for `run`: `check` stays quick
+    from ari_app.app import serve  # noqa: PLC0415
 
     result = load_file(args.config)
     if result.company is None:
