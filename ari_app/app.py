@@ -8,6 +8,7 @@ cancelled and awaited and the HTTP pool closed.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,12 +67,18 @@ class AriApp:
         sink: CallSink | None = None,
         clock: Clock | None = None,
         backoff_first: float = 0.2,
+        wall_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         current = company()
         self.client = AriClient(ari.url, ari.user, ari.password, ari.app)
         self.sink = sink or MemorySink()
         self.runtime = AriRuntime(
-            self.client, company, runtime_settings(current, ari.app), self.sink, clock
+            self.client,
+            company,
+            runtime_settings(current, ari.app),
+            self.sink,
+            clock,
+            wall_clock=wall_clock,
         )
         self.supervisor = AriSupervisor(self.client, self.runtime, backoff_first=backoff_first)
         self._task: asyncio.Task[None] | None = None

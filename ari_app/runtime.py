@@ -153,8 +153,11 @@ class AriRuntime:
         sink: CallSink,
         clock: Clock | None = None,
         http: aiohttp.ClientSession | None = None,
+        wall_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.client = client
+        # when calls start, in local time: schedules and greetings read it (tests fix it)
+        self.wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC))
         self.company = company
         self.settings = settings
         self.sink = sink
@@ -339,7 +342,7 @@ class CallSession:
             line=line,
             language=self.channel.language or None,
         )
-        started = dt.datetime.now(company.tz)
+        started = self.runtime.wall_clock().astimezone(company.tz)
         try:
             run = CallRun(company, info, started, agents=dict(self.runtime.pool.states))
         except LookupError:
