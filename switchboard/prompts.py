@@ -34,6 +34,7 @@ BUILTIN_PROMPTS: Final[dict[str, tuple[float, str]]] = {
         "Or just press hash for this number.",
     ),
     "callback-confirm": (3.0, "Thank you. We will call you back."),
+    "callback-failed": (3.0, "Sorry, we could not take your request."),
     "voicemail-intro": (4.0, "Please leave a message after the tone."),
     "beep": (1.0, "(tone)"),
     "press-1-to-accept": (3.0, "Incoming call from Switchboard. Press 1 to take the call."),

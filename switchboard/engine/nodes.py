@@ -726,7 +726,10 @@ class CallbackActivity(Activity):
         self.request = None
         self.run.detail("stored", ok)
         if not ok:
-            return "next"
+            # never promise a call-back that was not written down
+            self.confirming = True
+            self.playback = self.run.play("callback-failed")
+            return None
         self.run.mark("callback", callback_number=self.number)
         self.confirming = True
         self.playback = self.run.play(self.node.prompt)
