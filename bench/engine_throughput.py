@@ -44,7 +44,7 @@ def main() -> None:
     ]
     gc.freeze()  # the config snapshot is long-lived: keep it out of every collection
     results: dict[str, int] = {}
-    steps = events = calls = 0
+    steps = events = fed = calls = 0
     rates: list[float] = []
     end = time.process_time() + args.seconds
     while time.process_time() < end:
@@ -55,6 +55,7 @@ def main() -> None:
                 sim = simulate(company, at=at, **spec)  # type: ignore[arg-type]
                 results[sim.outcome.result] = results.get(sim.outcome.result, 0) + 1
                 steps += len(sim.steps)
+                fed += sim.events_fed + 1  # + the start
                 events += sum(len(step.events) for step in sim.steps)
                 round_calls += 1
         rates.append(round_calls / (time.process_time() - round_start))
@@ -65,7 +66,10 @@ def main() -> None:
         f"{calls} calls, {len(rates)} rounds of 0.5 s CPU: median {median:,.0f} calls/s "
         f"({1e3 / median:.3f} ms per call), best {rates[-1]:,.0f}, worst {rates[0]:,.0f}"
     )
-    print(f"per call: {steps / calls:.1f} nodes, {events / calls:.1f} traced events")
+    print(
+        f"per call: {fed / calls:.1f} engine steps (events fed), {steps / calls:.1f} nodes, "
+        f"{events / calls:.1f} traced events"
+    )
     print("outcomes:", ", ".join(f"{k}={v}" for k, v in sorted(results.items())))
 
 

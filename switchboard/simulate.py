@@ -112,6 +112,7 @@ class Simulation:
     callbacks: list[RequestCallback] = field(default_factory=list)
     messages: list[SaveMessage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    events_fed: int = 0  # engine steps: events the virtual Asterisk fed to the run
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -203,6 +204,7 @@ class _VirtualAsterisk:
         self.seq = 0
         self.cancelled: set[str] = set()  # timers, playbacks and legs that no longer count
         self.key_due = False
+        self.fed = 0
         self.actions: list[tuple[float, Action]] = []
         self.callbacks: list[RequestCallback] = []
         self.messages: list[SaveMessage] = []
@@ -228,6 +230,7 @@ class _VirtualAsterisk:
             if isinstance(item, str):  # a key press falling due
                 self.key_due = False
                 if call.awaiting_input:
+                    self.fed += 1
                     self.apply(call.handle(Digits(item), t), t)
                 else:
                     self.dtmf = item + self.dtmf  # not listening: keep it for the next ask
@@ -235,6 +238,7 @@ class _VirtualAsterisk:
                 continue
             if key and key in cancelled:
                 continue
+            self.fed += 1
             self.apply(call.handle(item or TimerFired(key), t), t)
             if self.dtmf:
                 self.ask_for_keys(t)
@@ -253,6 +257,7 @@ class _VirtualAsterisk:
             callbacks=self.callbacks,
             messages=self.messages,
             notes=self.notes,
+            events_fed=self.fed,
         )
 
     def ask_for_keys(self, t: float) -> None:

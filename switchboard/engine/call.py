@@ -10,7 +10,6 @@ clock of its own, so the same inputs always give the same run.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -37,6 +36,7 @@ from switchboard.engine.events import (
     QueuePosition,
     TimerFired,
 )
+from switchboard.engine.message import message
 from switchboard.engine.nodes import activity_for
 from switchboard.engine.ringing import Answered
 from switchboard.engine.trace import Outcome, Result, Step
@@ -52,7 +52,7 @@ _FALLBACK_EXITS: Final[dict[str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class CallInfo:
     """What Asterisk told us about the call, raw and normalised."""
 

@@ -22,6 +22,7 @@ from switchboard.engine.events import (
     LegNoAnswer,
     TimerFired,
 )
+from switchboard.engine.message import message
 
 if TYPE_CHECKING:
     from switchboard.engine.call import CallRun
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 Failure = Literal["noanswer", "busy", "unavailable"]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Member:
     """Somebody to ring: an employee (desk, then mobile) or an external number."""
 
@@ -60,7 +61,7 @@ class _MemberState:
     busy: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Answered:
     leg_id: str
     member: Member
