@@ -13,6 +13,7 @@ from typing import Any
 
 from switchboard.config.company import Company
 from switchboard.config.load import load_file
+from switchboard.engine.trace import Outcome, Step
 from switchboard.logs import configure_logging, log_notifications
 from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, SimulationError, simulate
 
@@ -198,12 +199,17 @@ def _parse_last_agent(text: str | None) -> LastAgent | None:
 
 def format_simulation(sim: Simulation) -> str:
     """One readable line per step, its events indented below, then the outcome."""
-    lines = [
+    title = (
         f"call {sim.call.caller} -> {sim.call.called or '-'}"
         + (f" (line {sim.call.line})" if sim.call.line is not None else "")
         + f" at {sim.started_at:%a %Y-%m-%d %H:%M:%S} in scenario {sim.scenario}"
-    ]
-    for step in sim.steps:
+    )
+    return format_trace(title, sim.steps, sim.outcome)
+
+
+def format_trace(title: str, steps: Sequence[Step], outcome: Outcome) -> str:
+    lines = [title]
+    for step in steps:
         arrow = f" -> {step.exit}" if step.exit else ""
         via = f" [{step.via}]" if step.via and step.via != "next" else ""
         detail = _details(step.details)
@@ -213,9 +219,9 @@ def format_simulation(sim: Simulation) -> str:
                 f"{k}={_short(v)}" for k, v in event.items() if k not in {"t", "event", "leg"}
             )
             lines.append(f"{event['t']:7.1f}s      {event['event']} {fields}".rstrip())
-    outcome = sim.outcome.as_json()
-    summary = " ".join(f"{k}={_short(v)}" for k, v in outcome.items() if k != "result")
-    lines.append(f"{sim.outcome.duration:7.1f}s  => {outcome['result']} {summary}")
+    summary = outcome.as_json()
+    rest = " ".join(f"{k}={_short(v)}" for k, v in summary.items() if k != "result")
+    lines.append(f"{outcome.duration:7.1f}s  => {summary['result']} {rest}")
     return "\n".join(lines)
 
 
