@@ -56,6 +56,9 @@ CONFIRM_PROMPT = "press-1-to-accept"
 CONFIRM_KEY = "1"
 CONFIRM_TIMEOUT = 15.0  # seconds a mobile has to press 1
 TEARDOWN_WAIT = 5.0  # seconds to wait for legs to leave a bridge before destroying it
+CAUSE_BUSY = 17  # Q.850 user busy
+# Q.850 normal clearing, no user responding, no answer
+CAUSES_NO_ANSWER = frozenset({16, 18, 19})
 
 
 @dataclass(frozen=True)
@@ -449,10 +452,18 @@ class CallSession:
         leg.gone = True
         if leg.bridged:
             return ev.LegHungUp(leg.leg_id)
-        if not leg.reported:
-            leg.reported = True
-            return ev.LegNoAnswer(leg.leg_id) if leg.answered else ev.LegFailed(leg.leg_id)
-        return None
+        if leg.reported:
+            return None
+        leg.reported = True
+        # a real PJSIP leg often ends with no final Dial status: the cause is the truth
+        cause = item.cause if isinstance(item, ChannelDestroyed) else 0
+        if cause == CAUSE_BUSY:
+            return ev.LegBusy(leg.leg_id)
+        if leg.answered or cause in CAUSES_NO_ANSWER:
+            return ev.LegNoAnswer(leg.leg_id)
+        return ev.LegFailed(
+            leg.leg_id, item.cause_txt if isinstance(item, ChannelDestroyed) else ""
+        )
 
     async def _dial_status(self, leg: _Leg, status: str) -> ev.Event | None:
         if leg.reported or status in ("RINGING", "PROGRESS", "PROCEEDING", ""):
