@@ -15,6 +15,7 @@ Credentials go in the Authorization header, never in a URL or a log line.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -75,7 +76,8 @@ class AriClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.app = app
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}"}
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
 
@@ -89,7 +91,7 @@ class AriClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                auth=self._auth,
+                headers=self._headers,
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
             )

@@ -56,6 +56,7 @@ CONFIRM_PROMPT = "press-1-to-accept"
 CONFIRM_KEY = "1"
 CONFIRM_TIMEOUT = 15.0  # seconds a mobile has to press 1
 TEARDOWN_WAIT = 5.0  # seconds to wait for legs to leave a bridge before destroying it
+ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
 CAUSE_BUSY = 17  # Q.850 user busy
 # Q.850 normal clearing, no user responding, no answer
 CAUSES_NO_ANSWER = frozenset({16, 18, 19})
@@ -75,7 +76,8 @@ class CallRecord:
     """What a finished call leaves behind (written to PostgreSQL by the storage issue)."""
 
     call_id: str
-    channel: str
+    channel: str  # the channel's name: PJSIP/trunk-00000001
+    channel_id: str  # Asterisk's unique id of the channel
     called_raw: str
     called: str
     caller: str
@@ -172,22 +174,38 @@ class AriRuntime:
         self._ids = itertools.count(1)
         self._http = http
         self.unknown_events = 0
+        self.failures = 0  # calls ended by a bug in their task (logged with the traceback)
 
     # --- EventSink --------------------------------------------------------------------
 
     async def on_connected(self, channels: list[Channel]) -> None:
         """After a (re)connect: known calls go on; unknown channels in our app are sent on."""
         live = {c.id for c in channels}
+        orphans = [
+            c for c in channels if c.id not in self.owners and c.in_stasis_app(self.settings.app)
+        ]
+        if orphans:
+            task = asyncio.create_task(self._send_on(orphans), name="ari-orphans")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        for session in list(self.sessions.values()):
+            session.reconcile(live)
+
+    async def _send_on(self, channels: list[Channel]) -> None:
+        """Channels parked in our app that no call owns go to the dialplan's fallback.
+
+        A call that entered the app while we reconnected has its StasisStart on
+        the way: give it `ORPHAN_GRACE` seconds to arrive before judging.
+        """
+        await asyncio.sleep(ORPHAN_GRACE)
         for channel in channels:
-            if channel.id in self.owners or not channel.in_stasis_app(self.settings.app):
+            if channel.id in self.owners:
                 continue
             log.warning("unknown channel in the app: sent to the fallback", channel=channel.name)
             with contextlib.suppress(AriError):
                 await self.client.continue_in_dialplan(
                     channel.id, self.settings.fallback_context, "s", 1
                 )
-        for session in list(self.sessions.values()):
-            session.reconcile(live)
 
     def on_event(self, event: AriEvent) -> None:
         if isinstance(event, UnknownEvent):
@@ -325,6 +343,7 @@ class CallSession:
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug must end this call cleanly, never the runtime
+            self.runtime.failures += 1
             self.log.exception("call failed")
             await self._safe(self.client.hangup(self.channel.id))
         finally:
@@ -382,6 +401,7 @@ class CallSession:
             CallRecord(
                 call_id=self.call_id,
                 channel=self.channel.name,
+                channel_id=self.channel.id,
                 called_raw=info.called_raw,
                 called=info.called,
                 caller=info.caller,

@@ -75,18 +75,27 @@ class AriSupervisor:
         async with self.client.session.ws_connect(
             self.client.events_url(), heartbeat=HEARTBEAT, autoping=True
         ) as ws:
-            await self.client.set_event_filter(USED_EVENTS)
-            channels = await self.client.list_channels()
-            await self.sink.on_connected(channels)
-            self.connections += 1
-            self.ready.set()
-            log.info("ari connected", url=self.client.base_url, app=self.client.app)
-            async for message in ws:
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    self._dispatch(message.data)
-                elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
-                    break
+            # read at once: a call arriving while we reconcile must reach the runtime
+            reader = asyncio.create_task(self._read(ws))
+            try:
+                await self.client.set_event_filter(USED_EVENTS)
+                channels = await self.client.list_channels()
+                await self.sink.on_connected(channels)
+                self.connections += 1
+                self.ready.set()
+                log.info("ari connected", url=self.client.base_url, app=self.client.app)
+                await reader
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
             log.warning("ari websocket closed", code=ws.close_code)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                self._dispatch(message.data)
+            elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                break
 
     def _dispatch(self, text: str) -> None:
         try:
