@@ -362,7 +362,6 @@ class CallSession:
             self.channel.caller_number or None,
             caller_name=self.channel.caller_name,
             line=line,
-            language=self.channel.language or None,
         )
         started = self.runtime.wall_clock().astimezone(company.tz)
         try:

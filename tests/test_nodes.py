@@ -283,3 +283,16 @@ def test_max_call_duration_ends_a_call_that_never_ends() -> None:
     sim = run(company_from(text))
     assert sim.outcome.reason == "max call duration"
     assert sim.outcome.duration == 100
+
+
+def test_prompt_language_comes_from_the_number_then_the_scenario_then_the_company() -> None:
+    text = scenario("first: {type: hangup, prompt: goodbye}").replace(
+        "default_scenario: main",
+        "default_scenario: main\nlanguage: en\n"
+        'numbers: [{number: "74951234567", scenario: main, language: ru}]',
+    )
+    company = company_from(text)
+    ru = run(company, called="84951234567")
+    en = run(company, called="74990000000")
+    plays = [[a.language for _, a in sim.actions if isinstance(a, Play)] for sim in (ru, en)]
+    assert plays == [["ru"], ["en"]]

@@ -86,6 +86,21 @@ class Company:
                 return found
         return self.config.default_scenario
 
+    def number_language(self, called: str, line: int | None) -> str | None:
+        """The `language` of the `numbers:` entry a call came in on, if it sets one."""
+        for entry in self.config.numbers:
+            if entry.language is None:
+                continue
+            if line is not None and entry.line == line:
+                return entry.language
+            if (
+                entry.line is None
+                and entry.number is not None
+                and self.normalize(entry.number) == called
+            ):
+                return entry.language
+        return None
+
     def resolve_target(self, text: str) -> tuple[TargetKind, str] | None:
         """An employee or department by id or by extension."""
         if text in self.employees:

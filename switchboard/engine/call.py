@@ -217,8 +217,14 @@ class CallRun:
 
     @property
     def language(self) -> str:
+        """The prompts' language: the call's own, the number's, the scenario's, the company's."""
         scenario = self.company.config.scenarios[self.scenario]
-        return self.call.language or scenario.language or self.company.config.language
+        return (
+            self.call.language
+            or self.company.number_language(self.call.called, self.call.line)
+            or scenario.language
+            or self.company.config.language
+        )
 
     def local_time(self) -> dt.datetime:
         return self.company.local_time(self.started_at + dt.timedelta(seconds=self.now))
