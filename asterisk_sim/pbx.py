@@ -1,0 +1,1201 @@
+"""The simulated PBX: channels, bridges, media, and who hears which event.
+
+`Pbx` holds the state of one simulated Asterisk and every operation on it,
+synchronous and in one place: the HTTP layer (`asterisk_sim.server`) turns
+ARI requests into these calls, the scripts (`asterisk_sim.script`) drive the
+far ends, and the simulator facade starts and stops it all.  Every change
+notifies `StateSignal`, which is what ``wait_for`` waits on.
+
+Who receives an event follows Asterisk's subscriptions: an application hears
+about a channel while the channel is in its Stasis application, after it
+created or originated the channel, or after an explicit subscription; about a
+bridge while one of its channels is in it or after a subscription; and about
+everything when it connected with ``subscribeAll=true``.  ``StasisStart`` and
+``StasisEnd`` go only to the channel's own application.  The application's
+``eventFilter`` is applied last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, Literal
+
+import structlog
+
+from asterisk_sim import events
+from asterisk_sim.applications import Application, ApplicationRegistry
+from asterisk_sim.errors import AriError
+from asterisk_sim.model import (
+    DOWN,
+    NORMAL_CLEARING,
+    RING,
+    RINGING,
+    SOFTHANGUP_EXPLICIT,
+    UP,
+    Bridge,
+    CallerId,
+    Channel,
+    DialplanLocation,
+    Json,
+    LiveRecording,
+    MediaEvent,
+    Playback,
+    RequestRecord,
+    StoredRecording,
+    parse_endpoint,
+)
+from asterisk_sim.script import (
+    DEFAULT_ENDPOINT,
+    CallerScript,
+    EndpointScript,
+    check_digits,
+    run_caller_hangup,
+    run_confirm,
+    run_outgoing,
+    run_presses,
+)
+from switchboard.clock import Clock
+
+log = structlog.get_logger("asterisk_sim")
+
+ASTERISK_VERSION = "22.10.1"
+DEFAULT_MEDIA_SECONDS = 3.0
+SECONDS_PER_DIGIT = 0.6
+TONE_SECONDS = 1.0
+BEEP_SECONDS = 0.5
+DEFAULT_TRUNK = "PJSIP/trunk"
+RECORDING_FORMATS = frozenset({"wav", "wav16", "gsm", "ulaw", "alaw", "sln", "g722", "ogg"})
+SNOOP_DIRECTIONS = ("none", "both", "out", "in")
+ACTIVE_PLAYBACK = ("queued", "playing", "continuing")
+ACTIVE_RECORDING = ("queued", "recording", "paused")
+
+
+class StateSignal:
+    """A condition every state change notifies; waiters re-check their predicate.
+
+    It is `asyncio.Condition` without the lock dance: `notify` is callable
+    from synchronous code, and no waiter ever polls.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def wait_until(self, predicate: Callable[[], bool], within: float | None = None) -> None:
+        """Return once ``predicate()`` is true; TimeoutError after ``within`` real seconds."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(within):
+            while not predicate():
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._waiters.add(waiter)
+                try:
+                    await waiter
+                finally:
+                    self._waiters.discard(waiter)
+
+
+def _random_entity_id() -> str:
+    rng = random.Random()  # noqa: S311 - an id for display, not a secret
+    return ":".join(f"{rng.randrange(256):02x}" for _ in range(6))
+
+
+class Pbx:
+    """One simulated Asterisk: its state, its operations and its event delivery."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        app_durations: Mapping[str, float] | None = None,
+        asterisk_id: str | None = None,
+    ) -> None:
+        self.clock = clock
+        self.app_durations = dict(app_durations or {})
+        self.asterisk_id = asterisk_id or _random_entity_id()
+        self.signal = StateSignal()
+        self.registry = ApplicationRegistry()
+        self.endpoint_scripts: dict[str, EndpointScript] = {}
+        self.stored_recordings: dict[str, StoredRecording] = {}
+        self.requests: list[RequestRecord] = []
+        self.sent: list[Json] = []
+        self.task_errors: list[BaseException] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._clock_zero = clock.now()
+        self._wall_zero = dt.datetime.now(dt.UTC)
+        self._id_base = int(time.time())
+        self._ids = itertools.count(1)
+        self._names = itertools.count(1)
+        self._media_seq = 0
+        self.channels: dict[str, Channel] = {}
+        self.bridges: dict[str, Bridge] = {}
+        self.playbacks: dict[str, Playback] = {}
+        self.recordings: dict[str, LiveRecording] = {}
+        self.device_states: dict[str, str] = {}
+        self.startup_time = self.timestamp()
+
+    # -- time, tasks, notification -----------------------------------------------
+
+    def now(self) -> float:
+        """Clock seconds since the simulator was made."""
+        return self.clock.now() - self._clock_zero
+
+    def timestamp(self) -> str:
+        """ARI's ``Date`` for now, on a wall clock that runs at the simulator clock's pace."""
+        wall = self._wall_zero + dt.timedelta(seconds=self.now())
+        return wall.strftime("%Y-%m-%dT%H:%M:%S.") + f"{wall.microsecond // 1000:03d}+0000"
+
+    def changed(self) -> None:
+        self.signal.notify()
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, None], owner: Channel | Bridge | None = None
+    ) -> asyncio.Task[None]:
+        """Run ``coro`` as a task the simulator tracks (and its owner cancels when it ends)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        if owner is not None:
+            owner.tasks.add(task)
+            task.add_done_callback(owner.tasks.discard)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            assert error is not None
+            self.task_errors.append(error)
+            log.error("simulator task failed", task=task.get_name(), error=repr(error))
+            self.changed()
+
+    @staticmethod
+    def cancel_owned(owner: Channel | Bridge) -> None:
+        current = asyncio.current_task()
+        for task in list(owner.tasks):
+            if task is not current:
+                task.cancel()
+
+    def running_tasks(self) -> list[asyncio.Task[None]]:
+        return [t for t in self._tasks if not t.done()]
+
+    async def cancel_all(self) -> None:
+        """Cancel every simulator task and wait for them to end."""
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def reset(self) -> None:
+        """Forget every call, bridge and application (an Asterisk restart).
+
+        Channel names count from 1 again (``PJSIP/trunk-00000001`` may come
+        back); unique ids do not repeat, their epoch part moves on.
+        """
+        self.registry.clear()
+        self._names = itertools.count(1)
+        self._id_base = max(int(time.time()), self._id_base + 1)
+        self._ids = itertools.count(1)
+        self.channels = {}
+        self.bridges = {}
+        self.playbacks = {}
+        self.recordings = {}
+        self.device_states = {}
+        self.startup_time = self.timestamp()
+        self.changed()
+
+    # -- event delivery ---------------------------------------------------------
+
+    def send(self, app_name: str, event: Json) -> None:
+        """Deliver ``event`` to one application, if it is connected and its filter allows."""
+        app = self.registry.get(app_name)
+        if app is None or app.connection is None or not app.active:
+            return
+        if not app.allows(event["type"]):
+            return
+        message = events.envelope(
+            event, application=app_name, asterisk_id=self.asterisk_id, timestamp=self.timestamp()
+        )
+        app.connection.send(message)
+        self.sent.append(message)
+
+    def emit(
+        self, event: Json, *, channels: Iterable[Channel] = (), bridges: Iterable[Bridge] = ()
+    ) -> None:
+        """Deliver ``event`` to every application subscribed to one of its sources."""
+        names: set[str] = set()
+        for channel in channels:
+            names |= channel.subscribers
+        for bridge in bridges:
+            names |= self.bridge_subscribers(bridge)
+        names |= self.registry.subscribed_to_all()
+        for name in sorted(names):
+            self.send(name, event)
+
+    def bridge_subscribers(self, bridge: Bridge) -> set[str]:
+        names = set(bridge.subscribers)
+        for channel_id in bridge.channel_ids:
+            channel = self.channels.get(channel_id)
+            if channel is not None and channel.stasis_app is not None:
+                names.add(channel.stasis_app)
+        return names
+
+    def application_replaced(self, name: str) -> Json:
+        return events.envelope(
+            events.application_replaced(),
+            application=name,
+            asterisk_id=self.asterisk_id,
+            timestamp=self.timestamp(),
+        )
+
+    # -- lookups ------------------------------------------------------------------
+
+    def live_channel(self, channel_id: str) -> Channel | None:
+        channel = self.channels.get(channel_id)
+        return channel if channel is not None and channel.live else None
+
+    def live_bridge(self, bridge_id: str) -> Bridge | None:
+        bridge = self.bridges.get(bridge_id)
+        return bridge if bridge is not None and bridge.live else None
+
+    def active_playback(self, playback_id: str) -> Playback | None:
+        playback = self.playbacks.get(playback_id)
+        return playback if playback is not None and playback.state in ACTIVE_PLAYBACK else None
+
+    def active_recording(self, name: str) -> LiveRecording | None:
+        rec = self.recordings.get(name)
+        return rec if rec is not None and rec.state in ACTIVE_RECORDING else None
+
+    def script_for(self, endpoint: str) -> EndpointScript:
+        return self.endpoint_scripts.get(endpoint, DEFAULT_ENDPOINT)
+
+    def dialplan_app(self) -> str | None:
+        """The application the inbound dialplan hands calls to: the latest connected."""
+        active = self.registry.active()
+        return active[-1].name if active else None
+
+    # -- media heard by the far ends ---------------------------------------------
+
+    def media_seq(self) -> int:
+        return self._media_seq
+
+    def _heard(self, channel: Channel, kind: Literal["playback", "moh"], media: str) -> None:
+        self._media_seq += 1
+        channel.media_events.append(MediaEvent(self._media_seq, self.now(), kind, media))
+
+    def _heard_by(
+        self, target: Channel | Bridge, kind: Literal["playback", "moh"], media: str
+    ) -> None:
+        if isinstance(target, Channel):
+            self._heard(target, kind, media)
+            return
+        for channel_id in target.channel_ids:
+            self._heard(self.channels[channel_id], kind, media)
+
+    async def wait_media(
+        self,
+        channel: Channel,
+        *,
+        after_seq: int,
+        kind: Literal["playback", "moh"],
+        contains: str | None,
+    ) -> MediaEvent:
+        """Wait until ``channel`` starts hearing matching media later than ``after_seq``."""
+        found: list[MediaEvent] = []
+
+        def heard() -> bool:
+            for event in channel.media_events:
+                wanted = contains is None or contains in event.media
+                if event.seq > after_seq and event.kind == kind and wanted:
+                    found.append(event)
+                    return True
+            return False
+
+        await self.signal.wait_until(heard)
+        return found[0]
+
+    def media_duration(self, media: str) -> float:
+        """Clock seconds ``media`` plays: `app_durations`, else by its URI scheme."""
+        if media in self.app_durations:
+            return self.app_durations[media]
+        scheme, _, value = media.partition(":")
+        match scheme:
+            case "number" | "digits" | "characters":
+                return SECONDS_PER_DIGIT * max(1, len(value.lstrip("-")))
+            case "tone":
+                return TONE_SECONDS
+            case "recording" if value in self.stored_recordings:
+                return self.stored_recordings[value].duration
+            case _:
+                return DEFAULT_MEDIA_SECONDS
+
+    # -- channels -------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = f"{self._id_base}.{next(self._ids)}"
+            if candidate not in self.channels:
+                return candidate
+
+    def _check_new_id(self, channel_id: str | None) -> None:
+        if channel_id and self.live_channel(channel_id) is not None:
+            raise AriError(409, "Channel with given unique ID already exists")
+
+    def _channel_name(self, tech: str, resource: str) -> str:
+        number = next(self._names)
+        if tech == "DAHDI":
+            return f"DAHDI/{resource}-1"
+        device = resource.rpartition("@")[2] if tech in ("PJSIP", "SIP") else resource
+        return f"{tech}/{device}-{number:08x}"
+
+    def new_channel(
+        self,
+        *,
+        endpoint: str,
+        name: str,
+        state: str,
+        caller: CallerId,
+        dialplan: DialplanLocation,
+        direction: Literal["inbound", "outbound"],
+        channel_id: str | None = None,
+    ) -> Channel:
+        channel = Channel(
+            id=channel_id or self._new_id(),
+            name=name,
+            endpoint=endpoint,
+            state=state,
+            caller=caller,
+            dialplan=dialplan,
+            created_at=self.now(),
+            creationtime=self.timestamp(),
+            direction=direction,
+            protocol_id=str(uuid.uuid4()) if endpoint.startswith("PJSIP/") else "",
+        )
+        self.channels[channel.id] = channel
+        self.emit(events.channel_created(channel))
+        return channel
+
+    def enter_stasis(self, channel: Channel, app: str, args: list[str]) -> None:
+        channel.stasis_app = app
+        channel.app_args = list(args)
+        channel.subscribers.add(app)
+        channel.dialplan.app_name = "Stasis"
+        channel.dialplan.app_data = ",".join([app, *args])
+        self.send(app, events.stasis_start(channel, args))
+        self.changed()
+
+    def leave_stasis(self, channel: Channel, *, keep_subscription: bool) -> None:
+        app = channel.stasis_app
+        if app is None:
+            return
+        self.send(app, events.stasis_end(channel))
+        channel.stasis_app = None
+        registered = self.registry.get(app)
+        explicit = registered is not None and channel.id in registered.channel_ids
+        if not keep_subscription and not explicit:
+            channel.subscribers.discard(app)
+
+    def place_call(
+        self,
+        *,
+        caller: str,
+        caller_name: str,
+        called: str,
+        tech: str,
+        line: int | None,
+        app_args: list[str] | None,
+        script: CallerScript | None,
+        context: str | None = None,
+        app: str | None = None,
+    ) -> Channel:
+        """An inbound call reaches the dialplan, which runs ``Stasis(app, args)``."""
+        if line is not None:
+            endpoint = f"DAHDI/{line}"
+            name = self._channel_name("DAHDI", str(line))
+            default_args: list[str] = []
+            default_context = "from-analog"
+        else:
+            kind, resource = parse_endpoint(tech)
+            endpoint = tech
+            name = self._channel_name(kind, resource)
+            default_args = [called] if called else []
+            default_context = "from-trunk"
+        args = list(app_args) if app_args is not None else default_args
+        target = app or self.dialplan_app()
+        channel = self.new_channel(
+            endpoint=endpoint,
+            name=name,
+            state=RING,
+            caller=CallerId(caller_name, caller),
+            dialplan=DialplanLocation(context or default_context, called or "s", 1),
+            direction="inbound",
+        )
+        registered = self.registry.get(target) if target else None
+        if target and registered is not None and registered.active:
+            self.enter_stasis(channel, target, args)
+        else:
+            channel.stasis_failed = True
+            channel.dialplan.app_name = "Stasis"
+            channel.dialplan.app_data = ",".join([target or "", *args])
+            log.info("stasis failed: no application connected", channel=channel.name)
+        if script is not None:
+            channel.silent_after = script.silent_after
+            if script.presses:
+                self.spawn(run_presses(self, channel, script.presses), owner=channel)
+            if script.hangup_after is not None:
+                self.spawn(run_caller_hangup(self, channel, script.hangup_after), owner=channel)
+        self.changed()
+        return channel
+
+    def answer(self, channel: Channel) -> None:
+        if channel.state == UP or channel.direction == "outbound":
+            return
+        self._set_state(channel, UP)
+        channel.answered_at = self.now()
+        self.changed()
+
+    def _set_state(self, channel: Channel, state: str) -> None:
+        if channel.state == state:
+            return
+        channel.state = state
+        self.emit(events.channel_state_change(channel), channels=[channel])
+        peer = self.live_channel(channel.local_peer_id or "")
+        if peer is not None and peer.state != state:
+            peer.state = state
+            self.emit(events.channel_state_change(peer), channels=[peer])
+
+    def far_end_ringing(self, channel: Channel) -> None:
+        if not channel.live:
+            return
+        self._set_state(channel, RINGING)
+        self.emit(events.dial(channel, "RINGING"), channels=[channel])
+        self.changed()
+
+    def far_end_answer(self, channel: Channel) -> None:
+        if not channel.live:
+            return
+        self._set_state(channel, UP)
+        channel.answered_at = self.now()
+        self.emit(events.dial(channel, "ANSWER"), channels=[channel])
+        self.changed()
+
+    def dial_failed(self, channel: Channel, status: str, cause: int) -> None:
+        if not channel.live:
+            return
+        self.emit(events.dial(channel, status), channels=[channel])
+        self.far_end_hangup(channel, cause)
+
+    def far_end_hangup(self, channel: Channel, cause: int = NORMAL_CLEARING) -> None:
+        """The other party hangs up (or the network ends the call) with ``cause``."""
+        if not channel.live:
+            return
+        self.emit(events.channel_hangup_request(channel, cause), channels=[channel])
+        self.destroy(channel, cause)
+
+    def app_hangup(self, channel: Channel, cause: int) -> None:
+        """``DELETE /channels/{id}``: a soft hangup, then the channel goes with ``cause``."""
+        self.emit(
+            events.channel_hangup_request(channel, SOFTHANGUP_EXPLICIT, soft=True),
+            channels=[channel],
+        )
+        self.destroy(channel, cause)
+
+    def destroy(self, channel: Channel, cause: int) -> None:
+        """Tear a channel down in Asterisk's order: media, bridge, StasisEnd, ChannelDestroyed."""
+        if channel.destroyed:
+            return
+        channel.destroyed = True
+        self.cancel_owned(channel)
+        channel.playback_queue.clear()
+        if channel.current_playback is not None:
+            self.finish_playback(channel.current_playback)
+        if channel.recording is not None:
+            self.finish_recording(channel.recording)
+        if channel.bridge_id is not None:
+            self.leave_bridge(channel)
+        self.leave_stasis(channel, keep_subscription=True)
+        channel.hangup_cause = cause
+        channel.destroyed_at = self.now()
+        self.emit(events.channel_destroyed(channel, cause), channels=[channel])
+        channel.subscribers.clear()
+        for app in self.registry.apps.values():
+            app.channel_ids.discard(channel.id)
+        for linked_id in [channel.local_peer_id, *channel.snoop_ids]:
+            linked = self.live_channel(linked_id or "")
+            if linked is not None:
+                self.far_end_hangup(linked, cause)
+        self.changed()
+
+    async def press(self, channel: Channel, digits: str, gap: float = 0.3) -> None:
+        """The far end of ``channel`` presses ``digits``, ``gap`` clock seconds apart."""
+        check_digits(digits)
+        for i, digit in enumerate(digits):
+            if i:
+                await self.clock.sleep(gap)
+            if not channel.live:
+                return
+            self.receive_dtmf(channel, digit)
+
+    def receive_dtmf(self, channel: Channel, digit: str) -> None:
+        channel.dtmf_received.append(digit)
+        self.emit(events.channel_dtmf_received(channel, digit), channels=[channel])
+        rec = channel.recording
+        if rec is not None and rec.state == "recording" and rec.terminate_on in ("any", digit):
+            self.finish_recording(rec)
+        self.changed()
+
+    # -- outgoing channels: create + dial, originate, snoop --------------------------
+
+    def _outgoing(
+        self,
+        endpoint: str,
+        *,
+        channel_id: str | None,
+        other_channel_id: str | None,
+        caller: CallerId,
+    ) -> Channel:
+        try:
+            tech, resource = parse_endpoint(endpoint)
+        except ValueError:
+            raise AriError(400, "Invalid endpoint specified") from None
+        self._check_new_id(channel_id)
+        self._check_new_id(other_channel_id)
+        if tech != "Local":
+            return self.new_channel(
+                endpoint=endpoint,
+                name=self._channel_name(tech, resource),
+                state=DOWN,
+                caller=caller,
+                dialplan=DialplanLocation("default", "s", 1),
+                direction="outbound",
+                channel_id=channel_id,
+            )
+        target = resource.split("/", 1)[0]
+        exten, _, context = target.partition("@")
+        name = self._channel_name("Local", target)
+        first = self.new_channel(
+            endpoint=f"Local/{target}",
+            name=f"{name};1",
+            state=DOWN,
+            caller=caller,
+            dialplan=DialplanLocation("default", "s", 1),
+            direction="outbound",
+            channel_id=channel_id,
+        )
+        second = self.new_channel(
+            endpoint=f"Local/{target}",
+            name=f"{name};2",
+            state=DOWN,
+            caller=CallerId(caller.name, caller.number),
+            dialplan=DialplanLocation(context or "default", exten, 1),
+            direction="inbound",
+            channel_id=other_channel_id,
+        )
+        first.local_peer_id, second.local_peer_id = second.id, first.id
+        return first
+
+    def _apply_variables(self, channel: Channel, variables: Mapping[str, Any]) -> None:
+        for name, raw in variables.items():
+            if isinstance(raw, dict):
+                value = str(raw.get("value", ""))
+                report = bool(raw.get("report_events", False))
+            else:
+                value, report = str(raw), False
+            self._store_variable(channel, name, value, report)
+
+    def create_channel(
+        self,
+        *,
+        endpoint: str,
+        app: str,
+        app_args: str | None,
+        channel_id: str | None,
+        other_channel_id: str | None,
+        originator: str | None,
+        variables: Mapping[str, Any],
+    ) -> Json:
+        """``POST /channels/create``: a Down channel, in Stasis at once, not yet dialled.
+
+        Answers the snapshot taken before the channel enters Stasis (as
+        Asterisk does); ``StasisStart`` follows on the websocket.
+        """
+        channel = self._outgoing(
+            endpoint, channel_id=channel_id, other_channel_id=other_channel_id, caller=CallerId()
+        )
+        channel.created_by_ari = True
+        channel.dialstring = parse_endpoint(endpoint)[1]
+        origin = self.live_channel(originator or "")
+        if origin is not None:
+            origin.subscribers.add(app)
+            channel.language = origin.language
+        self._apply_variables(channel, variables)
+        channel.subscribers.add(app)
+        snapshot = channel.snapshot()
+        registered = self.registry.get(app)
+        if registered is not None and registered.active:
+            self.enter_stasis(channel, app, app_args.split(",") if app_args else [])
+        else:
+            log.info("stasis failed for a created channel", app=app, channel=channel.name)
+            self.destroy(channel, NORMAL_CLEARING)
+        self.changed()
+        return snapshot
+
+    def dial(self, channel: Channel, caller_id: str | None, timeout: int) -> None:
+        """``POST /channels/{id}/dial``: call the created channel's endpoint."""
+        if not channel.created_by_ari:
+            raise AriError(409, "Dialing a channel not created by ARI")
+        if channel.state != DOWN or channel.dialed:
+            raise AriError(409, "Channel is not in the 'Down' state")
+        caller = self.live_channel(caller_id or "")
+        if caller is not None:
+            channel.connected = CallerId(caller.caller.name, caller.caller.number)
+            channel.language = caller.language
+        channel.dialed = True
+        self.emit(events.dial(channel, "", dialstring=channel.dialstring), channels=[channel])
+        self._run_endpoint(channel, timeout if timeout > 0 else None, lambda _: None)
+        self.changed()
+
+    def _run_endpoint(
+        self, channel: Channel, timeout: float | None, on_answer: Callable[[Channel], None]
+    ) -> None:
+        script = self.script_for(channel.endpoint)
+        self.spawn(run_outgoing(self, channel, script, timeout, on_answer), owner=channel)
+        if script.confirm_key is not None:
+            self.spawn(run_confirm(self, channel, script), owner=channel)
+
+    def originate(
+        self,
+        *,
+        endpoint: str,
+        app: str | None,
+        app_args: str | None,
+        caller_id: str | None,
+        timeout: int,
+        channel_id: str | None,
+        other_channel_id: str | None,
+        extension: str | None,
+        context: str | None,
+        priority: int | None,
+        label: str | None,
+        originator: str | None,
+        variables: Mapping[str, Any],
+    ) -> Json:
+        """``POST /channels``: dial now; into Stasis (or the dialplan) once answered."""
+        if app and (extension or context or priority or label):
+            raise AriError(400, "'app' is mutually exclusive with dialplan parameters")
+        channel = self._outgoing(
+            endpoint,
+            channel_id=channel_id,
+            other_channel_id=other_channel_id,
+            caller=CallerId.parse(caller_id) if caller_id else CallerId(),
+        )
+        origin = self.live_channel(originator or "")
+        if origin is not None:
+            channel.language = origin.language
+            if app:
+                origin.subscribers.add(app)
+        self._apply_variables(channel, variables)
+        if app:
+            channel.subscribers.add(app)
+        snapshot = channel.snapshot()
+        resource = parse_endpoint(endpoint)[1]
+        self.emit(events.dial(channel, "", dialstring=resource), channels=[channel])
+        args = app_args.split(",") if app_args else []
+        where = DialplanLocation(context or "default", extension or "s", priority or 1, label=label)
+
+        def answered(ch: Channel) -> None:
+            if not app:
+                self._continue_to(ch, where)
+                return
+            registered = self.registry.get(app)
+            if registered is not None and registered.active:
+                self.enter_stasis(ch, app, args)
+            else:
+                self.destroy(ch, NORMAL_CLEARING)
+
+        self._run_endpoint(channel, None if timeout < 0 else float(timeout or 30), answered)
+        self.changed()
+        return snapshot
+
+    def snoop(
+        self,
+        target: Channel,
+        *,
+        app: str | None,
+        app_args: str | None,
+        spy: str,
+        whisper: str,
+        snoop_id: str | None,
+    ) -> Json:
+        """``POST /channels/{id}/snoop``: a ``Snoop/...`` channel, Up, in ``app``."""
+        if spy not in SNOOP_DIRECTIONS:
+            raise AriError(400, "Invalid direction specified for spy")
+        if whisper not in SNOOP_DIRECTIONS:
+            raise AriError(400, "Invalid direction specified for whisper")
+        if spy == "none" and whisper == "none":
+            raise AriError(400, "Direction must be specified for at least spy or whisper")
+        if not app:
+            raise AriError(400, "Application name is required")
+        self._check_new_id(snoop_id)
+        channel = self.new_channel(
+            endpoint=f"Snoop/{target.id}",
+            name=self._channel_name("Snoop", target.id),
+            state=UP,
+            caller=CallerId(),
+            dialplan=DialplanLocation("default", "s", 1),
+            direction="outbound",
+            channel_id=snoop_id,
+        )
+        target.snoop_ids.append(channel.id)
+        snapshot = channel.snapshot()
+        registered = self.registry.get(app)
+        if registered is not None and registered.active:
+            self.enter_stasis(channel, app, app_args.split(",") if app_args else [])
+        self.changed()
+        return snapshot
+
+    # -- dialplan --------------------------------------------------------------------
+
+    def continue_in_dialplan(
+        self,
+        channel: Channel,
+        *,
+        context: str | None,
+        extension: str | None,
+        priority: int | None,
+        label: str | None,
+    ) -> None:
+        """``POST /channels/{id}/continue``: leave Stasis for a place in the dialplan."""
+        here = channel.dialplan
+        if priority is None or priority <= 0:
+            priority = 1 if (context or extension) else here.priority + 1
+        where = DialplanLocation(context or here.context, extension or here.exten, priority)
+        where.label = label
+        channel.playback_queue.clear()
+        if channel.current_playback is not None:
+            self.finish_playback(channel.current_playback)
+        if channel.bridge_id is not None:
+            self.leave_bridge(channel)
+        self.leave_stasis(channel, keep_subscription=False)
+        self._continue_to(channel, where)
+
+    def _continue_to(self, channel: Channel, where: DialplanLocation) -> None:
+        channel.continued_to = where
+        channel.dialplan = DialplanLocation(where.context, where.exten, where.priority)
+        self.changed()
+
+    # -- variables ---------------------------------------------------------------------
+
+    def _store_variable(self, channel: Channel, name: str, value: str, report: bool) -> None:
+        match name:
+            case "CALLERID(name)":
+                channel.caller.name = value
+            case "CALLERID(num)" | "CALLERID(number)":
+                channel.caller.number = value
+            case "CHANNEL(language)":
+                channel.language = value
+        channel.variables[name] = value
+        if report:
+            channel.reported_variables.add(name)
+
+    def set_variable(self, channel: Channel, name: str, value: str, report: bool) -> None:
+        self._store_variable(channel, name, value, report)
+        self.emit(events.channel_varset(channel, name, value), channels=[channel])
+        self.changed()
+
+    @staticmethod
+    def get_variable(channel: Channel, name: str) -> str | None:
+        builtin = {
+            "CALLERID(num)": channel.caller.number,
+            "CALLERID(number)": channel.caller.number,
+            "CALLERID(name)": channel.caller.name,
+            "CONNECTEDLINE(num)": channel.connected.number,
+            "CONNECTEDLINE(name)": channel.connected.name,
+            "CHANNEL(name)": channel.name,
+            "CHANNEL(state)": channel.state,
+            "CHANNEL(language)": channel.language,
+            "UNIQUEID": channel.id,
+            "EXTEN": channel.dialplan.exten,
+            "CONTEXT": channel.dialplan.context,
+        }
+        if name in channel.variables:
+            return channel.variables[name]
+        return builtin.get(name)
+
+    # -- music on hold -------------------------------------------------------------------
+
+    def start_moh(self, target: Channel | Bridge, moh_class: str | None) -> None:
+        target.moh_class = moh_class or "default"
+        self._heard_by(target, "moh", f"moh:{target.moh_class}")
+        self.changed()
+
+    def stop_moh(self, target: Channel | Bridge) -> None:
+        target.moh_class = None
+        self.changed()
+
+    # -- playbacks -----------------------------------------------------------------------
+
+    def play(
+        self,
+        target: Channel | Bridge,
+        media: list[str],
+        *,
+        lang: str | None,
+        playback_id: str | None,
+    ) -> Playback:
+        """Queue ``media`` on a channel or bridge; plays when earlier playbacks are done."""
+        kind: Literal["channel", "bridge"] = "channel" if isinstance(target, Channel) else "bridge"
+        language = lang or (target.language if isinstance(target, Channel) else "en")
+        playback = Playback(
+            id=playback_id or str(uuid.uuid4()),
+            media=list(media),
+            target_kind=kind,
+            target_id=target.id,
+            language=language,
+        )
+        self.playbacks[playback.id] = playback
+        target.playback_queue.append(playback)
+        self._start_next_playback(target)
+        self.changed()
+        return playback
+
+    def _start_next_playback(self, target: Channel | Bridge) -> None:
+        if target.current_playback is not None or not target.playback_queue or not target.live:
+            return
+        playback = target.playback_queue.pop(0)
+        target.current_playback = playback
+        playback.task = self.spawn(self._run_playback(playback, target), owner=target)
+
+    async def _run_playback(self, playback: Playback, target: Channel | Bridge) -> None:
+        for index in range(len(playback.media)):
+            playback.index = index
+            playback.state = "playing"
+            if playback.started_at is None:
+                playback.started_at = self.now()
+            if isinstance(target, Channel):
+                target.moh_class = None  # playing media stops a channel's music on hold
+            self._emit_playback(playback, target)
+            self._heard_by(target, "playback", playback.media_uri)
+            self.changed()
+            await self.clock.sleep(self.media_duration(playback.media_uri))
+            if index + 1 < len(playback.media):
+                playback.state = "continuing"
+                self._emit_playback(playback, target)
+        self.finish_playback(playback)
+
+    def _playback_target(self, playback: Playback) -> Channel | Bridge | None:
+        if playback.target_kind == "channel":
+            return self.channels.get(playback.target_id)
+        return self.bridges.get(playback.target_id)
+
+    def _emit_playback(self, playback: Playback, target: Channel | Bridge) -> None:
+        if isinstance(target, Channel):
+            self.emit(events.playback(playback), channels=[target])
+        else:
+            self.emit(events.playback(playback), bridges=[target])
+
+    def finish_playback(self, playback: Playback, *, stopped: bool = False) -> None:
+        """End a playback (done, stopped or its target gone): ``PlaybackFinished``."""
+        if playback.state not in ACTIVE_PLAYBACK:
+            return
+        playback.stopped = stopped
+        if playback.task is not None and playback.task is not asyncio.current_task():
+            playback.task.cancel()
+        target = self._playback_target(playback)
+        playback.state = "done"
+        playback.finished_at = self.now()
+        if target is None:
+            return
+        if target.current_playback is playback:
+            target.current_playback = None
+        elif playback in target.playback_queue:
+            target.playback_queue.remove(playback)
+        self._emit_playback(playback, target)
+        self._start_next_playback(target)
+        self.changed()
+
+    # -- recordings ------------------------------------------------------------------------
+
+    def record(
+        self,
+        channel: Channel,
+        *,
+        name: str,
+        fmt: str,
+        max_duration: int,
+        max_silence: int,
+        if_exists: str,
+        beep: bool,
+        terminate_on: str,
+    ) -> LiveRecording:
+        """``POST /channels/{id}/record``: starts after the beep, ends by limit, key or stop."""
+        if max_duration < 0 or max_silence < 0:
+            raise AriError(400, "maxDurationSeconds and maxSilenceSeconds cannot be negative")
+        if if_exists not in ("fail", "overwrite", "append"):
+            raise AriError(400, f"ifExists invalid: {if_exists}")
+        if terminate_on not in ("none", "any", "*", "#"):
+            raise AriError(400, f"terminateOn invalid: {terminate_on}")
+        if fmt not in RECORDING_FORMATS:
+            raise AriError(422, f"Unknown format: {fmt}")
+        bridge = self.live_bridge(channel.bridge_id or "")
+        if bridge is not None and len(bridge.channel_ids) > 1:
+            raise AriError(409, "Channel is currently bridged with other channels")
+        if self.active_recording(name) is not None or channel.recording is not None:
+            raise AriError(409, f"Recording '{name}' already in progress")
+        if name in self.stored_recordings and if_exists == "fail":
+            raise AriError(409, f"Recording '{name}' already exists and can not be overwritten")
+        rec = LiveRecording(
+            name=name,
+            format=fmt,
+            channel_id=channel.id,
+            max_duration=max_duration,
+            max_silence=max_silence,
+            if_exists=if_exists,
+            beep=beep,
+            terminate_on=terminate_on,
+        )
+        self.recordings[name] = rec
+        channel.recording = rec
+        rec.task = self.spawn(self._run_recording(rec, channel), owner=channel)
+        self.changed()
+        return rec
+
+    async def _run_recording(self, rec: LiveRecording, channel: Channel) -> None:
+        if rec.beep:
+            await self.clock.sleep(BEEP_SECONDS)
+        rec.state = "recording"
+        rec.started_at = self.now()
+        self.emit(events.recording(rec), channels=[channel])
+        self.changed()
+        limits: list[float] = []
+        if rec.max_duration > 0:
+            limits.append(rec.max_duration)
+        if rec.max_silence > 0 and channel.silent_after is not None:
+            limits.append(channel.silent_after + rec.max_silence)
+        if not limits:
+            return  # records until stopped or the channel hangs up
+        await self.clock.sleep(min(limits))
+        self.finish_recording(rec)
+
+    def finish_recording(
+        self, rec: LiveRecording, state: Literal["done", "canceled"] = "done"
+    ) -> None:
+        """End a recording: ``RecordingFinished`` and, unless canceled, a stored recording."""
+        if rec.state not in ACTIVE_RECORDING:
+            return
+        if rec.task is not None and rec.task is not asyncio.current_task():
+            rec.task.cancel()
+        channel = self.channels.get(rec.channel_id)
+        elapsed = 0.0 if rec.started_at is None else self.now() - rec.started_at
+        rec.state = state
+        rec.finished_at = self.now()
+        rec.duration = round(elapsed)
+        if channel is not None and rec.max_silence > 0 and channel.silent_after is not None:
+            rec.talking_duration = min(rec.duration, round(channel.silent_after))
+        if channel is not None and channel.recording is rec:
+            channel.recording = None
+        self.emit(events.recording(rec), channels=[channel] if channel is not None else [])
+        if state == "done":
+            kept = self.stored_recordings.get(rec.name)
+            previous = kept.duration if kept is not None and rec.if_exists == "append" else 0.0
+            self.stored_recordings[rec.name] = StoredRecording(
+                rec.name, rec.format, previous + elapsed
+            )
+        self.changed()
+
+    # -- bridges -----------------------------------------------------------------------------
+
+    def create_bridge(self, *, types: list[str], bridge_id: str | None, name: str) -> Bridge:
+        known = {"mixing", "holding", "dtmf_events", "proxy_media", "video_sfu", "video_single"}
+        unknown = [t for t in types if t not in known | {"sdp_label"}]
+        if unknown:
+            raise AriError(400, f"Invalid bridge type: {','.join(unknown)}")
+        if bridge_id and self.live_bridge(bridge_id) is not None:
+            raise AriError(409, "Bridge with the same bridgeId already exists")
+        bridge = Bridge(
+            id=bridge_id or str(uuid.uuid4()),
+            bridge_type="holding" if "holding" in types else "mixing",
+            name=name,
+            created_at=self.now(),
+            creationtime=self.timestamp(),
+            attributes=list(types),
+        )
+        self.bridges[bridge.id] = bridge
+        self.emit(events.bridge_created(bridge))
+        self.changed()
+        return bridge
+
+    def destroy_bridge(self, bridge: Bridge) -> None:
+        """``DELETE /bridges/{id}``: its channels leave first, then ``BridgeDestroyed``."""
+        subscribers = self.bridge_subscribers(bridge) | self.registry.subscribed_to_all()
+        self.cancel_owned(bridge)
+        bridge.playback_queue.clear()
+        if bridge.current_playback is not None:
+            self.finish_playback(bridge.current_playback)
+        for channel_id in list(bridge.channel_ids):
+            self.leave_bridge(self.channels[channel_id])
+        bridge.destroyed = True
+        event = events.bridge_destroyed(bridge)
+        for name in sorted(subscribers):
+            self.send(name, event)
+        for app in self.registry.apps.values():
+            app.bridge_ids.discard(bridge.id)
+        self.changed()
+
+    def add_to_bridge(self, bridge: Bridge, channel: Channel) -> None:
+        if channel.bridge_id == bridge.id:
+            return
+        if channel.bridge_id is not None:
+            self.leave_bridge(channel)
+        bridge.channel_ids.append(channel.id)
+        channel.bridge_id = bridge.id
+        self.emit(
+            events.channel_entered_bridge(bridge, channel), channels=[channel], bridges=[bridge]
+        )
+        if bridge.moh_class is not None:
+            self._heard(channel, "moh", f"moh:{bridge.moh_class}")
+        self.changed()
+
+    def leave_bridge(self, channel: Channel) -> None:
+        bridge = self.bridges.get(channel.bridge_id or "")
+        channel.bridge_id = None
+        if bridge is None or channel.id not in bridge.channel_ids:
+            return
+        bridge.channel_ids.remove(channel.id)
+        self.emit(events.channel_left_bridge(bridge, channel), channels=[channel], bridges=[bridge])
+        self.changed()
+
+    # -- applications ---------------------------------------------------------------------------
+
+    def application_json(self, app: Application) -> Json:
+        """The application as ARI's ``Application`` model shows it."""
+        return {
+            "name": app.name,
+            "channel_ids": sorted(
+                c.id for c in self.channels.values() if c.live and app.name in c.subscribers
+            ),
+            "bridge_ids": sorted(
+                b.id
+                for b in self.bridges.values()
+                if b.live and app.name in self.bridge_subscribers(b)
+            ),
+            "endpoint_ids": sorted(app.endpoint_ids),
+            "device_names": sorted(app.device_names),
+            "events_allowed": [{"type": t} for t in app.allowed],
+            "events_disallowed": [{"type": t} for t in app.disallowed],
+        }
+
+    def subscribe(self, app: Application, source: str) -> None:
+        scheme, _, ident = source.partition(":")
+        match scheme:
+            case "channel":
+                channel = self.live_channel(ident)
+                if channel is None:
+                    raise AriError(422, "Event source does not exist.")
+                channel.subscribers.add(app.name)
+                app.channel_ids.add(ident)
+            case "bridge":
+                bridge = self.live_bridge(ident)
+                if bridge is None:
+                    raise AriError(422, "Event source does not exist.")
+                bridge.subscribers.add(app.name)
+                app.bridge_ids.add(ident)
+            case "endpoint":
+                if not ident or ("/" in ident and self.endpoint_json(ident) is None):
+                    raise AriError(422, "Event source does not exist.")
+                app.endpoint_ids.add(ident)
+            case "deviceState":
+                app.device_names.add(ident)
+            case _:
+                raise AriError(400, "Invalid event source URI scheme")
+        self.changed()
+
+    def unsubscribe(self, app: Application, source: str) -> None:
+        scheme, _, ident = source.partition(":")
+        match scheme:
+            case "channel":
+                if ident not in app.channel_ids:
+                    raise AriError(409, "Application not subscribed to event source.")
+                app.channel_ids.discard(ident)
+                channel = self.live_channel(ident)
+                if channel is not None and channel.stasis_app != app.name:
+                    channel.subscribers.discard(app.name)
+            case "bridge":
+                if ident not in app.bridge_ids:
+                    raise AriError(409, "Application not subscribed to event source.")
+                app.bridge_ids.discard(ident)
+                bridge = self.bridges.get(ident)
+                if bridge is not None:
+                    bridge.subscribers.discard(app.name)
+            case "endpoint" | "deviceState":
+                names = app.endpoint_ids if scheme == "endpoint" else app.device_names
+                if ident not in names:
+                    raise AriError(409, "Application not subscribed to event source.")
+                names.discard(ident)
+            case _:
+                raise AriError(400, "Invalid event source URI scheme")
+        self.changed()
+
+    # -- endpoints and device states ---------------------------------------------------------------
+
+    def endpoint_names(self) -> list[str]:
+        names = {DEFAULT_TRUNK, *self.endpoint_scripts}
+        names |= {c.endpoint for c in self.channels.values() if c.tech in ("PJSIP", "SIP", "DAHDI")}
+        return sorted(names)
+
+    def endpoint_json(self, endpoint: str) -> Json | None:
+        if endpoint not in self.endpoint_names():
+            return None
+        tech, resource = parse_endpoint(endpoint)
+        offline = self.script_for(endpoint).kind == "offline"
+        return {
+            "technology": tech,
+            "resource": resource,
+            "state": "offline" if offline else "online",
+            "channel_ids": [
+                c.id for c in self.channels.values() if c.live and c.endpoint == endpoint
+            ],
+        }
+
+    def device_state(self, name: str) -> str:
+        if name in self.device_states:
+            return self.device_states[name]
+        if name.startswith("Stasis:"):
+            return "UNKNOWN"
+        if name in self.endpoint_scripts and self.endpoint_scripts[name].kind == "offline":
+            return "UNAVAILABLE"
+        legs = [c for c in self.channels.values() if c.live and c.endpoint == name]
+        if any(c.state == UP for c in legs):
+            return "INUSE"
+        if legs:
+            return "RINGING"
+        return "NOT_INUSE" if name in self.endpoint_names() else "UNKNOWN"
+
+    def asterisk_info(self) -> Json:
+        return {
+            "build": {
+                "os": "Linux",
+                "kernel": "6.1.0-sim",
+                "options": "",
+                "machine": "x86_64",
+                "date": "2025-01-01 00:00:00 UTC",
+                "user": "asterisk-sim",
+            },
+            "system": {"version": ASTERISK_VERSION, "entity_id": self.asterisk_id},
+            "config": {
+                "name": "",
+                "default_language": "en",
+                "setid": {"user": "", "group": ""},
+            },
+            "status": {"startup_time": self.startup_time, "last_reload_time": self.startup_time},
+        }

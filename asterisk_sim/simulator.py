@@ -1,0 +1,240 @@
+"""`AsteriskSimulator`: start a simulated Asterisk on a port and drive its world from Python.
+
+    sim = AsteriskSimulator(clock=ScaledClock(0.01))
+    await sim.start()                       # sim.url -> "http://127.0.0.1:PORT"
+    sim.script_endpoint("PJSIP/101", EndpointScript("busy"))
+    channel_id = await sim.place_call(caller="79161112233", called="74951234567")
+    await sim.wait_for(lambda s: s.channels[channel_id].state == "Up")
+    await sim.stop()
+
+The ARI client talks to ``sim.url`` over real HTTP and websockets; the test
+plays the callers and the phones through this object and reads what happened
+(``sim.requests``, ``sim.channels`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from aiohttp import web
+
+from asterisk_sim.errors import UnknownChannel
+from asterisk_sim.model import (
+    NORMAL_CLEARING,
+    Bridge,
+    Channel,
+    Json,
+    LiveRecording,
+    Playback,
+    RequestRecord,
+    StoredRecording,
+)
+from asterisk_sim.pbx import Pbx
+from asterisk_sim.script import CallerScript, EndpointScript
+from asterisk_sim.server import AriServer
+from switchboard.clock import Clock
+
+
+class AsteriskSimulator:
+    """A test double of Asterisk 22 speaking ARI; every scripted delay is in ``clock`` seconds."""
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        user: str = "switchboard",
+        password: str = "secret",  # noqa: S107 - the test double's documented default
+        app_durations: Mapping[str, float] | None = None,
+        asterisk_id: str | None = None,
+    ) -> None:
+        self.clock = clock if clock is not None else Clock()
+        self.pbx = Pbx(self.clock, app_durations, asterisk_id)
+        self.server = AriServer(self.pbx, user=user, password=password)
+        self.user = user
+        self.password = password
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``host:port`` (0: any free port); `url` tells where."""
+        if self._runner is not None:
+            raise RuntimeError("the simulator is already running")
+        runner = web.AppRunner(self.server.make_app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound = runner.addresses[0]
+        self._url = f"http://{host}:{bound[1]}"
+
+    async def stop(self) -> None:
+        """Cut the websockets, cancel and await every scripted task, close the server."""
+        if self._runner is None:
+            return
+        for connection in list(self.pbx.registry.connections):
+            connection.abort()
+        await self.pbx.cancel_all()
+        await self._runner.cleanup()
+        self._runner = None
+
+    async def __aenter__(self) -> AsteriskSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running simulator (ARI is under ``/ari``)."""
+        if self._url is None:
+            raise RuntimeError("the simulator is not started")
+        return self._url
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1) + "/ari/events"
+
+    # -- the world: endpoints, callers ---------------------------------------------------
+
+    def script_endpoint(self, endpoint: str, script: EndpointScript) -> None:
+        """How ``endpoint`` (the exact dial string, e.g. ``PJSIP/101``) behaves when dialled."""
+        self.pbx.endpoint_scripts[endpoint] = script
+        self.pbx.changed()
+
+    async def place_call(
+        self,
+        caller: str,
+        called: str = "",
+        *,
+        caller_name: str = "",
+        tech: str = "PJSIP/trunk",
+        line: int | None = None,
+        app_args: Sequence[str] | None = None,
+        script: CallerScript | None = None,
+        context: str | None = None,
+        app: str | None = None,
+    ) -> str:
+        """An inbound call: a ``Ring`` channel that the dialplan sends to Stasis.
+
+        ``line`` makes it analog line ``DAHDI/<line>-1`` (exten ``s`` unless
+        ``called``).  StasisStart's args are ``app_args``, else ``[called]``
+        (DAHDI: ``[]``).  ``app`` defaults to the most recently connected
+        application; with none connected the call is kept as ``stasis_failed``
+        (the dialplan's fallback) and nothing is raised.  Returns the channel id.
+        """
+        channel = self.pbx.place_call(
+            caller=caller,
+            caller_name=caller_name,
+            called=called,
+            tech=tech,
+            line=line,
+            app_args=list(app_args) if app_args is not None else None,
+            script=script,
+            context=context,
+            app=app,
+        )
+        return channel.id
+
+    async def press(self, channel_id: str, digits: str, gap: float = 0.3) -> None:
+        """The far end of the channel presses ``digits`` (``gap`` clock seconds apart)."""
+        await self.pbx.press(self._live(channel_id), digits, gap)
+
+    async def hangup(self, channel_id: str, cause: int = NORMAL_CLEARING) -> None:
+        """The far end of the channel hangs up."""
+        self.pbx.far_end_hangup(self._live(channel_id), cause)
+
+    def _live(self, channel_id: str) -> Channel:
+        channel = self.pbx.live_channel(channel_id)
+        if channel is None:
+            raise UnknownChannel(f"no live channel {channel_id!r}")
+        return channel
+
+    # -- what happened -----------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every ARI request received, in order (``t`` in clock seconds)."""
+        return self.pbx.requests
+
+    @property
+    def channels(self) -> dict[str, Channel]:
+        """Every channel since the last (re)start, by id; gone ones have ``live == False``."""
+        return self.pbx.channels
+
+    @property
+    def bridges(self) -> dict[str, Bridge]:
+        return self.pbx.bridges
+
+    @property
+    def playbacks(self) -> dict[str, Playback]:
+        return self.pbx.playbacks
+
+    @property
+    def recordings(self) -> dict[str, LiveRecording]:
+        """Live recordings by name (finished ones keep their final state)."""
+        return self.pbx.recordings
+
+    @property
+    def stored_recordings(self) -> dict[str, StoredRecording]:
+        return self.pbx.stored_recordings
+
+    @property
+    def sent_events(self) -> list[Json]:
+        """Every event delivered to an application, as it went on the wire."""
+        return self.pbx.sent
+
+    def live_channels(self) -> list[Channel]:
+        return [c for c in self.pbx.channels.values() if c.live]
+
+    def live_bridges(self) -> list[Bridge]:
+        return [b for b in self.pbx.bridges.values() if b.live]
+
+    def connected_apps(self) -> list[str]:
+        return [app.name for app in self.pbx.registry.active()]
+
+    def now(self) -> float:
+        """Clock seconds since the simulator was made (the ``t`` of `requests`)."""
+        return self.pbx.now()
+
+    async def wait_for(
+        self,
+        predicate: Callable[[AsteriskSimulator], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - real seconds for a test to give up, not I/O
+        what: str | None = None,
+    ) -> None:
+        """Wait (on every state change, never polling) until ``predicate(self)`` holds.
+
+        ``timeout`` is in real seconds.  Raises TimeoutError naming ``what``
+        (or the predicate) and the live channels, or the first scripted task
+        that crashed.
+        """
+        try:
+            await self.pbx.signal.wait_until(
+                lambda: bool(self.pbx.task_errors) or predicate(self), within=timeout
+            )
+        except TimeoutError:
+            live = ", ".join(f"{c.name}({c.state})" for c in self.live_channels()) or "none"
+            label = what or getattr(predicate, "__name__", repr(predicate))
+            raise TimeoutError(
+                f"timed out after {timeout} s waiting for {label}; live channels: {live}; "
+                f"{len(self.requests)} ARI requests received"
+            ) from None
+        if self.pbx.task_errors:
+            raise RuntimeError("a simulator task failed") from self.pbx.task_errors[0]
+
+    # -- faults -------------------------------------------------------------------------------
+
+    async def drop_websockets(self) -> None:
+        """Cut every events websocket abruptly; the applications must reconnect. Calls stay up."""
+        await self.server.drop_websockets()
+
+    async def restart(self) -> None:
+        """An Asterisk crash and restart: every channel, bridge and application is gone
+        without an event, websockets are cut, and the server answers again at once."""
+        await self.server.restart()
+
+    def state(self) -> Json:
+        """The same summary ``GET /_sim/state`` gives."""
+        return self.server.state_json()
