@@ -87,6 +87,19 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(handler=_simulate)
 
+    demo = sub.add_parser(
+        "demo", help="the Stasis app against a built-in Asterisk simulator: no Asterisk needed"
+    )
+    demo.add_argument(
+        "config", nargs="?", default="examples/office.yaml", metavar="CONFIG",
+        help="the company to run (default examples/office.yaml)",
+    )  # fmt: skip
+    demo.add_argument("--at", help="when the calls arrive (default: Tuesday 10:15)")
+    demo.add_argument(
+        "--speed", type=float, default=50.0, help="how much faster than real time (default 50)"
+    )
+    demo.set_defaults(handler=_demo)
+
     run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
     run.add_argument("config", metavar="CONFIG")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
@@ -164,6 +177,25 @@ def _run(args: argparse.Namespace) -> int:
         await serve(company, stop)
 
     asyncio.run(main())
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from switchboard.demo import run_demo  # noqa: PLC0415 - loads the runtime and simulator
+
+    result = load_file(args.config)
+    if result.company is None:
+        for problem in result.errors or result.problems:
+            print(problem.format(args.config), file=sys.stderr)
+        return EXIT_INVALID
+    company = result.company
+    configure_logging(json_output=False, level="warning")
+    when = _parse_at(args.at or "2026-12-01T10:15:00", company)
+    assert when is not None
+    if args.speed <= 0:
+        print("switchboard demo: --speed must be positive", file=sys.stderr)
+        return EXIT_INVALID
+    asyncio.run(run_demo(company, when, args.speed, sys.stdout))
     return EXIT_OK
 
 

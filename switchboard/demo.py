@@ -152,3 +152,69 @@ class AriStack:
             timeout=within,
             what="every channel and bridge gone",
         )
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    caller: str
+    called: str = ""
+    line: int | None = None
+    presses: tuple[Press, ...] = ()
+
+    @property
+    def label(self) -> str:
+        where = f"line {self.line}" if self.line is not None else self.called
+        keys = "".join(p.digits for p in self.presses)
+        return f"{self.caller} -> {where}" + (f", presses {keys}" if keys else "")
+
+
+def demo_calls(company: Company) -> list[DemoCall]:
+    """One call to every number and analog line of the config, from distinct callers;
+    the first also presses 2 when a menu starts (if the scenario has one)."""
+    calls: list[DemoCall] = []
+    for i, entry in enumerate(company.config.numbers):
+        caller = f"7916{1000000 + i:07d}"
+        if entry.line is not None:
+            calls.append(DemoCall(caller, line=entry.line))
+        elif entry.number is not None:
+            calls.append(DemoCall(caller, called=company.normalize(entry.number)))
+    if not calls:
+        calls.append(DemoCall("79161000000", called="74950000000"))
+    first = calls[0]
+    calls[0] = DemoCall(first.caller, first.called, first.line, (Press("2", on_playback="menu"),))
+    # a returning caller, when the config knows some
+    for contact in list(company.contacts)[:1]:
+        calls.append(DemoCall(contact, called=calls[0].called, line=calls[0].line))
+    return calls
+
+
+async def run_demo(company: Company, when: dt.datetime, speed: float, out: Any) -> list[CallRecord]:
+    """Place the demo calls at once through the simulator and print each call's flow."""
+    from switchboard.cli import format_trace  # noqa: PLC0415 - the CLI imports this module
+
+    calls = demo_calls(company)
+    stack = AriStack(company, clock=ScaledClock(1.0 / speed), when=when)
+    async with stack:
+        stack.script({})
+        print(
+            f"Asterisk simulator at {stack.sim.url}, Switchboard connected as Stasis app "
+            f"{company.config.asterisk.app!r}; {len(calls)} calls at "
+            f"{when:%a %Y-%m-%d %H:%M} ({company.config.timezone}), {speed:g}x speed\n",
+            file=out,
+        )
+        channels = [
+            await stack.place(caller=c.caller, called=c.called, line=c.line, presses=c.presses)
+            for c in calls
+        ]
+        records = [await stack.record_of(channel, within=120) for channel in channels]
+        await stack.settled(within=10)
+        requests = len(stack.sim.requests)
+    for call, record in zip(calls, records, strict=True):
+        title = f"call {call.label} ({record.channel}) in scenario {record.scenario}"
+        print(format_trace(title, record.steps, record.outcome) + "\n", file=out)
+    print(
+        f"{len(records)} calls handled over ARI with {requests} requests; "
+        "every channel and bridge released.",
+        file=out,
+    )
+    return records

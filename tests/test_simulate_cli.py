@@ -135,14 +135,25 @@ def test_simulating_a_broken_config_prints_its_problems(tmp_path: Any) -> None:
     assert f"{broken}:3:" in done.stderr
 
 
-def test_the_readme_quick_start_output_is_what_simulate_prints() -> None:
+def test_the_readme_simulate_output_is_what_simulate_prints() -> None:
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(
+        r"```sh\n(\.venv/bin/switchboard simulate .*?)\n```\n\n```\n(.*?)```", readme, re.S
+    )
+    assert found is not None
+    args = shlex.split(found.group(1).split("switchboard simulate", 1)[1])
+    done = switchboard("simulate", *args)
+    assert done.stdout == found.group(2)
+
+
+def test_the_readme_quick_start_demo_runs_and_releases_everything() -> None:
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"```sh\n(python3 -m venv .*?)\n```", readme)
     assert command is not None
-    args = shlex.split(command.group(1).split("switchboard simulate", 1)[1])
-    quoted = re.search(
-        r"```sh\n" + re.escape(command.group(1)) + r"\n```\n\n```\n(.*?)```", readme, re.S
-    )
-    assert quoted is not None
-    done = switchboard("simulate", *args)
-    assert done.stdout == quoted.group(1)
+    assert command.group(1).endswith("switchboard demo")
+    done = switchboard("demo")
+    assert done.returncode == 0, done.stderr
+    flows = [line for line in done.stdout.splitlines() if line.startswith("call ")]
+    assert len(flows) == 2
+    assert "=> connected agent=sidorova department=support" in done.stdout  # pressed 2
+    assert done.stdout.rstrip().endswith("every channel and bridge released.")
