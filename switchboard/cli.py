@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -99,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=50.0, help="how much faster than real time (default 50)"
     )
     demo.set_defaults(handler=_demo)
+
+    db = sub.add_parser("db", help="the PostgreSQL database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_sub.add_parser("migrate", help="create or upgrade the schema (safe to repeat)")
+    migrate.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    migrate.set_defaults(handler=_db_migrate)
 
     run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
     run.add_argument("config", metavar="CONFIG")
@@ -197,6 +204,34 @@ def _demo(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     asyncio.run(run_demo(company, when, args.speed, sys.stdout))
     return EXIT_OK
+
+
+def _db_migrate(args: argparse.Namespace) -> int:
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from switchboard.storage.migrate import current_version, migrate  # noqa: PLC0415
+
+    dsn = args.dsn or os.environ.get("SWITCHBOARD_DSN")
+    if not dsn:
+        print("switchboard db migrate: give --dsn or set SWITCHBOARD_DSN", file=sys.stderr)
+        return EXIT_INVALID
+
+    async def main() -> int:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            print(f"switchboard db migrate: cannot connect: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        try:
+            applied = await migrate(conn)
+            version = await current_version(conn)
+        finally:
+            await conn.close()
+        done = ", ".join(str(v) for v in applied) if applied else "nothing to do"
+        print(f"schema version {version} ({done})")
+        return EXIT_OK
+
+    return asyncio.run(main())
 
 
 def _parse_at(text: str | None, company: Company) -> dt.datetime | None:

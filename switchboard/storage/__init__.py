@@ -1,0 +1,1 @@
+"""PostgreSQL at the edge: schema migrations, call records, call-backs, lookups."""

@@ -1,0 +1,45 @@
+"""Shared fixtures: the session's PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.postgres import throwaway_cluster
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The DSN of a real PostgreSQL server: a throwaway cluster unless one is given."""
+    given = os.environ.get("SWITCHBOARD_TEST_DSN")
+    if given:
+        yield given
+        return
+    with throwaway_cluster() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def fresh_db(pg_server: str) -> Iterator[str]:
+    """An empty database of its own for one test; dropped afterwards."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(pg_server)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

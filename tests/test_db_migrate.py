@@ -1,0 +1,82 @@
+"""`switchboard db migrate` on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import asyncpg
+
+from tests.helpers import ROOT
+
+CATALOG = """
+SELECT table_name, column_name, data_type, is_nullable, coalesce(column_default, '')
+FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'schema_migrations'
+ORDER BY table_name, column_name
+"""
+INDEXES = """
+SELECT tablename, indexname, indexdef FROM pg_indexes
+WHERE schemaname = 'public' AND tablename <> 'schema_migrations' ORDER BY indexname
+"""
+
+
+def migrate(dsn: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "switchboard", "db", "migrate", "--dsn", dsn],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def catalog(dsn: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        columns = [tuple(r) for r in await conn.fetch(CATALOG)]
+        indexes = [tuple(r) for r in await conn.fetch(INDEXES)]
+        return columns, indexes
+    finally:
+        await conn.close()
+
+
+def test_migrate_creates_the_schema_then_does_nothing_the_second_time(fresh_db: str) -> None:
+    first = migrate(fresh_db)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "schema version 1 (1)"
+    schema_after_first = asyncio.run(catalog(fresh_db))
+    second = migrate(fresh_db)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "schema version 1 (nothing to do)"
+    assert asyncio.run(catalog(fresh_db)) == schema_after_first
+    tables = {row[0] for row in schema_after_first[0]}
+    assert {"calls", "callbacks", "config_versions", "contacts", "messages"} <= tables
+
+
+def test_schema_sql_is_what_the_migrations_build(fresh_db: str, pg_server: str) -> None:
+    assert migrate(fresh_db).returncode == 0
+
+    async def from_schema_sql() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        admin = await asyncpg.connect(pg_server)
+        await admin.execute('DROP DATABASE IF EXISTS "schema_sql"')
+        await admin.execute('CREATE DATABASE "schema_sql"')
+        await admin.close()
+        dsn = pg_server.rsplit("/", 1)[0] + "/schema_sql"
+        conn = await asyncpg.connect(dsn)
+        await conn.execute((ROOT / "schema.sql").read_text())
+        await conn.close()
+        result = await catalog(dsn)
+        admin = await asyncpg.connect(pg_server)
+        await admin.execute('DROP DATABASE "schema_sql" WITH (FORCE)')
+        await admin.close()
+        return result
+
+    assert asyncio.run(from_schema_sql()) == asyncio.run(catalog(fresh_db))
+
+
+def test_migrate_without_a_reachable_database_says_so() -> None:
+    done = migrate("postgresql://nobody@127.0.0.1:9/none")
+    assert done.returncode == 1
+    assert "cannot connect" in done.stderr
