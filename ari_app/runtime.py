@@ -99,6 +99,8 @@ class CallSink(Protocol):
 
     async def last_agent(self, caller: str, days: float) -> str | None: ...
 
+    async def contact(self, caller: str) -> str | None: ...
+
 
 @dataclass
 class MemorySink:
@@ -107,7 +109,8 @@ class MemorySink:
     records: list[CallRecord] = field(default_factory=list)
     messages: list[act.SaveMessage] = field(default_factory=list)
     callbacks: list[act.RequestCallback] = field(default_factory=list)
-    history: dict[str, str] = field(default_factory=dict)  # caller -> employee
+    history: dict[str, str] = field(default_factory=dict)  # caller -> last employee
+    contacts: dict[str, str] = field(default_factory=dict)  # caller -> responsible employee
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def call_finished(self, record: CallRecord) -> None:
@@ -123,6 +126,9 @@ class MemorySink:
 
     async def last_agent(self, caller: str, days: float) -> str | None:
         return self.history.get(caller)
+
+    async def contact(self, caller: str) -> str | None:
+        return self.contacts.get(caller)
 
 
 class AgentPool:
@@ -652,6 +658,8 @@ class CallSession:
         try:
             if lookup.source == "last_agent":
                 value = await self.runtime.sink.last_agent(lookup.caller, lookup.days)
+            elif lookup.source == "contacts":
+                value = await self.runtime.sink.contact(lookup.caller)
             else:
                 value = await self._ask_crm(lookup)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -660,7 +668,9 @@ class CallSession:
 
     async def _ask_crm(self, lookup: act.Lookup) -> str | None:
         http = await self.runtime.http()
-        timeout = aiohttp.ClientTimeout(total=self.runtime.clock.real(lookup.timeout))
+        # the engine's own timer decides when the caller stops waiting; this only
+        # keeps a hung CRM from holding a socket for ever
+        timeout = aiohttp.ClientTimeout(total=self.runtime.clock.real(lookup.timeout) + 1.0)
         async with http.get(lookup.url, timeout=timeout) as response:
             if response.status != 200:
                 return None

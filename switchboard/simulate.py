@@ -327,6 +327,10 @@ class _VirtualAsterisk:
             self.push(t + behaviour.seconds, LegAnswered(leg), leg)
 
     def _lookup(self, action: Lookup, t: float) -> None:
+        if action.source == "contacts":
+            # the runtime's contacts table: simulate knows only the config's `contacts:`
+            self.push(t, LookupResult(action.request_id, None))
+            return
         if action.source == "last_agent":
             found = self.last_agent
             value = found.employee if found and found.days_ago <= action.days else None

@@ -89,8 +89,8 @@ def test_announcements_tell_the_position_when_the_runtime_knows_it(centre: Compa
         agents={k: "busy" for k in ALL_BUSY},
     )
     actions = call.start()
-    # the icm in front asks call history, then the CRM: neither knows this caller
-    for now in (0.1, 0.2):
+    # the icm in front asks the contacts table, call history, then the CRM: nobody knows
+    for now in (0.05, 0.1, 0.2):
         lookup = next(a for a in actions if isinstance(a, Lookup))
         actions = call.handle(LookupResult(lookup.request_id, None), now)
     assert step_of(call) == "queue"

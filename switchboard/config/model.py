@@ -289,6 +289,7 @@ class LastAgentSource(Section):
 
 class ContactsSource(Section):
     type: Literal["contacts"]
+    timeout: PositiveSeconds = 1.0  # for the contacts table; the config's map answers at once
 
 
 class HttpSource(Section):

@@ -103,7 +103,7 @@ class RequestCallback:
 @message
 class Lookup:
     request_id: str
-    source: Literal["last_agent", "http"]
+    source: Literal["last_agent", "contacts", "http"]
     caller: str
     timeout: float
     days: float = 0.0  # last_agent: how far back to look

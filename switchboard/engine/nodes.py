@@ -571,8 +571,15 @@ class IcmActivity(Activity):
                         )
                     return None
                 case _:
-                    # contacts: answered at once from the config; moves on by itself
-                    return self._candidate(run.company.contacts.get(run.call.caller))
+                    # contacts: the config's own map answers at once; otherwise the
+                    # runtime's contacts table is asked (imported from the CRM, CSV)
+                    known = run.company.contacts.get(run.call.caller)
+                    if known is not None:
+                        return self._candidate(known)
+                    self.request = run.new_id("lookup")
+                    self.request_timer = run.start_timer(source.timeout)
+                    run.emit(Lookup(self.request, "contacts", run.call.caller, source.timeout))
+                    return None
         return self._not_found()
 
     def _candidate(self, value: str | None) -> str | None:
