@@ -107,6 +107,19 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
     migrate.set_defaults(handler=_db_migrate)
 
+    messages = sub.add_parser("messages", help="list voicemail messages, newest first")
+    messages.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    messages.add_argument("--limit", type=int, default=50)
+    messages.set_defaults(handler=_messages)
+
+    contacts = sub.add_parser("contacts", help="the contacts table (caller -> employee)")
+    contacts_sub = contacts.add_subparsers(dest="contacts_command", required=True)
+    contacts_import = contacts_sub.add_parser("import", help="upsert caller,employee rows from CSV")
+    contacts_import.add_argument("csv", metavar="FILE.csv")
+    contacts_import.add_argument("--config", required=True, help="the company (for numbering)")
+    contacts_import.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    contacts_import.set_defaults(handler=_contacts_import)
+
     run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
     run.add_argument("config", metavar="CONFIG")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
@@ -204,6 +217,81 @@ def _demo(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     asyncio.run(run_demo(company, when, args.speed, sys.stdout))
     return EXIT_OK
+
+
+def _dsn(args: argparse.Namespace, command: str) -> str | None:
+    dsn: str | None = args.dsn or os.environ.get("SWITCHBOARD_DSN")
+    if not dsn:
+        print(f"switchboard {command}: give --dsn or set SWITCHBOARD_DSN", file=sys.stderr)
+    return dsn
+
+
+def _messages(args: argparse.Namespace) -> int:
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from switchboard.storage.messages import recent_messages  # noqa: PLC0415
+
+    dsn = _dsn(args, "messages")
+    if dsn is None:
+        return EXIT_INVALID
+
+    async def main() -> int:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            found = await recent_messages(conn, args.limit)
+        finally:
+            await conn.close()
+        for m in found:
+            print(
+                f"{m.created_at:%Y-%m-%d %H:%M}  {m.caller:>14} -> {m.called or '-':<12} "
+                f"{m.length:6.1f}s  {m.mailbox or '-':<10} {m.recording}"
+            )
+        if not found:
+            print("no messages")
+        return EXIT_OK
+
+    return asyncio.run(main())
+
+
+def _contacts_import(args: argparse.Namespace) -> int:
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from switchboard.storage.contacts import (  # noqa: PLC0415
+        ContactsImport,
+        import_contacts,
+        parse_contacts_csv,
+    )
+
+    result = load_file(args.config)
+    if result.company is None:
+        for problem in result.errors:
+            print(problem.format(args.config), file=sys.stderr)
+        return EXIT_INVALID
+    dsn = _dsn(args, "contacts import")
+    if dsn is None:
+        return EXIT_INVALID
+    try:
+        with open(args.csv, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        print(f"switchboard contacts import: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    parsed = parse_contacts_csv(text, result.company, args.csv)
+    if isinstance(parsed, ContactsImport):
+        for line in parsed.problems:
+            print(line, file=sys.stderr)
+        return EXIT_INVALID
+
+    async def main() -> int:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            count = await import_contacts(conn, parsed, f"csv:{args.csv}")
+        finally:
+            await conn.close()
+        print(f"{count} contacts imported")
+        return EXIT_OK
+
+    return asyncio.run(main())
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
