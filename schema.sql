@@ -4,7 +4,7 @@ CREATE TABLE config_versions (
     id          bigserial PRIMARY KEY,
     created_at  timestamptz NOT NULL DEFAULT now(),
     source      text NOT NULL,             -- the file it was imported from
-    sha256      text NOT NULL,             -- of the YAML text: importing the same file twice is a no-op
+    sha256      text NOT NULL,             -- of the data (config.export.canonical_form): re-import is a no-op
     yaml        text NOT NULL,
     comment     text
 );

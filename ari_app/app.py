@@ -99,9 +99,9 @@ class AriApp:
             await self.supervisor.ready.wait()
 
 
-async def serve(company: Company, stop: asyncio.Event) -> None:
-    """Run the Stasis application until ``stop`` is set."""
-    settings = ari_settings(company)
+async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
+    """Run the Stasis application until ``stop`` is set; each new call takes ``company()``."""
+    settings = ari_settings(company())
     log.info("starting", ari=settings.url, app=settings.app)
-    async with AriApp(lambda: company, settings):
+    async with AriApp(company, settings):
         await stop.wait()

@@ -10,10 +10,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from switchboard.config.company import Company
 from switchboard.config.load import load_file
+from switchboard.config.problems import ConfigError, Problem
 from switchboard.engine.trace import Outcome, Step
 from switchboard.logs import configure_logging, log_notifications
 from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, SimulationError, simulate
@@ -120,8 +122,34 @@ def _parser() -> argparse.ArgumentParser:
     contacts_import.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
     contacts_import.set_defaults(handler=_contacts_import)
 
+    config = sub.add_parser("config", help="configuration versions in the database")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_import = config_sub.add_parser(
+        "import", help="check FILE as `check` does and store it as the current version"
+    )
+    config_import.add_argument("file", metavar="FILE")
+    config_import.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    config_import.add_argument("--comment", help="why this version (kept with it)")
+    config_import.add_argument("--quiet", action="store_true", help="do not print warnings")
+    config_import.set_defaults(handler=_config_import)
+    config_export = config_sub.add_parser("export", help="write the current version as YAML")
+    config_export.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    config_export.add_argument(
+        "-o", "--output", metavar="FILE", help="write FILE (default: standard output)"
+    )
+    config_export.add_argument(
+        "--version", type=int, metavar="N", help="an older version (default: the current one)"
+    )
+    config_export.set_defaults(handler=_config_export)
+
     run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
-    run.add_argument("config", metavar="CONFIG")
+    run.add_argument("config", nargs="?", metavar="CONFIG", help="the configuration file")
+    run.add_argument(
+        "--from-db",
+        action="store_true",
+        help="take the configuration from the database instead, following new versions",
+    )
+    run.add_argument("--dsn", help="PostgreSQL DSN for --from-db (else SWITCHBOARD_DSN)")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
     run.set_defaults(handler=_run)
     return parser
@@ -181,6 +209,15 @@ def _run(args: argparse.Namespace) -> int:
     # the runtime (aiohttp and friends) loads only for `run`: `check` stays quick
     from ari_app.app import serve  # noqa: PLC0415
 
+    if args.from_db == (args.config is not None):
+        print("switchboard run: give CONFIG or --from-db (one of them)", file=sys.stderr)
+        return EXIT_INVALID
+    if args.from_db:
+        dsn = _dsn(args, "run")
+        if dsn is None:
+            return EXIT_INVALID
+        configure_logging(json_output=args.json_logs, level="info")
+        return asyncio.run(_run_from_db(dsn))
     result = load_file(args.config)
     if result.company is None:
         for problem in result.errors:
@@ -190,13 +227,145 @@ def _run(args: argparse.Namespace) -> int:
     company = result.company
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(company, stop)
+        await serve(lambda: company, _stop_on_signals())
 
     asyncio.run(main())
+    return EXIT_OK
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets (call it inside the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _run_from_db(dsn: str) -> int:
+    """`run --from-db`: the current version, then each new one for new calls (LISTEN/NOTIFY)."""
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from ari_app.app import serve  # noqa: PLC0415
+    from switchboard.storage.config_store import ConfigWatcher, NoConfigStored  # noqa: PLC0415
+
+    watcher = ConfigWatcher()
+    try:
+        await watcher.start(dsn)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        print(f"switchboard run: cannot read the configuration: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except NoConfigStored as exc:
+        print(f"switchboard run: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        await serve(watcher.company, _stop_on_signals())
+    finally:
+        await watcher.stop()
+    return EXIT_OK
+
+
+def _config_import(args: argparse.Namespace) -> int:
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from switchboard.storage.config_store import (  # noqa: PLC0415
+        ConfigRejected,
+        ConfigSuperseded,
+        import_config,
+    )
+
+    dsn = _dsn(args, "config import")
+    if dsn is None:
+        return EXIT_INVALID
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{args.file}:1: cannot read the file: {exc}")  # as `check` says it
+        return EXIT_INVALID
+
+    def shown(problems: Sequence[Problem]) -> list[str]:
+        return [
+            p.format(args.file) for p in problems if not (args.quiet and p.severity == "warning")
+        ]
+
+    async def main() -> int:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            print(f"switchboard config import: cannot connect: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        try:
+            result = await import_config(conn, text, args.file, args.comment)
+        except ConfigRejected as exc:
+            print("\n".join(shown(exc.problems)))
+            return EXIT_INVALID
+        except ConfigSuperseded as exc:
+            print(f"switchboard config import: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        except asyncpg.UndefinedTableError:
+            print(
+                "switchboard config import: no schema: run `switchboard db migrate` first",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        finally:
+            await conn.close()
+        for line in shown(result.warnings):
+            print(line)
+        if result.created:
+            print(f"stored as version {result.version}")
+        else:
+            print(f"nothing to do: this is version {result.version} already")
+        return EXIT_OK
+
+    return asyncio.run(main())
+
+
+def _config_export(args: argparse.Namespace) -> int:
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from switchboard.config.export import export_yaml  # noqa: PLC0415
+    from switchboard.storage.config_store import StoredConfig, stored_config  # noqa: PLC0415
+
+    dsn = _dsn(args, "config export")
+    if dsn is None:
+        return EXIT_INVALID
+
+    async def fetch() -> StoredConfig | str:
+        """The version, or why there is none."""
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            return f"cannot connect: {exc}"
+        try:
+            stored = await stored_config(conn, args.version)
+        except asyncpg.UndefinedTableError:
+            stored = None
+        finally:
+            await conn.close()
+        if stored is None:
+            return (
+                f"no version {args.version} stored" if args.version else "no configuration stored"
+            )
+        return stored
+
+    found = asyncio.run(fetch())
+    if isinstance(found, str):
+        print(f"switchboard config export: {found}", file=sys.stderr)
+        return EXIT_FAILURE
+    text = export_yaml(found)
+    if not args.output:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"switchboard config export: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"version {found.id} written to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 

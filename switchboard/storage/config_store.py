@@ -1,0 +1,468 @@
+"""Configuration versions in PostgreSQL: import, the current version, and watching it.
+
+`import_config` checks a file exactly as ``switchboard check`` does and stores
+it as a new version in one transaction: the ``config_versions`` row, the
+version's ``employees`` / ``departments`` / ``numbers`` rows (numbers and
+mobiles normalised to full international digits, as calls see them), and a
+``NOTIFY switchboard_config, '<version id>'`` that PostgreSQL delivers when the
+transaction commits.  A version is identified by the SHA-256 of its data
+(`canonical_form`: comments and layout do not count), so importing the same
+configuration again, or its export, stores nothing.  The newest version (the
+highest id) is the current one; imports take a transaction-level advisory lock,
+so ids follow commit order.
+
+`ConfigWatcher` keeps the current `Company` for a running app: it LISTENs on its
+own connection and loads each new version as it is committed.  The runtime asks
+it for the company once per new call, so a call keeps the version it started
+with and new calls get the new one; nothing is dropped.  A version that does not
+load is logged and skipped (the running one stays); a lost connection is
+reconnected with backoff and the current version read again, since a NOTIFY sent
+while it was away is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from switchboard.config.company import Company
+from switchboard.config.export import canonical_form
+from switchboard.config.load import LoadResult, load_text
+from switchboard.config.problems import ConfigError, Problem
+
+log = structlog.get_logger("switchboard.storage")
+
+CHANNEL = "switchboard_config"
+IMPORT_LOCK = 7_300_002  # pg_advisory_xact_lock key: "switchboard config import"
+
+# what a lost or refused connection raises: retried, never fatal for a running app
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class ConfigRejected(ConfigError):
+    """The configuration has errors; nothing was stored.  `lines` are ``check``'s."""
+
+    error_id = "config.rejected"
+
+    @property
+    def lines(self) -> list[str]:
+        """Every problem as ``FILE:LINE: message``, warnings included, as ``check`` prints."""
+        return [problem.format(self.filename) for problem in self.problems]
+
+
+class ConfigSuperseded(Exception):
+    """The configuration is an older version that a newer one replaced; nothing changed.
+
+    A version is stored once (its fingerprint is unique), and the newest is the
+    current one, so an older version cannot become current again by importing
+    it: change it, or see the report on making old versions current.
+    """
+
+    error_id = "config.superseded"
+
+    def __init__(self, version: int, current: int) -> None:
+        self.version = version
+        self.current = current
+        super().__init__(
+            f"this configuration is version {version}, replaced by version {current}; "
+            "nothing changed"
+        )
+
+
+class NoConfigStored(LookupError):
+    """The database holds no configuration version yet (``switchboard config import``)."""
+
+    error_id = "config.none_stored"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    version: int
+    created: bool  # False: the same configuration was already the current version
+    sha256: str
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConfig:
+    """One row of ``config_versions``."""
+
+    id: int
+    created_at: dt.datetime
+    source: str
+    sha256: str
+    yaml: str
+    comment: str | None
+
+    @property
+    def label(self) -> str:
+        """The name problems and logs give this version: ``examples/office.yaml@v3``."""
+        return f"{self.source}@v{self.id}"
+
+
+def config_sha256(text: str) -> str:
+    """The fingerprint of a configuration's data (``config_versions.sha256``)."""
+    return hashlib.sha256(canonical_form(text).encode("utf-8")).hexdigest()
+
+
+async def import_config(
+    conn: asyncpg.Connection, text: str, source: str, comment: str | None = None
+) -> ImportResult:
+    """Check ``text`` as ``switchboard check`` does and store it as the new current version.
+
+    Raises `ConfigRejected` (the problems, at ``source``'s lines) when it has
+    errors, `ConfigSuperseded` when it is an older version; in both cases
+    nothing is stored.  The same configuration as the current one stores
+    nothing either and returns that version with ``created=False``.
+    """
+    loaded = await asyncio.to_thread(load_text, text, source)
+    if loaded.company is None:
+        raise ConfigRejected(source, loaded.problems)
+    company = loaded.company
+    warnings = tuple(loaded.problems)
+    digest = config_sha256(text)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", IMPORT_LOCK)
+        same = await conn.fetchrow(
+            """SELECT id, (SELECT max(id) FROM config_versions) AS current
+               FROM config_versions WHERE sha256 = $1""",
+            digest,
+        )
+        if same is not None:
+            if same["id"] != same["current"]:
+                raise ConfigSuperseded(same["id"], same["current"])
+            return ImportResult(same["id"], created=False, sha256=digest, warnings=warnings)
+        version: int = await conn.fetchval(
+            """INSERT INTO config_versions (source, sha256, yaml, comment)
+               VALUES ($1, $2, $3, $4) RETURNING id""",
+            source,
+            digest,
+            text,
+            comment,
+        )
+        await _store_directory(conn, version, company)
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version))
+    log.info("config imported", version=version, source=source)
+    return ImportResult(version, created=True, sha256=digest, warnings=warnings)
+
+
+async def _store_directory(conn: asyncpg.Connection, version: int, company: Company) -> None:
+    config = company.config
+    employees = [
+        (
+            version,
+            e.id,
+            e.name,
+            e.extension,
+            company.normalize(e.mobile) if e.mobile is not None else None,
+            e.forward_to_mobile_after,
+            list(e.skills),
+        )
+        for e in config.employees
+    ]
+    departments = [
+        (
+            version,
+            d.id,
+            d.name,
+            d.extension,
+            d.strategy,
+            d.ring_delay,
+            d.ring_timeout,
+            list(d.members),
+        )
+        for d in config.departments
+    ]
+    numbers = [
+        (
+            version,
+            position,
+            company.normalize(entry.number) if entry.number is not None else None,
+            entry.line,
+            entry.scenario,
+        )
+        for position, entry in enumerate(config.numbers)
+    ]
+    if employees:
+        await conn.executemany(
+            """INSERT INTO employees (config_version, id, name, extension, mobile,
+                                      forward_to_mobile_after, skills)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            employees,
+        )
+    if departments:
+        await conn.executemany(
+            """INSERT INTO departments (config_version, id, name, extension, strategy,
+                                        ring_delay, ring_timeout, members)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            departments,
+        )
+    if numbers:
+        await conn.executemany(
+            """INSERT INTO numbers (config_version, position, number, line, scenario)
+               VALUES ($1, $2, $3, $4, $5)""",
+            numbers,
+        )
+
+
+async def stored_config(
+    conn: asyncpg.Connection, version: int | None = None
+) -> StoredConfig | None:
+    """A stored version (default: the current one), or None."""
+    if version is None:
+        row = await conn.fetchrow(
+            """SELECT id, created_at, source, sha256, yaml, comment
+               FROM config_versions ORDER BY id DESC LIMIT 1"""
+        )
+    else:
+        row = await conn.fetchrow(
+            """SELECT id, created_at, source, sha256, yaml, comment
+               FROM config_versions WHERE id = $1""",
+            version,
+        )
+    if row is None:
+        return None
+    return StoredConfig(
+        row["id"], row["created_at"], row["source"], row["sha256"], row["yaml"], row["comment"]
+    )
+
+
+async def load_stored(stored: StoredConfig) -> LoadResult:
+    """A stored version loaded with this release's checks (off the event loop)."""
+    return await asyncio.to_thread(load_text, stored.yaml, stored.label)
+
+
+async def current_config(conn: asyncpg.Connection) -> tuple[int, str, Company] | None:
+    """The current version: its id, YAML text and loaded company; None when none is stored.
+
+    Raises `ConfigError` when the stored text does not load with this release.
+    """
+    stored = await stored_config(conn)
+    if stored is None:
+        return None
+    company = (await load_stored(stored)).raise_for_errors()
+    return stored.id, stored.yaml, company
+
+
+class ConfigWatcher:
+    """The current `Company` of a running app, following new versions as they are committed.
+
+    ``company`` is the callable `AriRuntime` takes: each new call asks once and
+    keeps what it got.  ``version`` is the loaded version's id; ``changed`` is
+    notified whenever ``version``, ``rejected``, ``connected`` or
+    ``connect_failures`` change (`wait_for_version`, `wait_until`).
+    """
+
+    def __init__(
+        self,
+        *,
+        backoff_first: float = 0.5,
+        backoff_max: float = 30.0,
+        health_every: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.version: int | None = None
+        self.rejected: int | None = None  # the newest version that failed to load
+        self.connected = False
+        self.connections = 0  # listen connections opened so far
+        self.connect_failures = 0  # reconnections that failed so far
+        self.changed = asyncio.Condition()
+        self._company: Company | None = None
+        self._dsn = ""
+        self._wake = asyncio.Event()  # a notification arrived, or the connection was lost
+        self._task: asyncio.Task[None] | None = None
+        self._backoff_first = backoff_first
+        self._backoff_max = backoff_max
+        self._health_every = health_every
+        self._connect_timeout = connect_timeout
+
+    def company(self) -> Company:
+        """The current snapshot (fit to pass as `AriRuntime`'s ``company``)."""
+        if self._company is None:
+            raise RuntimeError("no configuration loaded: await ConfigWatcher.start() first")
+        return self._company
+
+    async def start(self, dsn: str) -> None:
+        """Connect, LISTEN and load the current version, then follow it in the background.
+
+        Raises what connecting raises, `NoConfigStored`, or `ConfigError` when
+        the current version does not load: an app cannot start without one.
+        """
+        if self._task is not None:
+            raise RuntimeError("the watcher is already running")
+        self._dsn = dsn
+        conn = await self._listen()
+        started = False
+        try:
+            await self._reload(conn, strict=True)
+            started = True
+        finally:
+            if not started:
+                await self._discard(conn)
+        self._task = asyncio.create_task(self._follow(conn), name="config-watcher")
+
+    async def stop(self) -> None:
+        """Stop following and close the connection (the last company stays readable)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def wait_for_version(self, version: int) -> Company:
+        """Until version ``version`` (or a newer one) is loaded; bound it with a timeout."""
+        await self.wait_until(lambda w: w.version is not None and w.version >= version)
+        return self.company()
+
+    async def wait_until(self, predicate: Callable[[ConfigWatcher], bool]) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: predicate(self))
+
+    # --- the connection, owned by one task ------------------------------------------
+
+    async def _listen(self) -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+        try:
+            conn.add_termination_listener(self._on_lost)
+            await conn.add_listener(CHANNEL, self._on_notify)
+        except _CONNECTION_ERRORS:
+            await self._discard(conn)
+            raise
+        self.connections += 1
+        self.connected = True
+        await self._notify()
+        return conn
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        self._wake.set()
+
+    def _on_lost(self, conn: Any) -> None:
+        self._wake.set()
+
+    async def _follow(self, first: asyncpg.Connection) -> None:
+        conn: asyncpg.Connection | None = first
+        failures = 0
+        try:
+            while True:
+                if conn is None:
+                    try:
+                        conn = await self._listen()
+                        await self._reload(conn)  # a NOTIFY may have come while we were away
+                    except _CONNECTION_ERRORS as exc:
+                        if conn is not None:
+                            await self._discard(conn)
+                            conn = None
+                        failures += 1
+                        self.connect_failures += 1
+                        await self._notify()
+                        log.warning(
+                            "config listener cannot connect", error=str(exc), attempt=failures
+                        )
+                        delay = min(self._backoff_max, self._backoff_first * 2 ** (failures - 1))
+                        await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+                        continue
+                    log.info("config listener reconnected", version=self.version)
+                failures = 0
+                try:
+                    await self._serve(conn)
+                    log.warning("config listener connection lost: reconnecting")
+                except _CONNECTION_ERRORS as exc:
+                    log.warning("config listener connection failed: reconnecting", error=str(exc))
+                await self._discard(conn)
+                conn = None
+                await asyncio.sleep(self._backoff_first * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+        finally:
+            if conn is not None:
+                await self._discard(conn)
+
+    async def _serve(self, conn: asyncpg.Connection) -> None:
+        """Reload on every notification; return when the connection is gone."""
+        while not conn.is_closed():
+            try:
+                async with asyncio.timeout(self._health_every):
+                    await self._wake.wait()
+            except TimeoutError:
+                # a connection cut without a FIN only shows when used
+                await conn.fetchval("SELECT 1", timeout=self._connect_timeout)
+                continue
+            self._wake.clear()
+            if conn.is_closed():
+                return
+            await self._reload(conn)
+
+    async def _discard(self, conn: asyncpg.Connection) -> None:
+        with contextlib.suppress(*_CONNECTION_ERRORS):
+            conn.remove_termination_listener(self._on_lost)
+            await conn.close(timeout=self._connect_timeout)
+        if not conn.is_closed():
+            conn.terminate()
+        if self.connected:
+            self.connected = False
+            await self._notify()
+
+    async def _reload(self, conn: asyncpg.Connection, *, strict: bool = False) -> None:
+        """Load the current version unless it runs already (or was refused before).
+
+        ``strict`` (at start): raise instead of keeping the running version.
+        """
+        stored = await stored_config(conn)
+        if stored is None:
+            if strict:
+                raise NoConfigStored("no configuration stored: run `switchboard config import`")
+            return
+        if stored.id in (self.version, self.rejected):
+            return
+        try:
+            loaded = await load_stored(stored)
+        except Exception:  # a loader crash on one stored text must not stop the watcher
+            if strict:
+                raise
+            log.exception("config version crashed the loader", version=stored.id)
+            self.rejected = stored.id
+            await self._notify()
+            return
+        if loaded.company is None:
+            if strict:
+                raise ConfigError(stored.label, loaded.problems)
+            log.error(
+                "config version does not load: keeping the running one",
+                version=stored.id,
+                running=self.version,
+                problems=[p.format(stored.label) for p in loaded.errors],
+            )
+            self.rejected = stored.id
+            await self._notify()
+            return
+        previous = self._company
+        if previous is not None and previous.config.asterisk != loaded.company.config.asterisk:
+            log.warning(
+                "config version changes the asterisk: section: restart to apply it",
+                version=stored.id,
+            )
+        log.info("config version loaded", version=stored.id, previous=self.version)
+        self._company = loaded.company
+        self.version = stored.id
+        await self._notify()
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+
+@contextlib.asynccontextmanager
+async def watching(dsn: str, **options: Any) -> AsyncIterator[ConfigWatcher]:
+    """``async with watching(dsn) as watcher``: started, and stopped however the block ends."""
+    watcher = ConfigWatcher(**options)
+    await watcher.start(dsn)
+    try:
+        yield watcher
+    finally:
+        await watcher.stop()
