@@ -12,14 +12,18 @@ import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import asyncpg
 import structlog
 
+from ari_app.callbacks import CallbackEvents, CallbackSettings, CallbackWorker
 from ari_app.client import AriClient
 from ari_app.runtime import AriRuntime, CallSink, MemorySink, RuntimeSettings
-from ari_app.supervisor import AriSupervisor
+from ari_app.supervisor import AriSupervisor, EventSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
+from switchboard.storage.sink import open_sink
 
 log = structlog.get_logger("switchboard.ari")
 
@@ -68,6 +72,9 @@ class AriApp:
         clock: Clock | None = None,
         backoff_first: float = 0.2,
         wall_clock: Callable[[], dt.datetime] | None = None,
+        callback_pool: asyncpg.Pool | None = None,
+        callback_settings: CallbackSettings | None = None,
+        instance: str = "",
     ) -> None:
         current = company()
         self.client = AriClient(ari.url, ari.user, ari.password, ari.app)
@@ -79,15 +86,35 @@ class AriApp:
             self.sink,
             clock,
             wall_clock=wall_clock,
+            instance=instance,
         )
-        self.supervisor = AriSupervisor(self.client, self.runtime, backoff_first=backoff_first)
+        # durable call-backs share the ARI connection: the worker takes its own channels' events
+        self.callbacks: CallbackWorker | None = None
+        events: EventSink = self.runtime
+        if callback_pool is not None:
+            self.callbacks = CallbackWorker(
+                callback_pool,
+                self.client,
+                company,
+                instance or ari.app,
+                callback_settings,
+                clock=clock,
+                wall_clock=wall_clock,
+                agents=self.runtime.pool,
+            )
+            events = CallbackEvents(self.runtime, self.callbacks)
+        self.supervisor = AriSupervisor(self.client, events, backoff_first=backoff_first)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AriApp:
         self._task = asyncio.create_task(self.supervisor.run(), name="ari-supervisor")
+        if self.callbacks is not None:
+            await self.callbacks.start()  # claims nothing until ARI is connected
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self.callbacks is not None:
+            await self.callbacks.stop()  # first: it hangs up its legs through the client
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -99,9 +126,38 @@ class AriApp:
             await self.supervisor.ready.wait()
 
 
+def database_dsn(company: Company, env: dict[str, str] | None = None) -> str | None:
+    """`database.dsn` of the config, ``SWITCHBOARD_DSN`` winning; None: run without storage."""
+    environ = os.environ if env is None else env
+    configured = company.config.database.dsn
+    return environ.get("SWITCHBOARD_DSN") or (
+        configured.get_secret_value() if configured is not None else None
+    )
+
+
 async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
-    """Run the Stasis application until ``stop`` is set; each new call takes ``company()``."""
-    settings = ari_settings(company())
-    log.info("starting", ari=settings.url, app=settings.app)
-    async with AriApp(company, settings):
+    """Run the Stasis application until ``stop`` is set; each new call takes ``company()``.
+
+    With a database (`database.dsn` / ``SWITCHBOARD_DSN``) every call leaves its
+    record there (written in the background, spilled to `database.spill_dir`
+    while the database is away) and promised call-backs are made; without one,
+    records stay in memory and are lost at exit (a warning says so).
+    """
+    current = company()
+    settings = ari_settings(current)
+    instance = os.environ.get("SWITCHBOARD_INSTANCE", settings.app)
+    dsn = database_dsn(current)
+    log.info("starting", ari=settings.url, app=settings.app, instance=instance)
+    if dsn is None:
+        log.warning("no database configured: call records are kept in memory only")
+        async with AriApp(company, settings, instance=instance):
+            await stop.wait()
+        return
+    spill = Path(current.config.database.spill_dir) / f"records-{instance}.jsonl"
+    spill.parent.mkdir(parents=True, exist_ok=True)
+    # the sink closes after the app: records of calls ending at shutdown still get written
+    async with (
+        await open_sink(dsn, spill, instance) as sink,
+        AriApp(company, settings, sink=sink, callback_pool=sink.pool, instance=instance),
+    ):
         await stop.wait()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -86,6 +86,7 @@ class CallRecord:
     started_at: dt.datetime
     steps: list[Step]
     outcome: Outcome
+    caller_name: str = ""
 
 
 class CallSink(Protocol):
@@ -165,8 +166,10 @@ class AriRuntime:
         clock: Clock | None = None,
         http: aiohttp.ClientSession | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
+        instance: str = "",
     ) -> None:
         self.client = client
+        self.instance = instance or settings.app
         # when calls start, in local time: schedules and greetings read it (tests fix it)
         self.wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC))
         self.company = company
@@ -177,7 +180,6 @@ class AriRuntime:
         self.sessions: dict[str, CallSession] = {}  # by caller channel id
         self.owners: dict[str, CallSession] = {}  # every channel a session owns
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ids = itertools.count(1)
         self._http = http
         self.unknown_events = 0
         self.failures = 0  # calls ended by a bug in their task (logged with the traceback)
@@ -238,7 +240,8 @@ class AriRuntime:
     # --- sessions ---------------------------------------------------------------------
 
     def _start_call(self, event: StasisStart) -> None:
-        call_id = f"c{next(self._ids)}"
+        # unique across restarts and instances: call records and call-backs are keyed by it
+        call_id = f"{self.instance}-{uuid.uuid4().hex[:12]}"
         session = CallSession(self, call_id, event.channel, event.args)
         self.sessions[event.channel.id] = session
         self.owners[event.channel.id] = session
@@ -398,8 +401,16 @@ class CallSession:
                             to_node=run.node_name,
                         )  # fmt: skip
                     await self._apply(actions)
+        except asyncio.CancelledError:
+            # Switchboard is stopping with this call up: it still leaves its record
+            run.finish("hangup", "switchboard stopped", hang_up=False)
+            await self._record(run, info, started)
+            raise
         finally:
             self.runtime.pool.unsubscribe(self.deliver)
+        await self._record(run, info, started)
+
+    async def _record(self, run: CallRun, info: CallInfo, started: dt.datetime) -> None:
         assert run.outcome is not None
         self.log.info("call finished", result=run.outcome.result, reason=run.outcome.reason)
         await self.runtime.sink.call_finished(
@@ -410,9 +421,10 @@ class CallSession:
                 called_raw=info.called_raw,
                 called=info.called,
                 caller=info.caller,
-                line=line,
+                line=info.line,
                 scenario=run.trace[0].scenario if run.trace else run.scenario,
                 started_at=started,
+                caller_name=info.caller_name,
                 steps=run.trace,
                 outcome=run.outcome,
             )
@@ -647,8 +659,12 @@ class CallSession:
             self.bridge_id = bridge_id
             await self.client.add_channel(bridge_id, [self.channel.id, leg.channel_id])
             leg.bridged = True
-        except CallGone:
-            leg.bridged = True  # one side is gone: its hang-up event ends the conversation
+        except AriError as exc:
+            # a side that just hung up: 404 for the bridge, 400 "Channel not found" from
+            # addChannel; its hang-up event ends the conversation
+            if not isinstance(exc, CallGone) and exc.status != 400:
+                raise
+            leg.bridged = True
         if leg.ring.employee_id is not None:
             self.agent = leg.ring.employee_id
             self.runtime.pool.set(leg.ring.employee_id, "busy")

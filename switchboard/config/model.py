@@ -68,6 +68,7 @@ class AsteriskSection(Section):
 
 class DatabaseSection(Section):
     dsn: SecretStr | None = None
+    spill_dir: str = "spill"  # call records wait here while the database is away
 
 
 class Schedule(Section):

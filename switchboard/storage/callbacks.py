@@ -1,0 +1,439 @@
+"""Promised call-backs in PostgreSQL: store a request, claim due ones, record how each went.
+
+Every statement is one parameterised SQL statement, so each is atomic on its
+own; times come from the database's ``now()`` unless a caller passes one, so
+instances with skewed clocks still agree on what is due and what is stale.
+
+A claim is a lease.  `claim_due` takes due rows with ``FOR UPDATE SKIP
+LOCKED`` and marks them ``in_progress`` (``claimed_by``, ``claimed_at``,
+``attempts + 1``) in the same statement: two instances claiming at once get
+disjoint rows and never wait for each other.  The holder renews the lease
+(`renew`) while it works; `release_stale` hands rows whose lease ran out (the
+instance died) back to ``pending``.
+
+Every later write is fenced by the claim: ``id``, ``claimed_by`` and
+``attempts`` must still be what the claim returned, and ``status`` still
+``in_progress``; otherwise it changes nothing and raises `ClaimLost`.  The
+customer is dialled only after `mark_calling_customer` — a fenced write —
+succeeded, and `release_stale` never hands such a row back: it fails it as
+``lost while calling the customer``.  So a customer is dialled at most once
+per claim, by the claim's holder, and a claim that may have reached the
+customer is never repeated by anyone else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from switchboard.engine.actions import RequestCallback
+
+Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+
+# last_result while the customer is being dialled, and what a lost claim leaves
+CALLING_CUSTOMER = "calling customer"
+LOST = "lost"
+LOST_CALLING_CUSTOMER = "lost while calling the customer"
+
+
+class ClaimLost(Exception):
+    """The job is no longer ours: its lease ran out and it was released (or re-claimed)."""
+
+    error_id = "callbacks.claim_lost"
+
+    def __init__(self, job: CallbackJob) -> None:
+        super().__init__(
+            f"call-back {job.id} (attempt {job.attempts}) is no longer held by {job.claimed_by}"
+        )
+        self.job = job
+
+
+class RequestConflict(Exception):
+    """A request id already stored for another call or number: never overwritten."""
+
+    error_id = "callbacks.request_conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackJob:
+    """One claimed call-back; ``attempts`` counts this attempt, ``claimed_at`` is its start."""
+
+    id: int
+    request_id: str
+    call_id: str
+    number: str
+    caller: str
+    department: str | None
+    scenario: str
+    node: str
+    created_at: dt.datetime
+    due_at: dt.datetime
+    attempts: int
+    claimed_by: str
+    claimed_at: dt.datetime
+    last_result: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A row of ``callback_attempts``."""
+
+    callback_id: int
+    instance: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    agent: str | None
+    result: str | None
+
+
+def _job(row: asyncpg.Record) -> CallbackJob:
+    return CallbackJob(
+        id=row["id"],
+        request_id=row["request_id"],
+        call_id=row["call_id"],
+        number=row["number"],
+        caller=row["caller"],
+        department=row["department"],
+        scenario=row["scenario"],
+        node=row["node"],
+        created_at=row["created_at"],
+        due_at=row["due_at"],
+        attempts=row["attempts"],
+        claimed_by=row["claimed_by"],
+        claimed_at=row["claimed_at"],
+        last_result=row["last_result"],
+    )
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+async def insert_request(
+    conn: Conn,
+    *,
+    request_id: str,
+    call_id: str,
+    number: str,
+    caller: str = "",
+    department: str | None = None,
+    scenario: str = "",
+    node: str = "",
+    due_at: dt.datetime | None = None,
+) -> int:
+    """Store a call-back request (committed when this returns); its id.
+
+    Writing the same request again (a retry) returns the stored row's id and
+    changes nothing; the same ``request_id`` for another call or number
+    raises `RequestConflict`.
+    """
+    row = await conn.fetchrow(
+        """INSERT INTO callbacks (request_id, call_id, number, caller, department, scenario,
+                                  node, due_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::timestamptz, now()))
+           ON CONFLICT (request_id) DO NOTHING
+           RETURNING id""",
+        request_id,
+        call_id,
+        number,
+        caller,
+        department,
+        scenario,
+        node,
+        due_at,
+    )
+    if row is not None:
+        return int(row["id"])
+    stored = await conn.fetchrow(
+        "SELECT id, call_id, number FROM callbacks WHERE request_id = $1", request_id
+    )
+    assert stored is not None  # the conflict was on this very key; rows are never deleted here
+    if (stored["call_id"], stored["number"]) != (call_id, number):
+        raise RequestConflict(
+            f"request {request_id!r} is already stored for call {stored['call_id']!r}"
+        )
+    return int(stored["id"])
+
+
+async def store_request(
+    conn: Conn, call_id: str, request: RequestCallback, due_at: dt.datetime | None = None
+) -> int:
+    """`insert_request` for the engine's `RequestCallback` of call ``call_id``."""
+    return await insert_request(
+        conn,
+        request_id=f"{call_id}/{request.request_id}",
+        call_id=call_id,
+        number=request.number,
+        caller=request.caller,
+        department=request.department,
+        scenario=request.scenario,
+        node=request.node,
+        due_at=due_at,
+    )
+
+
+# --- claiming ---------------------------------------------------------------------------------
+
+
+async def postpone_due(conn: Conn, departments: Sequence[str], delay: float) -> int:
+    """Due pending call-backs of ``departments`` (closed now) move ``delay`` seconds on,
+    their attempts untouched; how many moved."""
+    if not departments:
+        return 0
+    moved = await conn.fetch(
+        """UPDATE callbacks SET due_at = now() + make_interval(secs => $2)
+           WHERE status = 'pending' AND due_at <= now() AND department = ANY($1::text[])
+           RETURNING id""",
+        list(departments),
+        delay,
+    )
+    return len(moved)
+
+
+async def claim_due(
+    conn: Conn,
+    instance: str,
+    limit: int,
+    now: dt.datetime | None = None,
+    *,
+    skip_departments: Sequence[str] = (),
+) -> list[CallbackJob]:
+    """Claim up to ``limit`` due pending call-backs for ``instance``, oldest due first.
+
+    Rows another transaction has locked are skipped, not waited for; so are
+    the departments in ``skip_departments`` (closed now).
+    """
+    if limit <= 0:
+        return []
+    rows = await conn.fetch(
+        """WITH due AS (
+                SELECT id FROM callbacks
+                WHERE status = 'pending' AND due_at <= coalesce($3::timestamptz, now())
+                  AND (department IS NULL OR department <> ALL($4::text[]))
+                ORDER BY due_at, id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE callbacks AS c
+            SET status = 'in_progress', claimed_by = $1, claimed_at = now(),
+                attempts = c.attempts + 1
+            FROM due WHERE c.id = due.id
+            RETURNING c.*""",
+        instance,
+        limit,
+        now,
+        list(skip_departments),
+    )
+    return sorted((_job(r) for r in rows), key=lambda j: (j.due_at, j.id))
+
+
+async def renew(conn: Conn, jobs: Sequence[CallbackJob]) -> set[int]:
+    """Extend the lease of ``jobs``; the ids still held (a missing one was lost)."""
+    if not jobs:
+        return set()
+    rows = await conn.fetch(
+        """UPDATE callbacks AS c SET claimed_at = now()
+           FROM unnest($1::bigint[], $2::int[], $3::text[]) AS held(id, attempts, claimed_by)
+           WHERE c.id = held.id AND c.attempts = held.attempts
+             AND c.claimed_by = held.claimed_by AND c.status = 'in_progress'
+           RETURNING c.id""",
+        [j.id for j in jobs],
+        [j.attempts for j in jobs],
+        [j.claimed_by for j in jobs],
+    )
+    return {int(r["id"]) for r in rows}
+
+
+async def mark_calling_customer(conn: Conn, job: CallbackJob) -> None:
+    """The gate before the customer is dialled: still ours?  Then say so, renewing the lease.
+
+    Raises `ClaimLost` when the job was released meanwhile: the caller must
+    not dial.  Once this succeeded `release_stale` never retries the job.
+    """
+    row = await conn.fetchrow(
+        """UPDATE callbacks SET last_result = $4, claimed_at = now()
+           WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'in_progress'
+           RETURNING id""",
+        job.id,
+        job.claimed_by,
+        job.attempts,
+        CALLING_CUSTOMER,
+    )
+    if row is None:
+        raise ClaimLost(job)
+
+
+async def release_stale(conn: Conn, older_than: float, max_attempts: int) -> list[CallbackJob]:
+    """Claims not renewed for ``older_than`` seconds (their instance died) end as ``lost``.
+
+    The lost attempt is recorded (its ``started_at`` is the claim's last
+    renewal: the table keeps no other trace of when it began).  A job whose
+    customer was not being dialled goes back to ``pending``, due now
+    (``failed`` if it has had ``max_attempts``); one whose customer was being
+    dialled is ``failed`` with `LOST_CALLING_CUSTOMER`: it may have been
+    answered, so it is never dialled again.  Returns the jobs as released.
+    """
+    rows = await conn.fetch(
+        """WITH stale AS (
+                SELECT id FROM callbacks
+                WHERE status = 'in_progress'
+                  AND claimed_at < now() - make_interval(secs => $1)
+                ORDER BY claimed_at
+                FOR UPDATE SKIP LOCKED
+            ), released AS (
+                UPDATE callbacks AS c
+                SET status = CASE WHEN c.last_result = $3 OR c.attempts >= $2
+                                  THEN 'failed' ELSE 'pending' END,
+                    last_result = CASE WHEN c.last_result = $3 THEN $4 ELSE $5 END,
+                    due_at = CASE WHEN c.last_result = $3 THEN c.due_at ELSE now() END
+                FROM stale WHERE c.id = stale.id
+                RETURNING c.*
+            ), recorded AS (
+                INSERT INTO callback_attempts (callback_id, instance, started_at, ended_at, result)
+                SELECT id, coalesce(claimed_by, ''), claimed_at, now(), last_result FROM released
+            )
+            SELECT * FROM released""",
+        older_than,
+        max_attempts,
+        CALLING_CUSTOMER,
+        LOST_CALLING_CUSTOMER,
+        LOST,
+    )
+    return [_job(r) for r in rows]
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+async def record_attempt(
+    conn: Conn,
+    callback_id: int,
+    instance: str,
+    started_at: dt.datetime,
+    result: str,
+    agent: str | None = None,
+    ended_at: dt.datetime | None = None,
+) -> None:
+    """One row of ``callback_attempts`` (``ended_at`` defaults to now)."""
+    await conn.execute(
+        """INSERT INTO callback_attempts (callback_id, instance, started_at, ended_at, agent,
+                                          result)
+           VALUES ($1, $2, $3, coalesce($4::timestamptz, now()), $5, $6)""",
+        callback_id,
+        instance,
+        started_at,
+        ended_at,
+        agent,
+        result,
+    )
+
+
+# Settle a held job: done, or retried (failed at the limit).  The fence also matches a job
+# `release_stale` failed while its holder was dialling the customer: the holder is back
+# and knows how the call went.
+_SETTLE = """
+UPDATE callbacks
+SET status = CASE WHEN $5 THEN 'done' WHEN attempts >= $6 THEN 'failed' ELSE 'pending' END,
+    due_at = CASE WHEN NOT $5 AND attempts < $6 THEN now() + make_interval(secs => $7)
+                  ELSE due_at END,
+    last_result = $8
+WHERE id = $1 AND claimed_by = $2 AND attempts = $3
+  AND (status = 'in_progress' OR (status = 'failed' AND last_result = $4))
+RETURNING status
+"""
+
+
+async def _settle(
+    conn: Conn,
+    job: CallbackJob,
+    *,
+    done: bool,
+    result: str,
+    agent: str | None,
+    delay: float = 0.0,
+    max_attempts: int = 0,
+) -> str:
+    async with conn.transaction():
+        status = await conn.fetchval(
+            _SETTLE,
+            job.id,
+            job.claimed_by,
+            job.attempts,
+            LOST_CALLING_CUSTOMER,
+            done,
+            max_attempts,
+            delay,
+            result,
+        )
+        if status is None:
+            raise ClaimLost(job)
+        await record_attempt(conn, job.id, job.claimed_by, job.claimed_at, result, agent)
+        return str(status)
+
+
+async def finish(conn: Conn, job: CallbackJob, result: str, agent: str | None) -> None:
+    """The call-back was kept: ``done``, and the attempt recorded (one transaction)."""
+    await _settle(conn, job, done=True, result=result, agent=agent)
+
+
+async def retry_later(
+    conn: Conn,
+    job: CallbackJob,
+    result: str,
+    delay: float,
+    max_attempts: int,
+    agent: str | None = None,
+) -> str:
+    """The attempt failed: ``pending`` again, due in ``delay`` seconds, or ``failed`` once it
+    was attempt ``max_attempts``; the attempt recorded.  Returns the new status."""
+    return await _settle(
+        conn,
+        job,
+        done=False,
+        result=result,
+        agent=agent,
+        delay=delay,
+        max_attempts=max_attempts,
+    )
+
+
+async def put_back(conn: Conn, job: CallbackJob, delay: float) -> None:
+    """Un-claim a job that was not attempted (every employee busy, the worker stopping):
+    ``pending`` in ``delay`` seconds, the attempt not counted and not recorded."""
+    row = await conn.fetchrow(
+        """UPDATE callbacks
+           SET status = 'pending', attempts = attempts - 1,
+               due_at = now() + make_interval(secs => $4)
+           WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'in_progress'
+             AND last_result IS DISTINCT FROM $5
+           RETURNING id""",
+        job.id,
+        job.claimed_by,
+        job.attempts,
+        delay,
+        CALLING_CUSTOMER,
+    )
+    if row is None:
+        raise ClaimLost(job)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+async def attempts_of(conn: Conn, callback_id: int) -> list[Attempt]:
+    """The recorded attempts of one call-back, oldest first."""
+    rows = await conn.fetch(
+        """SELECT callback_id, instance, started_at, ended_at, agent, result
+           FROM callback_attempts WHERE callback_id = $1 ORDER BY started_at, id""",
+        callback_id,
+    )
+    return [
+        Attempt(
+            r["callback_id"], r["instance"], r["started_at"], r["ended_at"], r["agent"], r["result"]
+        )
+        for r in rows
+    ]

@@ -1,0 +1,182 @@
+"""The runtime's `CallSink` on PostgreSQL.
+
+Records and messages go through the `RecordWriter`: the call hands them over
+and goes on, the database is never waited for.  Two things are different
+because the caller hears their answer: a call-back request is committed
+before the caller is told "we will call you back" (a short timeout; False if
+the database cannot take it, and the scenario says so instead of promising),
+``last_agent`` asks the database who talked to this caller last and
+``contact`` who is responsible for them (None when it cannot say in time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from types import TracebackType
+
+import asyncpg
+import structlog
+
+from switchboard.engine.actions import RequestCallback, SaveMessage
+from switchboard.storage.callbacks import RequestConflict, store_request
+from switchboard.storage.contacts import lookup_contact
+from switchboard.storage.records import (
+    DATABASE_DOWN,
+    FinishedCall,
+    RecordWriter,
+    message_row,
+    record_row,
+    redact,
+)
+
+log = structlog.get_logger("switchboard.storage")
+
+# days may be fractional: make_interval(days => ...) takes whole days only
+LAST_AGENT = """
+SELECT agent FROM calls
+WHERE caller = $1 AND agent IS NOT NULL AND started_at > now() - $2::float8 * interval '1 day'
+ORDER BY started_at DESC LIMIT 1
+"""
+
+
+def recording_name(call_id: str, recording_id: str) -> str:
+    """What the ARI runtime names a recording in Asterisk (``ari_app.runtime``)."""
+    return f"switchboard-{call_id}-{recording_id}"
+
+
+class PostgresSink:
+    """Call records, messages, call-back requests and the last-agent lookup, in PostgreSQL."""
+
+    def __init__(
+        self,
+        writer: RecordWriter,
+        pool: asyncpg.Pool,
+        instance: str,
+        *,
+        config_version: int | None = None,
+        timeout: float = 2.0,
+    ) -> None:
+        self.writer = writer
+        self.pool = pool
+        self.instance = instance
+        self.config_version = config_version
+        self.timeout = timeout
+
+    async def call_finished(self, record: FinishedCall) -> None:
+        self.writer.submit(record_row(record, self.instance, self.config_version))
+
+    async def save_message(self, call_id: str, message: SaveMessage) -> None:
+        row = message_row(
+            call_id,
+            message,
+            created_at=dt.datetime.now(dt.UTC),
+            recording=recording_name(call_id, message.recording_id),
+        )
+        self.writer.submit(row, "messages")
+
+    async def request_callback(self, call_id: str, request: RequestCallback) -> bool:
+        """Commit the promise; True once it is stored (also if it was already), else False.
+
+        The row is `callbacks.store_request`'s (``request_id`` = call id / engine
+        request): a retry of the same request is stored once and still True.
+        """
+        try:
+            async with asyncio.timeout(self.timeout), self.pool.acquire() as conn:
+                await store_request(conn, call_id, request)
+        except RequestConflict as exc:  # the same request id for another call: never overwritten
+            log.error("call-back not stored", call_id=call_id, error=str(exc))
+            return False
+        except DATABASE_DOWN as exc:
+            log.warning(
+                "call-back not stored",
+                call_id=call_id,
+                number=request.number,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return False
+        return True
+
+    async def last_agent(self, caller: str, days: float) -> str | None:
+        """The employee who last talked to ``caller`` within ``days``; None if unknown."""
+        try:
+            async with asyncio.timeout(self.timeout), self.pool.acquire() as conn:
+                agent = await conn.fetchval(LAST_AGENT, caller, float(days))
+        except DATABASE_DOWN as exc:
+            log.warning("last agent lookup failed", error=f"{type(exc).__name__}: {exc}")
+            return None
+        return None if agent is None else str(agent)
+
+    async def contact(self, caller: str) -> str | None:
+        """The employee responsible for ``caller`` (the ``contacts`` table); None if unknown."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await lookup_contact(self.pool, caller)
+        except DATABASE_DOWN as exc:
+            log.warning("contact lookup failed", error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    async def close(self) -> None:
+        """Stop the writer (it writes or spills what it holds), then close the pool."""
+        try:
+            await self.writer.stop()
+        finally:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self.pool.close()
+            except DATABASE_DOWN:
+                self.pool.terminate()
+
+    async def __aenter__(self) -> PostgresSink:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def open_sink(
+    dsn: str,
+    spill_path: Path,
+    instance: str,
+    *,
+    config_version: int | None = None,
+    db_timeout: float = 2.0,
+    max_memory: int = 10_000,
+    batch_size: int = 500,
+    flush_interval: float = 0.2,
+) -> PostgresSink:
+    """A started sink: its pool, its writer.  Works with the database down (records spill).
+
+    Close it with ``await sink.close()``, or use it as ``async with await open_sink(...)``.
+    """
+    pool = await asyncpg.create_pool(
+        dsn,
+        # min_size 0: no connection at start, so the app starts while the database is
+        # away; a connection is made on first use and kept while in use (asyncpg closes
+        # it after 300 s idle)
+        min_size=0,
+        max_size=5,
+        timeout=db_timeout,
+        command_timeout=db_timeout,
+    )
+    writer = RecordWriter(
+        dsn, spill_path, max_memory, batch_size, flush_interval, connect_timeout=db_timeout
+    )
+    await writer.start()
+    sink = PostgresSink(writer, pool, instance, config_version=config_version, timeout=db_timeout)
+    try:
+        async with asyncio.timeout(db_timeout), pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+    except DATABASE_DOWN as exc:
+        log.warning(
+            "database unreachable at start: call records are kept until it is back",
+            database=redact(dsn),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    return sink

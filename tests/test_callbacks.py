@@ -1,0 +1,657 @@
+"""Durable call-backs: the shared table and its claims on a real PostgreSQL, and the worker
+making call-backs over real ARI against the Asterisk simulator (in-process, and a worker in
+a subprocess killed with SIGKILL)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from ari_app.app import AriApp, AriSettings
+from ari_app.callbacks import (
+    BUSY,
+    DONE,
+    FAILED,
+    NO_ANSWER,
+    NO_EMPLOYEE,
+    CallbackEvents,
+    CallbackSettings,
+    CallbackWorker,
+)
+from ari_app.runtime import MemorySink
+from asterisk_sim import AsteriskSimulator, EndpointScript
+from asterisk_sim.script import EndpointKind
+from switchboard.clock import Clock, ScaledClock
+from switchboard.config.company import Company
+from switchboard.engine.actions import RequestCallback
+from switchboard.storage import callbacks as store
+from switchboard.storage.migrate import migrate
+from tests.helpers import ROOT, company_from
+
+USER = "switchboard"
+PASSWORD = "callbacks-test"  # noqa: S105 - the in-process simulator's own credentials
+SCALE = 0.02  # a clock second lasts 20 ms
+
+SUPPORT = [f"e{i:02d}" for i in range(1, 13)]
+EMPLOYEES = "\n".join(f'  - {{id: {e}, extension: "2{e[1:]}"}}' for e in SUPPORT)
+CONFIG = f"""
+timezone: Europe/Moscow
+numbering: {{country_code: "7", city_code: "495", national_prefix: "8"}}
+employees:
+{EMPLOYEES}
+  - {{id: ivanov, extension: "101"}}
+departments:
+  - {{id: support, members: [{", ".join(SUPPORT)}]}}
+  - {{id: sales, members: [ivanov], schedule: office}}
+schedules:
+  office: {{hours: {{mon-fri: "09:00-18:00"}}}}
+default_scenario: main
+scenarios:
+  main:
+    start: bye
+    nodes:
+      bye: {{type: hangup}}
+"""
+# 2026-12-01 is a Tuesday
+TUESDAY_NOON = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+SATURDAY_NOON = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+
+FAST = CallbackSettings(
+    poll_interval=1.0,
+    lease=120.0,
+    employee_ring=10.0,
+    customer_ring=10.0,
+    backoff=(30.0, 60.0),
+    closed_recheck=300.0,
+    busy_recheck=5.0,
+)
+
+
+def company() -> Company:
+    return company_from(CONFIG)
+
+
+def customer(i: int) -> str:
+    return f"7916{i:07d}"
+
+
+def desk(employee: str) -> str:
+    return f"PJSIP/2{employee[1:]}"
+
+
+def mobile(number: str) -> str:
+    return f"PJSIP/{number}@trunk"
+
+
+@pytest.fixture
+def db(fresh_db: str) -> str:
+    """A fresh database with the current schema."""
+
+    async def build() -> None:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    return fresh_db
+
+
+@asynccontextmanager
+async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def request(conn: store.Conn, i: int, department: str | None = "support") -> int:
+    """A due call-back request, as a call would store it."""
+    return await store.store_request(
+        conn,
+        f"call-{i}",
+        RequestCallback(
+            request_id="callback1",
+            number=customer(i),
+            caller=customer(i),
+            called="74951234567",
+            department=department,
+            scenario="main",
+            node="take_callback",
+        ),
+    )
+
+
+async def until(dsn: str, sql: str, expected: Any, *args: Any, within: float = 30) -> None:
+    """Poll the database every 20 ms until ``sql`` gives ``expected``; fail after ``within`` s."""
+    async with connect(dsn) as conn:
+        try:
+            async with asyncio.timeout(within):
+                while await conn.fetchval(sql, *args) != expected:  # noqa: ASYNC110 - a table has no event to await: polled, with a deadline
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            got = await conn.fetchval(sql, *args)
+            raise AssertionError(
+                f"timed out after {within} s waiting for {sql!r} to be {expected!r}: {got!r}"
+            ) from None
+
+
+def customer_dials(sim: AsteriskSimulator) -> Counter[str]:
+    """How many times each customer's number was dialled."""
+    return Counter(
+        r.query["endpoint"]
+        for r in sim.requests
+        if r.method == "POST"
+        and r.path == "/ari/channels/create"
+        and r.query.get("endpoint", "").endswith("@trunk")
+    )
+
+
+@asynccontextmanager
+async def simulator(clock: Clock) -> AsyncIterator[AsteriskSimulator]:
+    sim = AsteriskSimulator(clock=clock, user=USER, password=PASSWORD)
+    await sim.start("127.0.0.1")
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@dataclass
+class Running:
+    """One running app instance: its call runtime and Stasis app, and its call-back worker."""
+
+    app: AriApp
+    worker: CallbackWorker
+    sink: MemorySink  # the calls' records
+
+
+@asynccontextmanager
+async def instance(
+    sim: AsteriskSimulator,
+    dsn: str,
+    name: str,
+    clock: Clock,
+    settings: CallbackSettings = FAST,
+    wall_clock: Callable[[], dt.datetime] = lambda: TUESDAY_NOON,
+) -> AsyncIterator[Running]:
+    """One app instance: its ARI connection (Stasis app ``switchboard-NAME``), the call
+    runtime and a call-back worker sharing it, and a pool on the shared database."""
+    current = company()
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    sink = MemorySink()
+    app = AriApp(
+        lambda: current,
+        AriSettings(sim.url, USER, PASSWORD, f"switchboard-{name}"),
+        sink=sink,
+        clock=clock,
+        backoff_first=0.05,
+        wall_clock=wall_clock,
+    )
+    worker = CallbackWorker(
+        pool,
+        app.client,
+        lambda: current,
+        name,
+        settings,
+        clock=clock,
+        wall_clock=wall_clock,
+        agents=app.runtime.pool,
+    )
+    # the wiring `switchboard run` needs: the worker's channels' events go to the worker
+    app.supervisor.sink = CallbackEvents(app.runtime, worker)
+    try:
+        async with app:
+            await app.wait_ready()
+            async with worker:
+                yield Running(app, worker, sink)
+    finally:
+        await pool.close()
+
+
+def script_support(sim: AsteriskSimulator, script: EndpointScript) -> None:
+    for employee in SUPPORT:
+        sim.script_endpoint(desk(employee), script)
+
+
+# --- the table: requests and claims ---------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_request_written_twice_is_stored_once_and_its_id_for_another_call_is_refused(
+    db: str,
+) -> None:
+    async with connect(db) as conn:
+        first = await request(conn, 1)
+        again = await request(conn, 1)
+        assert again == first
+        assert await conn.fetchval("SELECT count(*) FROM callbacks") == 1
+        with pytest.raises(store.RequestConflict):
+            await store.insert_request(
+                conn, request_id="call-1/callback1", call_id="call-9", number=customer(9)
+            )
+        row = await conn.fetchrow("SELECT * FROM callbacks WHERE id = $1", first)
+    assert row is not None
+    assert (row["status"], row["attempts"], row["department"]) == ("pending", 0, "support")
+    assert row["number"] == customer(1)
+
+
+@pytest.mark.asyncio
+async def test_two_concurrent_claimers_on_200_due_jobs_claim_each_job_exactly_once(
+    db: str,
+) -> None:
+    async with connect(db) as conn:
+        ids = {await request(conn, i) for i in range(200)}
+        later = await store.insert_request(
+            conn,
+            request_id="later",
+            call_id="later",
+            number=customer(999),
+            due_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        )
+
+    async def claimer(name: str) -> list[int]:
+        got: list[int] = []
+        async with connect(db) as conn:
+            while jobs := await store.claim_due(conn, name, 7):
+                got.extend(j.id for j in jobs)
+                assert all(j.claimed_by == name and j.attempts == 1 for j in jobs)
+        return got
+
+    a, b = await asyncio.gather(claimer("a"), claimer("b"))
+    assert len(a) + len(b) == 200
+    assert set(a) | set(b) == ids
+    assert not set(a) & set(b)
+    assert a, "both took part"
+    assert b, "both took part"
+    async with connect(db) as conn:
+        rows = await conn.fetch("SELECT status, count(*) FROM callbacks GROUP BY status")
+        states = {r["status"]: r["count"] for r in rows}
+        assert states == {"in_progress": 200, "pending": 1}
+        assert await conn.fetchval("SELECT status FROM callbacks WHERE id = $1", later) == (
+            "pending"
+        )
+
+
+@pytest.mark.asyncio
+async def test_a_job_locked_by_another_transaction_is_skipped_rather_than_waited_for(
+    db: str,
+) -> None:
+    async with connect(db) as conn, connect(db) as other:
+        locked, free = await request(conn, 1), await request(conn, 2)
+        async with other.transaction():
+            await other.execute("SELECT id FROM callbacks WHERE id = $1 FOR UPDATE", locked)
+            async with asyncio.timeout(5):
+                jobs = await store.claim_due(conn, "a", 10)
+        assert [j.id for j in jobs] == [free]
+        assert [j.id for j in await store.claim_due(conn, "a", 10)] == [locked]
+
+
+@pytest.mark.asyncio
+async def test_a_stale_claim_is_released_and_its_old_holder_can_no_longer_write_it(
+    db: str,
+) -> None:
+    async with connect(db) as conn:
+        await request(conn, 1)
+        (old,) = await store.claim_due(conn, "a", 1)
+        await conn.execute("UPDATE callbacks SET claimed_at = now() - interval '1 hour'")
+        (released,) = await store.release_stale(conn, older_than=120, max_attempts=3)
+        assert (released.id, released.last_result) == (old.id, store.LOST)
+        (new,) = await store.claim_due(conn, "a", 1)  # the same name: a restarted instance
+        assert new.attempts == 2
+        with pytest.raises(store.ClaimLost):
+            await store.mark_calling_customer(conn, old)
+        with pytest.raises(store.ClaimLost):
+            await store.finish(conn, old, DONE, "e01")
+        await store.mark_calling_customer(conn, new)
+        await store.finish(conn, new, DONE, "e01")
+        row = await conn.fetchrow("SELECT status, attempts, last_result FROM callbacks")
+        attempts = await store.attempts_of(conn, new.id)
+    assert row is not None
+    assert tuple(row) == ("done", 2, DONE)
+    assert [(a.instance, a.result, a.agent) for a in attempts] == [
+        ("a", store.LOST, None),
+        ("a", DONE, "e01"),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_claim_lost_while_its_customer_was_dialled_is_failed_never_dialled_again(
+    db: str,
+) -> None:
+    async with connect(db) as conn:
+        await request(conn, 1)
+        (job,) = await store.claim_due(conn, "a", 1)
+        await store.mark_calling_customer(conn, job)
+        await conn.execute("UPDATE callbacks SET claimed_at = now() - interval '1 hour'")
+        await store.release_stale(conn, older_than=120, max_attempts=3)
+        row = await conn.fetchrow("SELECT status, last_result FROM callbacks")
+        assert row is not None
+        assert tuple(row) == ("failed", store.LOST_CALLING_CUSTOMER)
+        assert await store.claim_due(conn, "b", 10) == []
+        # its holder was only cut off from the database: back, it knows the call was kept
+        await store.finish(conn, job, DONE, "e01")
+        assert await conn.fetchval("SELECT status FROM callbacks") == "done"
+
+
+@pytest.mark.asyncio
+async def test_a_renewed_claim_is_not_released(db: str) -> None:
+    async with connect(db) as conn:
+        await request(conn, 1)
+        await request(conn, 2)
+        held, other = await store.claim_due(conn, "a", 2)
+        await conn.execute("UPDATE callbacks SET claimed_at = now() - interval '1 hour'")
+        assert await store.renew(conn, [held]) == {held.id}
+        released = await store.release_stale(conn, older_than=120, max_attempts=3)
+        assert [j.id for j in released] == [other.id]
+        assert await store.renew(conn, [other]) == set()  # no longer held
+
+
+@pytest.mark.asyncio
+async def test_retry_later_backs_off_and_fails_the_job_at_its_attempts_limit(db: str) -> None:
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    async with connect(db) as conn:
+        await request(conn, 1)
+        statuses = []
+        for _ in range(3):
+            (job,) = await store.claim_due(conn, "a", 1, now=far)
+            before = await conn.fetchval("SELECT now()")
+            statuses.append(await store.retry_later(conn, job, NO_ANSWER, 600, max_attempts=3))
+            due = await conn.fetchval("SELECT due_at FROM callbacks")
+            if statuses[-1] == "pending":
+                assert due >= before + dt.timedelta(seconds=600)
+        assert statuses == ["pending", "pending", "failed"]
+        assert await store.claim_due(conn, "a", 1, now=far + dt.timedelta(days=1)) == []
+        results = [a.result for a in await store.attempts_of(conn, job.id)]
+    assert results == [NO_ANSWER] * 3
+
+
+@pytest.mark.asyncio
+async def test_due_jobs_of_closed_departments_are_postponed_uncounted_and_not_claimed(
+    db: str,
+) -> None:
+    async with connect(db) as conn:
+        sales = await request(conn, 1, "sales")
+        support = await request(conn, 2, "support")
+        nobody = await request(conn, 3, None)
+        assert await store.postpone_due(conn, ["sales"], 300) == 1
+        jobs = await store.claim_due(conn, "a", 10, skip_departments=["sales"])
+        assert {j.id for j in jobs} == {support, nobody}
+        row = await conn.fetchrow(
+            "SELECT status, attempts, due_at > now() + interval '299 s' AS later "
+            "FROM callbacks WHERE id = $1",
+            sales,
+        )
+    assert row is not None
+    assert tuple(row) == ("pending", 0, True)
+
+
+# --- the worker over ARI ------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_two_instances_sharing_the_table_call_each_of_200_customers_exactly_once(
+    db: str,
+) -> None:
+    clock = ScaledClock(SCALE)
+    async with connect(db) as conn:
+        for i in range(200):
+            await request(conn, i)
+    settings = CallbackSettings(
+        concurrency=8, poll_interval=1.0, lease=120.0, employee_ring=10.0, customer_ring=10.0
+    )
+    async with simulator(clock) as sim:
+        script_support(sim, EndpointScript("answer", after=1.0, hangup_after=30.0))
+        async with (
+            instance(sim, db, "a", clock, settings) as a,
+            instance(sim, db, "b", clock, settings) as b,
+        ):
+            done = "SELECT count(*) FROM callbacks WHERE status = 'done'"
+            await until(db, done, 200, within=60)
+            assert a.worker.failures == b.worker.failures == 0
+        await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+        assert not sim.live_bridges()
+    dials = customer_dials(sim)
+    assert dials == Counter({mobile(customer(i)): 1 for i in range(200)})
+    async with connect(db) as conn:
+        rows = await conn.fetch("SELECT claimed_by, attempts FROM callbacks")
+        results = await conn.fetch("SELECT result, count(*) FROM callback_attempts GROUP BY 1")
+    assert {r["attempts"] for r in rows} == {1}
+    assert {r["claimed_by"] for r in rows} == {"a", "b"}
+    assert {r["result"]: r["count"] for r in results} == {DONE: 200}
+
+
+WORKER_SCRIPT = """
+import asyncio, json, sys
+
+import asyncpg
+
+from ari_app.app import AriApp, AriSettings
+from ari_app.callbacks import CallbackEvents, CallbackSettings, CallbackWorker
+from switchboard.clock import ScaledClock
+from switchboard.config.load import load_company
+
+
+async def main(args):
+    company = load_company(args["config"])
+    clock = ScaledClock(args["scale"])
+    pool = await asyncpg.create_pool(args["dsn"], min_size=1, max_size=2)
+    ari = AriSettings(args["url"], args["user"], args["password"], args["app"])
+    app = AriApp(lambda: company, ari, clock=clock, backoff_first=0.05)
+    worker = CallbackWorker(
+        pool, app.client, lambda: company, args["instance"],
+        CallbackSettings(**args["settings"]), clock=clock, agents=app.runtime.pool,
+    )
+    app.supervisor.sink = CallbackEvents(app.runtime, worker)
+    async with app:
+        await app.wait_ready()
+        async with worker:
+            await asyncio.Event().wait()
+
+
+asyncio.run(main(json.loads(sys.argv[1])))
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_callback_claimed_by_an_instance_killed_with_sigkill_is_made_once_after_restart(
+    db: str, tmp_path: Path
+) -> None:
+    clock = ScaledClock(SCALE)
+    config = tmp_path / "company.yaml"
+    config.write_text(CONFIG)
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    settings = {"poll_interval": 1.0, "lease": 100.0, "employee_ring": 300.0}
+    async with connect(db) as conn:
+        job_id = await request(conn, 1)
+    async with simulator(clock) as sim:
+        # employees take 150 s (1.5 real s) to answer: the instance dies mid-attempt
+        script_support(sim, EndpointScript("answer", after=150.0, hangup_after=30.0))
+        args = {
+            "config": str(config),
+            "scale": SCALE,
+            "dsn": db,
+            "url": sim.url,
+            "user": USER,
+            "password": PASSWORD,
+            "app": "switchboard-a",
+            "instance": "a",
+            "settings": settings,
+        }
+        with (tmp_path / "worker.log").open("w") as out:
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(script),
+                json.dumps(args),
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            claimed = "SELECT status FROM callbacks WHERE id = $1"
+            await until(db, claimed, "in_progress", job_id)
+            await sim.wait_for(
+                lambda s: any(c.id.startswith("callback-") for c in s.live_channels()),
+                timeout=10,
+                what="the employee ringing",
+            )
+            (stray,) = [c.id for c in sim.live_channels()]
+        finally:
+            os.kill(worker.pid, signal.SIGKILL)  # kill -9: no clean-up of any kind
+            async with asyncio.timeout(10):
+                await worker.wait()
+        assert worker.returncode == -signal.SIGKILL
+        assert not customer_dials(sim)
+
+        # restarted: the same instance name and Stasis app, on the same database
+        restarted = CallbackSettings(poll_interval=1.0, lease=100.0, employee_ring=300.0)
+        async with instance(sim, db, "a", clock, restarted):
+            done = "SELECT status FROM callbacks WHERE id = $1"
+            await until(db, done, "done", job_id)
+        await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+    assert customer_dials(sim) == Counter({mobile(customer(1)): 1})
+    # the killed instance's ringing leg was hung up by the restarted one
+    assert [r.method for r in sim.requests if r.path == f"/ari/channels/{stray}"] == ["DELETE"]
+    async with connect(db) as conn:
+        attempts = await store.attempts_of(conn, job_id)
+        count = await conn.fetchval("SELECT attempts FROM callbacks WHERE id = $1", job_id)
+    assert [(a.result, a.agent) for a in attempts] == [(store.LOST, None), (DONE, "e01")]
+    assert count == 2
+
+
+@pytest.mark.asyncio
+async def test_a_department_closed_now_is_not_called_and_its_callback_waits_uncounted(
+    db: str,
+) -> None:
+    clock = ScaledClock(SCALE)
+    async with connect(db) as conn:
+        sales = await request(conn, 1, "sales")
+        support = await request(conn, 2, "support")
+    async with simulator(clock) as sim:
+        script_support(sim, EndpointScript("answer", after=1.0, hangup_after=30.0))
+        async with instance(sim, db, "a", clock, FAST, wall_clock=lambda: SATURDAY_NOON):
+            done = "SELECT status FROM callbacks WHERE id = $1"
+            await until(db, done, "done", support)
+    assert customer_dials(sim) == Counter({mobile(customer(2)): 1})
+    assert not [r for r in sim.requests if r.query.get("endpoint") == "PJSIP/101"]
+    async with connect(db) as conn:
+        row = await conn.fetchrow(
+            "SELECT status, attempts, due_at - created_at AS wait FROM callbacks WHERE id = $1",
+            sales,
+        )
+        recorded = await conn.fetchval(
+            "SELECT count(*) FROM callback_attempts WHERE callback_id = $1", sales
+        )
+    assert row is not None
+    assert (row["status"], row["attempts"], recorded) == ("pending", 0, 0)
+    # pushed to the next check: 300 clock seconds, 3 real seconds at this scale
+    assert row["wait"] >= dt.timedelta(seconds=clock.real(300))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("employees", "customer_kind", "result", "dialled"),
+    [
+        ("answer", "noanswer", NO_ANSWER, 3),
+        ("answer", "busy", BUSY, 3),
+        ("answer", "offline", FAILED, 3),
+        ("noanswer", "answer", NO_EMPLOYEE, 0),
+    ],
+    ids=["customer-no-answer", "customer-busy", "customer-unreachable", "no-employee-answers"],
+)
+async def test_an_unsuccessful_callback_backs_off_and_fails_after_three_recorded_attempts(
+    db: str, employees: EndpointKind, customer_kind: EndpointKind, result: str, dialled: int
+) -> None:
+    clock = ScaledClock(SCALE)
+    async with connect(db) as conn:
+        job_id = await request(conn, 1)
+    settings = CallbackSettings(
+        poll_interval=1.0,
+        lease=120.0,
+        employee_ring=2.0,
+        customer_ring=5.0,
+        backoff=(30.0, 60.0),
+        max_attempts=3,
+    )
+    async with simulator(clock) as sim:
+        script_support(sim, EndpointScript(employees, after=1.0, hangup_after=60.0))
+        sim.script_endpoint(mobile(customer(1)), EndpointScript(customer_kind, after=1.0))
+        async with instance(sim, db, "a", clock, settings):
+            failed = "SELECT status FROM callbacks WHERE id = $1"
+            await until(db, failed, "failed", job_id)
+        await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+    assert sum(customer_dials(sim).values()) == dialled
+    async with connect(db) as conn:
+        attempts = await store.attempts_of(conn, job_id)
+        row = await conn.fetchrow("SELECT attempts, last_result FROM callbacks")
+    assert row is not None
+    assert tuple(row) == (3, result)
+    assert [a.result for a in attempts] == [result] * 3
+    if employees == "answer":
+        assert {a.agent for a in attempts} == {"e01"}
+    # each retry waited its back-off: 30 then 60 clock seconds
+    for before, after, backoff in zip(attempts, attempts[1:], settings.backoff, strict=False):
+        assert before.ended_at is not None
+        assert (after.started_at - before.ended_at).total_seconds() >= clock.real(backoff) - 0.05
+
+
+@pytest.mark.asyncio
+async def test_customer_first_dials_the_customer_before_ringing_an_employee(db: str) -> None:
+    clock = ScaledClock(SCALE)
+    async with connect(db) as conn:
+        job_id = await request(conn, 1)
+    settings = CallbackSettings(
+        order="customer_first", poll_interval=1.0, employee_ring=10.0, customer_ring=10.0
+    )
+    async with simulator(clock) as sim:
+        script_support(sim, EndpointScript("answer", after=1.0, hangup_after=30.0))
+        async with instance(sim, db, "a", clock, settings):
+            done = "SELECT status FROM callbacks WHERE id = $1"
+            await until(db, done, "done", job_id)
+        await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+    created = [
+        r.query["endpoint"]
+        for r in sim.requests
+        if r.method == "POST" and r.path == "/ari/channels/create"
+    ]
+    assert created == [mobile(customer(1)), desk("e01")]
+    moh = [r.path for r in sim.requests if r.path.endswith("/moh") and r.method == "POST"]
+    assert len(moh) == 1  # the customer held while the employee rang
+    async with connect(db) as conn:
+        (attempt,) = await store.attempts_of(conn, job_id)
+    assert (attempt.result, attempt.agent) == (DONE, "e01")
+
+
+@pytest.mark.asyncio
+async def test_inbound_calls_still_reach_the_runtime_while_the_worker_shares_the_connection(
+    db: str,
+) -> None:
+    clock = ScaledClock(SCALE)
+    async with connect(db) as conn:
+        job_id = await request(conn, 1)
+    async with simulator(clock) as sim:
+        script_support(sim, EndpointScript("answer", after=1.0, hangup_after=30.0))
+        async with instance(sim, db, "a", clock, FAST) as running:
+            channel = await sim.place_call("79035550000", "74951234567", app="switchboard-a")
+            await until(db, "SELECT status FROM callbacks WHERE id = $1", "done", job_id)
+            await sim.wait_for(lambda s: not s.channels[channel].live, what="the call handled")
+        await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+    (record,) = running.sink.records
+    assert (record.channel_id, record.outcome.result) == (channel, "hangup")
