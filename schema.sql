@@ -95,6 +95,7 @@ CREATE TABLE callbacks (
 );
 COMMENT ON TABLE callbacks IS 'Promised call-backs; workers claim due rows with FOR UPDATE SKIP LOCKED.';
 CREATE INDEX callbacks_due ON callbacks (due_at) WHERE status = 'pending';
+CREATE INDEX callbacks_in_progress ON callbacks (claimed_at) WHERE status = 'in_progress';
 
 CREATE TABLE callback_attempts (
     id          bigserial PRIMARY KEY,

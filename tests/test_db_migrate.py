@@ -45,11 +45,11 @@ async def catalog(dsn: str) -> tuple[list[tuple[object, ...]], list[tuple[object
 def test_migrate_creates_the_schema_then_does_nothing_the_second_time(fresh_db: str) -> None:
     first = migrate(fresh_db)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "schema version 1 (1)"
+    assert first.stdout.strip() == "schema version 2 (1, 2)"
     schema_after_first = asyncio.run(catalog(fresh_db))
     second = migrate(fresh_db)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.strip() == "schema version 1 (nothing to do)"
+    assert second.stdout.strip() == "schema version 2 (nothing to do)"
     assert asyncio.run(catalog(fresh_db)) == schema_after_first
     tables = {row[0] for row in schema_after_first[0]}
     assert {"calls", "callbacks", "config_versions", "contacts", "messages"} <= tables
