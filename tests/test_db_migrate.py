@@ -80,3 +80,25 @@ def test_migrate_without_a_reachable_database_says_so() -> None:
     done = migrate("postgresql://nobody@127.0.0.1:9/none")
     assert done.returncode == 1
     assert "cannot connect" in done.stderr
+
+
+def test_migrate_upgrades_an_older_database_to_the_current_version(fresh_db: str) -> None:
+    from switchboard.storage.migrate import migrations
+
+    async def at_version_1() -> None:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            first = migrations()[0]
+            await conn.execute(first.sql)
+            await conn.execute("INSERT INTO schema_migrations VALUES (1, $1)", first.name)
+        finally:
+            await conn.close()
+
+    asyncio.run(at_version_1())
+    done = migrate(fresh_db)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "schema version 2 (2)"
