@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,6 +145,9 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     records stay in memory and are lost at exit (a warning says so).
     """
     current = company()
+    # the loaded config and libraries live as long as the process: keep them out of
+    # every garbage collection (a full collection over them paused calls ~120 ms)
+    gc.freeze()
     settings = ari_settings(current)
     instance = os.environ.get("SWITCHBOARD_INSTANCE", settings.app)
     dsn = database_dsn(current)

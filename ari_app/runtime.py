@@ -56,6 +56,11 @@ CONFIRM_PROMPT = "press-1-to-accept"
 CONFIRM_KEY = "1"
 CONFIRM_TIMEOUT = 15.0  # seconds a mobile has to press 1
 TEARDOWN_WAIT = 5.0  # seconds to wait for legs to leave a bridge before destroying it
+# actions on the caller's own channel (skipped once it has hung up)
+_CALLER_ACTIONS = (
+    act.Answer, act.Play, act.StopPlayback, act.StartMoh, act.StopMoh,
+    act.StartRecording, act.ContinueInDialplan, act.Hangup,
+)  # fmt: skip
 ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
 CAUSE_BUSY = 17  # Q.850 user busy
 # Q.850 normal clearing, no user responding, no answer
@@ -562,6 +567,8 @@ class CallSession:
     async def _carry_out(self, action: act.Action) -> None:
         client = self.client
         caller = self.channel.id
+        if self.caller_gone and isinstance(action, _CALLER_ACTIONS):
+            return  # the caller's channel is gone: Asterisk would only answer 404
         match action:
             case act.Answer():
                 await self._safe(client.answer(caller))
