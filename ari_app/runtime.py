@@ -602,6 +602,7 @@ class CallSession:
                 leg = self.legs.get(action.leg_id)
                 if leg is not None and not leg.gone:
                     leg.reported = True
+                    leg.gone = True  # hung up by us: nothing more to release
                     await self._safe(client.hangup(leg.channel_id))
             case act.Bridge():
                 await self._bridge(action.leg_id)

@@ -62,7 +62,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from ari_app.app import AriApp, AriSettings
+from ari_app.app import RUN_GC_THRESHOLDS, AriApp, AriSettings
 from ari_app.runtime import MemorySink
 from switchboard.config.company import Company
 from switchboard.config.load import load_company
@@ -449,6 +449,8 @@ async def one_pass(
             async with AriApp(lambda: company, settings, sink=sink) as app:
                 await app.wait_ready()
                 gc.collect()
+                gc.freeze()  # as `switchboard run` does once the config is loaded
+                gc.set_threshold(*RUN_GC_THRESHOLDS)
                 baseline = _snapshot() if traced else None
                 baseline_rss = vm_rss()
                 with GcPauses() as pauses:
@@ -469,13 +471,13 @@ async def one_pass(
                     result.cpu_sim = cpu_seconds(sim_pid) - cpu_sim
                     result.window = time.monotonic() - started
                 result.gc_pauses = pauses.pauses
+                # the snapshot stops the app for a while: only once every call has been handled
+                wanted = {p.channel_id for p in placed}
+                first, _ = await first_commands(http, url, wanted, HANDLE_DEADLINE)
                 result.memory = measure_memory(
                     baseline, baseline_rss, len(app.runtime.sessions), args.top
                 )
                 result.ended_early = len(sink.records)
-
-                wanted = {p.channel_id for p in placed}
-                first, _ = await first_commands(http, url, wanted, HANDLE_DEADLINE)
                 await hang_up_all(http, url, [p.channel_id for p in placed])
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(TEARDOWN_DEADLINE):
