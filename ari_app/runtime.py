@@ -92,6 +92,7 @@ class CallRecord:
     steps: list[Step]
     outcome: Outcome
     caller_name: str = ""
+    config_version: int | None = None  # the configuration version the call ran on
 
 
 class CallSink(Protocol):
@@ -430,6 +431,7 @@ class CallSession:
                 scenario=run.trace[0].scenario if run.trace else run.scenario,
                 started_at=started,
                 caller_name=info.caller_name,
+                config_version=self.company.config_version,
                 steps=run.trace,
                 outcome=run.outcome,
             )

@@ -536,3 +536,6 @@ async def test_calls_up_during_an_import_finish_on_the_old_version_and_new_calls
     assert first_record.outcome.result == expected["v1"].outcome.result
     assert route(second_record.steps) == route(expected["v2"].steps)
     assert second_record.outcome.result == expected["v2"].outcome.result
+    # and each call's record says which version it ran on
+    assert first_record.config_version == first_version.version
+    assert second_record.config_version == second_version.version

@@ -57,6 +57,7 @@ class Company:
     switch_cases: dict[tuple[str, str], tuple[CaseMatcher, ...]]
     greeting_bounds: tuple[int, int]  # minutes: morning until, day until
     prompt_seconds: dict[str, float] = field(default_factory=dict)
+    config_version: int | None = None  # the stored version it was loaded from, if any
     _exits: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict, repr=False)
 
     def scenario(self, name: str) -> Scenario:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import random
@@ -448,7 +449,7 @@ class ConfigWatcher:
                 version=stored.id,
             )
         log.info("config version loaded", version=stored.id, previous=self.version)
-        self._company = loaded.company
+        self._company = dataclasses.replace(loaded.company, config_version=stored.id)
         self.version = stored.id
         await self._notify()
 

@@ -65,7 +65,8 @@ class PostgresSink:
         self.timeout = timeout
 
     async def call_finished(self, record: FinishedCall) -> None:
-        self.writer.submit(record_row(record, self.instance, self.config_version))
+        version = getattr(record, "config_version", None) or self.config_version
+        self.writer.submit(record_row(record, self.instance, version))
 
     async def save_message(self, call_id: str, message: SaveMessage) -> None:
         row = message_row(
