@@ -36,6 +36,15 @@ log = structlog.get_logger("switchboard.ari")
 RUN_GC_THRESHOLDS = (5_000, 20, 1_000)
 
 
+def tune_gc() -> None:
+    """Once the configuration is loaded: what lives as long as the process leaves
+    every collection (a full one over it paused calls ~120 ms), and the
+    thresholds above apply."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*RUN_GC_THRESHOLDS)
+
+
 @dataclass(frozen=True)
 class AriSettings:
     url: str
@@ -152,10 +161,7 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     records stay in memory and are lost at exit (a warning says so).
     """
     current = company()
-    # the loaded config and libraries live as long as the process: keep them out of
-    # every garbage collection (a full collection over them paused calls ~120 ms)
-    gc.freeze()
-    gc.set_threshold(*RUN_GC_THRESHOLDS)
+    tune_gc()
     settings = ari_settings(current)
     instance = os.environ.get("SWITCHBOARD_INSTANCE", settings.app)
     dsn = database_dsn(current)

@@ -609,7 +609,7 @@ class CallSession:
             case act.Bridge():
                 await self._bridge(action.leg_id)
             case act.StartRecording():
-                name = f"switchboard-{self.call_id}-{action.recording_id}"
+                name = act.recording_name(self.call_id, action.recording_id)
                 self.recordings[name] = action.recording_id
                 try:
                     await client.record(caller, name, int(action.max_length), action.beep)
@@ -617,7 +617,7 @@ class CallSession:
                     self.recordings.pop(name, None)
                     self.deliver(ev.RecordingFinished(action.recording_id, 0.0))
             case act.StopRecording():
-                name = f"switchboard-{self.call_id}-{action.recording_id}"
+                name = act.recording_name(self.call_id, action.recording_id)
                 await self._safe(client.stop_recording(name))
             case act.SaveMessage():
                 await self.runtime.sink.save_message(self.call_id, action)

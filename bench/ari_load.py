@@ -62,7 +62,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from ari_app.app import RUN_GC_THRESHOLDS, AriApp, AriSettings
+from ari_app.app import AriApp, AriSettings, tune_gc
 from ari_app.runtime import MemorySink
 from switchboard.config.company import Company
 from switchboard.config.load import load_company
@@ -448,9 +448,7 @@ async def one_pass(
         try:
             async with AriApp(lambda: company, settings, sink=sink) as app:
                 await app.wait_ready()
-                gc.collect()
-                gc.freeze()  # as `switchboard run` does once the config is loaded
-                gc.set_threshold(*RUN_GC_THRESHOLDS)
+                tune_gc()  # as `switchboard run` does once the config is loaded
                 baseline = _snapshot() if traced else None
                 baseline_rss = vm_rss()
                 with GcPauses() as pauses:

@@ -25,7 +25,7 @@ import pytest_asyncio
 
 from ari_app.runtime import CallRecord, CallSink
 from switchboard.config.company import Company
-from switchboard.engine.actions import RequestCallback, SaveMessage
+from switchboard.engine.actions import RequestCallback, SaveMessage, recording_name
 from switchboard.engine.trace import Outcome, Step
 from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, simulate
 from switchboard.storage.migrate import migrate
@@ -37,7 +37,7 @@ from switchboard.storage.records import (
     redact,
     repeats,
 )
-from switchboard.storage.sink import PostgresSink, open_sink, recording_name
+from switchboard.storage.sink import PostgresSink, open_sink
 from tests.helpers import ROOT, example
 from tests.postgres import _bin, _free_port, throwaway_cluster
 

@@ -74,6 +74,11 @@ class StartRecording:
     beep: bool
 
 
+def recording_name(call_id: str, recording_id: str) -> str:
+    """The name a call's recording has in Asterisk (and in the `messages` table)."""
+    return f"switchboard-{call_id}-{recording_id}"
+
+
 @message
 class StopRecording:
     recording_id: str

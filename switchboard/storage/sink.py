@@ -19,7 +19,7 @@ from types import TracebackType
 import asyncpg
 import structlog
 
-from switchboard.engine.actions import RequestCallback, SaveMessage
+from switchboard.engine.actions import RequestCallback, SaveMessage, recording_name
 from switchboard.storage.callbacks import RequestConflict, store_request
 from switchboard.storage.contacts import lookup_contact
 from switchboard.storage.records import (
@@ -39,11 +39,6 @@ SELECT agent FROM calls
 WHERE caller = $1 AND agent IS NOT NULL AND started_at > now() - $2::float8 * interval '1 day'
 ORDER BY started_at DESC LIMIT 1
 """
-
-
-def recording_name(call_id: str, recording_id: str) -> str:
-    """What the ARI runtime names a recording in Asterisk (``ari_app.runtime``)."""
-    return f"switchboard-{call_id}-{recording_id}"
 
 
 class PostgresSink:
