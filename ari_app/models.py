@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from switchboard.numbering import dahdi_line
+
 
 @dataclass(frozen=True, slots=True)
 class Channel:
@@ -30,10 +32,7 @@ class Channel:
     @property
     def dahdi_line(self) -> int | None:
         """``DAHDI/3-1`` -> 3: the analog line a call came in on (None for other techs)."""
-        if not self.name.upper().startswith("DAHDI/"):
-            return None
-        head = self.name[6:].split("-", 1)[0]
-        return int(head) if head.isdigit() else None
+        return dahdi_line(self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import structlog
@@ -41,13 +41,17 @@ from ari_app.models import (
 )
 from ari_app.models import PlaybackFinished as AriPlaybackFinished
 from ari_app.models import RecordingFinished as AriRecordingFinished
+from switchboard.calls import AgentPool, CallRecord, CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
-from switchboard.engine.trace import Outcome, Step
+from switchboard.lookups import look_up
 from switchboard.prompts import BUILTIN_PROMPTS
+
+# CallRecord, CallSink, MemorySink and AgentPool live in switchboard.calls (FastAGI shares them)
+__all__ = ["AgentPool", "AriRuntime", "CallRecord", "CallSession", "CallSink", "MemorySink"]
 
 log = structlog.get_logger("switchboard.ari")
 
@@ -74,90 +78,6 @@ class RuntimeSettings:
     mobile_endpoint: str = "PJSIP/{number}@trunk"
     fallback_context: str = "switchboard-fallback"
     sounds_prefix: str = "switchboard/"
-
-
-@dataclass
-class CallRecord:
-    """What a finished call leaves behind (written to PostgreSQL by the storage issue)."""
-
-    call_id: str
-    channel: str  # the channel's name: PJSIP/trunk-00000001
-    channel_id: str  # Asterisk's unique id of the channel
-    called_raw: str
-    called: str
-    caller: str
-    line: int | None
-    scenario: str
-    started_at: dt.datetime
-    steps: list[Step]
-    outcome: Outcome
-    caller_name: str = ""
-    config_version: int | None = None  # the configuration version the call ran on
-
-
-class CallSink(Protocol):
-    """Where calls leave their records, messages and call-back requests."""
-
-    async def call_finished(self, record: CallRecord) -> None: ...
-
-    async def save_message(self, call_id: str, message: act.SaveMessage) -> None: ...
-
-    async def request_callback(self, call_id: str, request: act.RequestCallback) -> bool: ...
-
-    async def last_agent(self, caller: str, days: float) -> str | None: ...
-
-    async def contact(self, caller: str) -> str | None: ...
-
-
-@dataclass
-class MemorySink:
-    """Keeps everything in memory: for the demo and tests, until storage lands."""
-
-    records: list[CallRecord] = field(default_factory=list)
-    messages: list[act.SaveMessage] = field(default_factory=list)
-    callbacks: list[act.RequestCallback] = field(default_factory=list)
-    history: dict[str, str] = field(default_factory=dict)  # caller -> last employee
-    contacts: dict[str, str] = field(default_factory=dict)  # caller -> responsible employee
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def call_finished(self, record: CallRecord) -> None:
-        self.records.append(record)
-        self.finished.set()
-
-    async def save_message(self, call_id: str, message: act.SaveMessage) -> None:
-        self.messages.append(message)
-
-    async def request_callback(self, call_id: str, request: act.RequestCallback) -> bool:
-        self.callbacks.append(request)
-        return True
-
-    async def last_agent(self, caller: str, days: float) -> str | None:
-        return self.history.get(caller)
-
-    async def contact(self, caller: str) -> str | None:
-        return self.contacts.get(caller)
-
-
-class AgentPool:
-    """Which employees are on a call through this runtime; queues learn when one frees up."""
-
-    def __init__(self) -> None:
-        self.states: dict[str, ev.AgentState] = {}
-        self._listeners: set[Callable[[ev.AgentStatus], None]] = set()
-
-    def set(self, employee_id: str, state: ev.AgentState) -> None:
-        if self.states.get(employee_id, "available") == state:
-            return
-        self.states[employee_id] = state
-        status = ev.AgentStatus(employee_id, state)
-        for listener in list(self._listeners):
-            listener(status)
-
-    def subscribe(self, listener: Callable[[ev.AgentStatus], None]) -> None:
-        self._listeners.add(listener)
-
-    def unsubscribe(self, listener: Callable[[ev.AgentStatus], None]) -> None:
-        self._listeners.discard(listener)
 
 
 class AriRuntime:
@@ -680,30 +600,9 @@ class CallSession:
             self.runtime.pool.set(leg.ring.employee_id, "busy")
 
     async def _lookup(self, lookup: act.Lookup) -> None:
-        value: str | None = None
-        try:
-            if lookup.source == "last_agent":
-                value = await self.runtime.sink.last_agent(lookup.caller, lookup.days)
-            elif lookup.source == "contacts":
-                value = await self.runtime.sink.contact(lookup.caller)
-            else:
-                value = await self._ask_crm(lookup)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            self.log.warning("lookup failed", source=lookup.source, error=str(exc))
-        self.deliver(ev.LookupResult(lookup.request_id, value))
-
-    async def _ask_crm(self, lookup: act.Lookup) -> str | None:
         http = await self.runtime.http()
-        # the engine's own timer decides when the caller stops waiting; this only
-        # keeps a hung CRM from holding a socket for ever
-        timeout = aiohttp.ClientTimeout(total=self.runtime.clock.real(lookup.timeout) + 1.0)
-        async with http.get(lookup.url, timeout=timeout) as response:
-            if response.status != 200:
-                return None
-            data: Any = await response.json(content_type=None)
-        for part in lookup.path.split("."):
-            data = data.get(part) if isinstance(data, dict) else None
-        return None if data is None else str(data)
+        value = await look_up(lookup, self.runtime.sink, http, self.runtime.clock)
+        self.deliver(ev.LookupResult(lookup.request_id, value))
 
     # --- the end --------------------------------------------------------------------------
 

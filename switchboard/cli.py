@@ -1,4 +1,4 @@
-"""The `switchboard` command: check, simulate (and, in later releases, run, agi, db ...)."""
+"""The `switchboard` command: check, simulate, demo, run (ARI), agi (FastAGI), db, config ..."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dsn", help="PostgreSQL DSN for --from-db (else SWITCHBOARD_DSN)")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
     run.set_defaults(handler=_run)
+
+    agi = sub.add_parser("agi", help="serve FastAGI (agi://host/scenario, route, schedule, icm)")
+    agi.add_argument("config", nargs="?", metavar="CONFIG", help="the configuration file")
+    agi.add_argument(
+        "--from-db",
+        action="store_true",
+        help="take the configuration from the database instead, following new versions",
+    )
+    agi.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to listen (default: asterisk.agi_listen, 127.0.0.1:4573)",
+    )
+    agi.add_argument("--dsn", help="PostgreSQL DSN for --from-db (else SWITCHBOARD_DSN)")
+    agi.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
+    agi.set_defaults(handler=_agi)
     return parser
 
 
@@ -205,19 +221,43 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+Serve = Callable[[Callable[[], Company], asyncio.Event], Awaitable[None]]
+
+
 def _run(args: argparse.Namespace) -> int:
     # the runtime (aiohttp and friends) loads only for `run`: `check` stays quick
     from ari_app.app import serve  # noqa: PLC0415
 
+    return _serve(args, "run", serve)
+
+
+def _agi(args: argparse.Namespace) -> int:
+    from agi_server.app import ListenError, parse_listen, serve  # noqa: PLC0415
+
+    if args.listen is not None:
+        try:
+            parse_listen(args.listen)
+        except ListenError as exc:
+            print(f"switchboard agi: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+
+    async def agi_serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
+        await serve(company, stop, args.listen)
+
+    return _serve(args, "agi", agi_serve)
+
+
+def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
+    """`run` and `agi`: a config file, or the database's current version (and the next)."""
     if args.from_db == (args.config is not None):
-        print("switchboard run: give CONFIG or --from-db (one of them)", file=sys.stderr)
+        print(f"switchboard {command}: give CONFIG or --from-db (one of them)", file=sys.stderr)
         return EXIT_INVALID
     if args.from_db:
-        dsn = _dsn(args, "run")
+        dsn = _dsn(args, command)
         if dsn is None:
             return EXIT_INVALID
         configure_logging(json_output=args.json_logs, level="info")
-        return asyncio.run(_run_from_db(dsn))
+        return asyncio.run(_run_from_db(dsn, command, serve))
     result = load_file(args.config)
     if result.company is None:
         for problem in result.errors:
@@ -242,21 +282,20 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _run_from_db(dsn: str) -> int:
-    """`run --from-db`: the current version, then each new one for new calls (LISTEN/NOTIFY)."""
+async def _run_from_db(dsn: str, command: str, serve: Serve) -> int:
+    """`--from-db`: the current version, then each new one for new calls (LISTEN/NOTIFY)."""
     import asyncpg  # noqa: PLC0415 - only the db commands need the driver
 
-    from ari_app.app import serve  # noqa: PLC0415
     from switchboard.storage.config_store import ConfigWatcher, NoConfigStored  # noqa: PLC0415
 
     watcher = ConfigWatcher()
     try:
         await watcher.start(dsn)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        print(f"switchboard run: cannot read the configuration: {exc}", file=sys.stderr)
+        print(f"switchboard {command}: cannot read the configuration: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except NoConfigStored as exc:
-        print(f"switchboard run: {exc}", file=sys.stderr)
+        print(f"switchboard {command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)

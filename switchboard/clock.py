@@ -39,3 +39,29 @@ class ScaledClock(Clock):
         if scale <= 0:
             raise ValueError("scale must be positive")
         self.scale = scale
+
+
+class VirtualClock(Clock):
+    """A clock that moves only when told: `sleep` advances it at once.
+
+    For a conversation that is strictly one thing at a time (a FastAGI session:
+    command, answer, command ...), the side that plays Asterisk advances this
+    clock by what each command would take, and the runtime reads the time it
+    reached; a five-minute queue takes no real time and the times are exact.
+    """
+
+    scale = 0.001  # `real`: a timeout of N clock seconds waits N ms for real
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        if seconds > 0:
+            self._now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        await asyncio.sleep(0)

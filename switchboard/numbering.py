@@ -108,3 +108,12 @@ def is_phone_number(text: str) -> bool:
     compact = _VISUAL.sub("", extract_user(text))
     compact = compact.removeprefix("+")
     return compact.isdigit()
+
+
+def dahdi_line(channel_name: str) -> int | None:
+    """``DAHDI/3-1`` -> 3: the analog line a call came in on (None for other techs and
+    for E1 channels such as ``DAHDI/i1/...``, which are matched by called number)."""
+    if not channel_name.upper().startswith("DAHDI/"):
+        return None
+    head = channel_name[6:].split("-", 1)[0]
+    return int(head) if head.isdigit() else None

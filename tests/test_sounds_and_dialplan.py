@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agi_server.app import SERVICES
 from switchboard.config.model import AsteriskSection
 from switchboard.prompts import BUILTIN_PROMPTS
 
@@ -298,10 +299,41 @@ def test_every_sound_the_dialplan_plays_is_one_of_the_projects_recordings() -> N
             assert recording(lang, sound.removeprefix("switchboard/")).is_file(), sound
 
 
-def test_the_fastagi_example_also_falls_back_when_the_server_is_unreachable() -> None:
-    text = (DIALPLAN / "extensions-switchboard.conf").read_text(encoding="utf-8")
-    assert "AGI(agi://127.0.0.1:4573/switchboard)" in text
-    assert '"${AGISTATUS}" = "FAILURE"' in text
+def test_every_fastagi_context_falls_back_when_the_server_is_unreachable() -> None:
+    lines = _agi_dialplan_lines()
+    contexts = {ctx for ctx, line in lines if "AGI(agi://" in line}
+    assert contexts >= {
+        "switchboard-agi-scenario", "switchboard-agi-route",
+        "switchboard-agi-schedule", "switchboard-agi-icm",
+    }  # fmt: skip
+    for context in ("switchboard-agi-scenario", "switchboard-agi-route"):
+        body = [line for ctx, line in lines if ctx == context]
+        assert any('"${AGISTATUS}" = "FAILURE"]?switchboard-fallback' in line for line in body)
+
+
+def test_the_fastagi_examples_ask_only_for_services_the_server_offers() -> None:
+    urls = [
+        line.split("AGI(agi://", 1)[1] for _, line in _agi_dialplan_lines() if "AGI(agi://" in line
+    ]
+    assert urls
+    for url in urls:
+        address, _, rest = url.partition("/")
+        assert address == "127.0.0.1:4573", url  # the server's default: loopback
+        service = rest.split("?", 1)[0].split(",", 1)[0].rstrip(")")
+        assert service in SERVICES, url
+
+
+def _agi_dialplan_lines() -> list[tuple[str, str]]:
+    """(context, line) of every non-comment line of extensions-switchboard-agi.conf."""
+    context = ""
+    out = []
+    for raw in (DIALPLAN / "extensions-switchboard-agi.conf").read_text("utf-8").splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            context = line[1:-1]
+        elif line:
+            out.append((context, line))
+    return out
 
 
 def read_conf(path: Path) -> list[tuple[str, str, str]]:

@@ -55,6 +55,9 @@ class Department(Section):
 class Endpoints(Section):
     employee: str = "PJSIP/{extension}"
     mobile: str = "PJSIP/{number}@trunk"
+    # FastAGI rings with Dial(): a mobile that must press 1 first goes through a Local
+    # channel whose context asks (see dialplan/extensions-switchboard.conf)
+    mobile_confirm: str = "Local/{number}@switchboard-confirm"
 
 
 class AsteriskSection(Section):
@@ -64,6 +67,7 @@ class AsteriskSection(Section):
     app: str = "switchboard"
     endpoints: Endpoints = Endpoints()
     fallback_context: str = "switchboard-fallback"
+    agi_listen: str = "127.0.0.1:4573"  # `switchboard agi`; SWITCHBOARD_AGI_LISTEN
 
 
 class DatabaseSection(Section):

@@ -94,6 +94,7 @@ class CallRun:
         started_at: dt.datetime,
         scenario: str | None = None,
         agents: dict[str, AgentState] | None = None,
+        start_node: str | None = None,
     ) -> None:
         chosen = scenario or company.select_scenario(call.called or None, call.line)
         if chosen is None or chosen not in company.config.scenarios:
@@ -102,7 +103,11 @@ class CallRun:
         self.call = call
         self.started_at = started_at
         self.scenario = chosen
-        self.node_name = company.config.scenarios[chosen].start
+        nodes = company.config.scenarios[chosen].nodes
+        if start_node is not None and start_node not in nodes:
+            raise LookupError(f"scenario {chosen!r} has no node {start_node!r}")
+        # ``start_node``: resume a scenario part-way (a FastAGI `route` coming back)
+        self.node_name = start_node or company.config.scenarios[chosen].start
         self.now = 0.0
         self.trace: list[Step] = []
         self.outcome: Outcome | None = None

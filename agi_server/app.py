@@ -1,0 +1,216 @@
+"""`switchboard agi`: the FastAGI services on one socket, and their lifecycle.
+
+============================================  ===========================================
+``AGI(agi://host/scenario,${EXTEN})``         the whole scenario over AGI commands
+``AGI(agi://host/route,${EXTEN})``            decide only: ``SWITCHBOARD_*`` variables
+``AGI(agi://host/route?scenario=S&node=N)``   decide again from node N (a Dial that
+                                              nobody answered comes back here)
+``AGI(agi://host/schedule?name=office)``      ``SWITCHBOARD_OPEN`` = 1 or 0
+``AGI(agi://host/icm)``                       the caller's responsible employee
+============================================  ===========================================
+
+Every call that runs a scenario (``scenario`` and ``route``) leaves the same
+record as an ARI call; ``schedule`` and ``icm`` are lookups and leave none.
+A request the server cannot serve sets ``SWITCHBOARD_ERROR`` and returns, so
+the dialplan carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import uuid
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import aiohttp
+import structlog
+
+from agi_server.call import AgiCall, AgiCallSettings, Mode, call_info
+from agi_server.protocol import AgiError, AgiLimits, AgiSession
+from agi_server.route import schedule_variables
+from agi_server.server import AgiServer
+from switchboard.calls import CallSink, MemorySink
+from switchboard.clock import Clock
+from switchboard.config.company import Company
+from switchboard.config.model import IcmNode
+from switchboard.engine.call import CallRun
+
+log = structlog.get_logger("switchboard.agi")
+
+DEFAULT_LISTEN = "127.0.0.1:4573"
+SERVICES = ("scenario", "route", "schedule", "icm")
+
+
+class ListenError(ValueError):
+    pass
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:4573`` for IPv6) -> (host, port)."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ListenError(f"--listen {text!r}: use HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def agi_listen(company: Company, env: dict[str, str] | None = None) -> str:
+    """`asterisk.agi_listen` of the config, ``SWITCHBOARD_AGI_LISTEN`` winning."""
+    environ = os.environ if env is None else env
+    return environ.get("SWITCHBOARD_AGI_LISTEN", company.config.asterisk.agi_listen)
+
+
+class AgiApp:
+    """What each FastAGI session runs, by the path of its ``agi://`` URL."""
+
+    def __init__(
+        self,
+        company: Callable[[], Company],
+        sink: CallSink | None = None,
+        clock: Clock | None = None,
+        wall_clock: Callable[[], dt.datetime] | None = None,
+        instance: str = "agi",
+    ) -> None:
+        self.company = company
+        self.sink = sink or MemorySink()
+        self.clock = clock or Clock()
+        self.wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC))
+        self.instance = instance
+        self._http: aiohttp.ClientSession | None = None
+        self.calls = 0
+        self.refused = 0  # requests that set SWITCHBOARD_ERROR
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def handle(self, session: AgiSession) -> None:
+        env = session.env
+        service = env.script
+        company = self.company()
+        if service in ("scenario", "route", "icm"):
+            await self._call(session, company, service)  # type: ignore[arg-type]
+        elif service == "schedule":
+            await self._schedule(session, company)
+        else:
+            await self._refuse(
+                session, f"unknown service {service!r}: use one of {', '.join(SERVICES)}"
+            )
+
+    async def _call(self, session: AgiSession, company: Company, mode: Mode) -> None:
+        env = session.env
+        info = call_info(dict(env.values), env.args, company)
+        query = env.query
+        scenario = query.get("scenario") or None
+        node = query.get("node") or None
+        if mode == "icm" and node is None:
+            found = _first_icm(company, scenario)
+            if found is None:
+                await self._refuse(session, "no icm node in the configuration")
+                return
+            scenario, node = found
+        started = self.wall_clock().astimezone(company.tz)
+        try:
+            run = CallRun(company, info, started, scenario=scenario, start_node=node)
+        except LookupError as exc:
+            await self._no_scenario(session, company, mode, str(exc))
+            return
+        call = AgiCall(
+            session,
+            company,
+            run,
+            info,
+            call_id=f"{self.instance}-{uuid.uuid4().hex[:12]}",
+            sink=self.sink,
+            clock=self.clock,
+            http=self.http,
+            settings=AgiCallSettings.from_company(company),
+            mode=mode,
+        )
+        self.calls += 1
+        call.log.info("call started", service=mode, called=info.called, caller=info.caller)
+        await call.run_call()
+
+    async def _no_scenario(
+        self, session: AgiSession, company: Company, mode: Mode, reason: str
+    ) -> None:
+        log.warning("no scenario for this call", service=mode, reason=reason)
+        await self._refuse(session, reason)
+        if mode == "scenario":
+            # as over ARI: the dialplan's fallback serves a number we do not know
+            fallback = company.config.asterisk.fallback_context
+            await session.command("SET", "CONTEXT", fallback)
+            await session.command("SET", "EXTENSION", "s")
+            await session.command("SET", "PRIORITY", "1")
+
+    async def _schedule(self, session: AgiSession, company: Company) -> None:
+        env = session.env
+        name = env.query.get("name") or (env.args[0] if env.args else "")
+        try:
+            variables = schedule_variables(company, name, self.wall_clock())
+        except LookupError as exc:
+            await self._refuse(session, str(exc))
+            return
+        for key, value in variables.items():
+            await session.command("SET", "VARIABLE", key, value)
+
+    async def _refuse(self, session: AgiSession, reason: str) -> None:
+        self.refused += 1
+        log.warning("request refused", service=session.env.script, reason=reason)
+        await session.command("SET", "VARIABLE", "SWITCHBOARD_ERROR", reason)
+
+
+def _first_icm(company: Company, scenario: str | None) -> tuple[str, str] | None:
+    for name, sc in company.config.scenarios.items():
+        if scenario not in (None, name):
+            continue
+        for node_name, node in sc.nodes.items():
+            if isinstance(node, IcmNode):
+                return name, node_name
+    return None
+
+
+async def serve(
+    company: Callable[[], Company], stop: asyncio.Event, listen: str | None = None
+) -> None:
+    """Serve FastAGI on ``listen`` (default: the config's, loopback) until ``stop`` is set.
+
+    With a database (`database.dsn` / ``SWITCHBOARD_DSN``) every call leaves its
+    record there and call-back requests are stored for `switchboard run`'s
+    worker to make; without one, records stay in memory (a warning says so).
+    """
+    from ari_app.app import database_dsn, tune_gc  # noqa: PLC0415
+    from switchboard.storage.sink import open_sink  # noqa: PLC0415
+
+    current = company()
+    tune_gc()
+    host, port = parse_listen(listen or agi_listen(current))
+    instance = os.environ.get("SWITCHBOARD_INSTANCE", "agi")
+    dsn = database_dsn(current)
+    async with AsyncExitStack() as stack:
+        sink: CallSink
+        if dsn is None:
+            log.warning("no database configured: call records are kept in memory only")
+            sink = MemorySink()
+        else:
+            spill = Path(current.config.database.spill_dir) / f"records-{instance}.jsonl"
+            spill.parent.mkdir(parents=True, exist_ok=True)
+            sink = await stack.enter_async_context(await open_sink(dsn, spill, instance))
+        app = AgiApp(company, sink, instance=instance)
+        stack.push_async_callback(app.close)
+        server = AgiServer(app.handle, AgiLimits())
+        bound = await server.start(host, port)
+        stack.push_async_callback(server.close)
+        log.info("listening", host=bound[0], port=bound[1], instance=instance)
+        await stop.wait()
+
+
+__all__ = ["AgiApp", "AgiError", "ListenError", "parse_listen", "serve"]

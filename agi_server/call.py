@@ -1,0 +1,551 @@
+"""One call over FastAGI: the engine's actions as AGI commands, Asterisk's answers as events.
+
+AGI does one thing at a time: a command runs until it is done (a prompt
+played, a key pressed, a dial over).  So `AgiCall` keeps what the engine has
+asked for — prompts to play, legs to ring, a recording, timers, hold music —
+and turns it into the one command that serves it next:
+
+- prompts: ``STREAM FILE`` (``SAY NUMBER``/``SAY DIGITS``), interruptible by any
+  key while the scenario listens;
+- waiting (a menu's timeout, a queue between announcements): ``WAIT FOR DIGIT``
+  until the next timer is due, with ``SET MUSIC ON`` while the caller is held;
+- ringing: ``EXEC Dial`` of every leg the engine rings, ``&``-joined, for as
+  long as nothing else is due; a timer that falls due (the next member of a
+  one-by-one, the mobile of desk-then-mobile, a queue announcement) ends the
+  Dial, and the next Dial rings the legs the engine then wants;
+- voicemail: ``RECORD FILE``; hand-off: ``SET CONTEXT/EXTENSION/PRIORITY``.
+
+Time is the runtime's clock, read after every answer, so timers fire when a
+command ends: a timer due during a prompt fires when the prompt ends.
+
+``route`` mode runs the same scenario only up to the first node that would
+ring someone or queue the caller, and leaves the decision in channel
+variables for the dialplan's own ``Dial()`` or ``Queue()`` (`agi_server.route`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import aiohttp
+import structlog
+
+from agi_server.protocol import AgiError, AgiHangup, AgiSession
+from agi_server.route import decision_variables, icm_variables
+from switchboard.calls import CallRecord, CallSink
+from switchboard.clock import Clock
+from switchboard.config.company import Company
+from switchboard.engine import actions as act
+from switchboard.engine import events as ev
+from switchboard.engine.call import CallInfo, CallRun
+from switchboard.lookups import look_up
+from switchboard.numbering import dahdi_line
+from switchboard.prompts import BUILTIN_PROMPTS
+
+log = structlog.get_logger("switchboard.agi")
+
+Mode = Literal["scenario", "route", "icm"]
+ESCAPE_ALL = "0123456789*#"
+SAMPLES_PER_SECOND = 8000  # `endpos` of STREAM FILE / RECORD FILE counts 8 kHz samples
+PROMPT_LIMIT = 600.0  # clock seconds one prompt may take before Asterisk is deemed stuck
+COMMAND_MARGIN = 30.0  # real seconds on top of what a command should take
+# an unanswered Dial cannot be shorter than Asterisk's one-second resolution
+MIN_DIAL = 1
+SPIN_LIMIT = 1_000  # commands in a row that take no time at all
+UNKNOWN = "unknown"  # what Asterisk sends for an absent caller ID, name or DNID
+
+
+@dataclass(frozen=True)
+class AgiCallSettings:
+    employee_endpoint: str = "PJSIP/{extension}"
+    mobile_endpoint: str = "PJSIP/{number}@trunk"
+    mobile_confirm_endpoint: str = "Local/{number}@switchboard-confirm"
+    sounds_prefix: str = "switchboard/"
+    recordings_dir: str = "/var/spool/asterisk/recording"  # where ARI keeps them too
+
+    @classmethod
+    def from_company(cls, company: Company) -> AgiCallSettings:
+        endpoints = company.config.asterisk.endpoints
+        return cls(endpoints.employee, endpoints.mobile, endpoints.mobile_confirm)
+
+    def endpoint(self, ring: act.Ring) -> str:
+        if ring.device == "desk":
+            return self.employee_endpoint.format(extension=ring.number)
+        if ring.confirm:
+            return self.mobile_confirm_endpoint.format(number=ring.number)
+        return self.mobile_endpoint.format(number=ring.number)
+
+    def dial_string(self, rings: Sequence[act.Ring]) -> str:
+        return "&".join(self.endpoint(ring) for ring in rings)
+
+    def media(self, prompt: str, company: Company) -> tuple[str, str]:
+        """(AGI command, argument) that plays one resolved prompt."""
+        kind, _, value = prompt.partition(":")
+        if kind == "number" and value:
+            return ("SAY NUMBER", value)
+        if kind == "digits" and value:
+            return ("SAY DIGITS", value)
+        if kind in ("sound", "recording") and value:
+            return ("STREAM FILE", value)
+        declared = company.config.prompts.get(prompt)
+        if declared is not None:
+            return ("STREAM FILE", declared.file or prompt)
+        if prompt in BUILTIN_PROMPTS:
+            return ("STREAM FILE", f"{self.sounds_prefix}{prompt}")
+        return ("STREAM FILE", prompt)
+
+
+def call_info(env_values: dict[str, str], args: tuple[str, ...], company: Company) -> CallInfo:
+    """Called number, caller and line from the AGI environment.
+
+    The called number is the first AGI argument (``AGI(agi://…/scenario,${EXTEN})``)
+    or a ``called=`` in the URL, else the extension; an analog line (``DAHDI/3-1``)
+    with no number (``s``) stands for the number configured for it.
+    """
+    channel = env_values.get("channel", "")
+    line = dahdi_line(channel)
+    called = args[0] if args and args[0] else env_values.get("extension", "")
+    if called in ("", "s") and line is not None:
+        called = company.line_numbers.get(line, "")
+    if called in ("", "s"):
+        dnid = env_values.get("dnid", "")
+        called = "" if dnid == UNKNOWN else dnid
+    caller = env_values.get("callerid", "")
+    name = env_values.get("calleridname", "")
+    return CallInfo.from_raw(
+        company,
+        called or None,
+        None if caller in ("", UNKNOWN) else caller,
+        caller_name="" if name == UNKNOWN else name,
+        line=line,
+    )
+
+
+@dataclass
+class Decision:
+    """Where `route` (or `icm`) stopped, and the channel variables that say so."""
+
+    node: str
+    variables: dict[str, str]
+
+
+class AgiCall:
+    """One AGI session's call: its engine run and what the engine asked for."""
+
+    def __init__(
+        self,
+        session: AgiSession,
+        company: Company,
+        run: CallRun,
+        info: CallInfo,
+        *,
+        call_id: str,
+        sink: CallSink,
+        clock: Clock,
+        http: Callable[[], aiohttp.ClientSession],
+        settings: AgiCallSettings,
+        mode: Mode = "scenario",
+    ) -> None:
+        self.session = session
+        self.company = company
+        self.run = run
+        self.info = info
+        self.call_id = call_id
+        self.sink = sink
+        self.clock = clock
+        self.http = http
+        self.settings = settings
+        self.mode = mode
+        self.t0 = clock.now()
+        self._last = 0.0
+        self.timers: dict[str, float] = {}
+        self.plays: deque[act.Play] = deque()
+        self.ringing: dict[str, act.Ring] = {}
+        self.recording: act.StartRecording | None = None
+        self.lookups: dict[str, asyncio.Task[str | None]] = {}
+        self.events: deque[ev.Event] = deque()
+        self.moh: str | None = None
+        self.hang_up = False
+        self.continued = False
+        self.caller_gone = False
+        self.decision: Decision | None = None
+        self.start_node = run.node_name
+        self.log = log.bind(call_id=call_id, channel=session.env.channel)
+
+    # --- time -------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Call time: the clock since the session began, never going backwards."""
+        self._last = max(self._last, self.clock.now() - self.t0)
+        return self._last
+
+    def _real(self, seconds: float) -> float:
+        return self.clock.real(max(0.0, seconds)) + COMMAND_MARGIN
+
+    # --- the call's life ----------------------------------------------------------------
+
+    async def run_call(self) -> None:
+        run = self.run
+        try:
+            await self._apply(run.start())
+            idle, before = 0, self.now()
+            while not run.finished:
+                if self.session.hung_up:
+                    raise AgiHangup("the caller hung up")
+                await self._step()
+                # a guard against a scenario that never lets time pass: never spin
+                idle, before = (idle + 1, before) if self.now() == before else (0, self.now())
+                if idle > SPIN_LIMIT:
+                    self.log.error("no progress: the call is ended", node=run.node_name)
+                    run.finish("hangup", "no progress")
+                    self.hang_up = True
+        except AgiHangup:
+            self.caller_gone = True
+            if not run.finished:
+                self.run.handle(ev.CallerHungUp(), self.now())
+        except AgiError as exc:
+            # Asterisk went away or spoke nonsense: the call still leaves its record
+            self.caller_gone = True
+            if not run.finished:
+                run.finish("hangup", f"agi: {exc}", hang_up=False)
+        finally:
+            for task in self.lookups.values():
+                task.cancel()
+        await self._finish()
+
+    async def _step(self) -> None:
+        if self.events:
+            await self._handle(self.events.popleft())
+            return
+        due = self._next_timer()
+        now = self.now()
+        if due is not None and due[1] <= now:
+            await self._fire(due[0], due[1])
+            return
+        if self.lookups:
+            await self._await_lookups(due)
+        elif self.plays:
+            await self._play(self.plays[0])
+        elif self.recording is not None:
+            await self._record(self.recording)
+        elif self.ringing:
+            await self._dial(due)
+        elif due is not None:
+            await self._wait(due)
+        else:  # unreachable while the call's time limit runs: never spin
+            self.run.finish("hangup", "nothing left to wait for")
+            await self._apply([act.Hangup("nothing left to wait for")])
+
+    async def _handle(self, event: ev.Event, at: float | None = None) -> None:
+        t = self.now() if at is None else max(self._last, at)
+        self._last = t
+        await self._apply(self.run.handle(event, t))
+
+    def _next_timer(self) -> tuple[str, float] | None:
+        if not self.timers:
+            return None
+        timer_id = min(self.timers, key=self.timers.__getitem__)
+        return timer_id, self.timers[timer_id]
+
+    async def _fire(self, timer_id: str, at: float) -> None:
+        self.timers.pop(timer_id, None)
+        await self._handle(ev.TimerFired(timer_id), max(at, self.now()))
+
+    # --- engine actions ---------------------------------------------------------------
+
+    async def _apply(self, actions: list[act.Action]) -> None:
+        if self.mode != "scenario" and self.decision is None and self._stops_here(actions):
+            self.decision = Decision(self.run.node_name, self._decide(actions))
+            self.run.finish("dialplan", f"routed: {self.run.node_name}", hang_up=False)
+            return
+        for action in actions:
+            await self._carry_out(action)
+
+    def _stops_here(self, actions: list[act.Action]) -> bool:
+        """`route`: the scenario is about to ring someone or queue the caller;
+        `icm`: ICM found whom to ring, or gave up."""
+        if self.run.finished:
+            return False
+        rings = any(isinstance(a, act.Ring) for a in actions)
+        if self.mode == "icm":
+            return rings or self.run.node_name != self.start_node
+        node = self.company.node(self.run.scenario, self.run.node_name)
+        return rings or node.type == "queue"
+
+    def _decide(self, actions: list[act.Action]) -> dict[str, str]:
+        if self.mode == "icm":
+            rings = [a for a in actions if isinstance(a, act.Ring)]
+            found = icm_variables(self.run)
+            if rings:
+                found["SWITCHBOARD_ICM_TARGETS"] = self.settings.dial_string(rings)
+                found["SWITCHBOARD_ICM_TIMEOUT"] = str(math.ceil(max(r.timeout for r in rings)))
+            return found
+        return decision_variables(self.run, actions, self.settings.dial_string) | icm_variables(
+            self.run
+        )
+
+    async def _carry_out(self, action: act.Action) -> None:
+        if self.caller_gone and isinstance(action, _CALLER_ACTIONS):
+            return
+        match action:
+            case act.Answer():
+                await self.session.command("ANSWER")
+            case act.Play():
+                self.plays.append(action)
+            case act.StopPlayback():
+                self.plays = deque(p for p in self.plays if p.playback_id != action.playback_id)
+            case act.StartMoh():
+                self.moh = action.moh_class
+                await self.session.command("SET", "MUSIC", "ON", action.moh_class)
+            case act.StopMoh():
+                self.moh = None
+                await self.session.command("SET", "MUSIC", "OFF")
+            case act.StartTimer():
+                self.timers[action.timer_id] = action.at
+            case act.CancelTimer():
+                self.timers.pop(action.timer_id, None)
+            case act.Ring():
+                self.ringing[action.leg_id] = action
+            case act.StopRinging():
+                self.ringing.pop(action.leg_id, None)
+            case act.Bridge():
+                pass  # Dial bridged the answered leg itself
+            case act.StartRecording():
+                self.recording = action
+            case act.StopRecording():
+                if (
+                    self.recording is not None
+                    and self.recording.recording_id == action.recording_id
+                ):
+                    self.recording = None
+            case act.SaveMessage():
+                await self.sink.save_message(self.call_id, action)
+            case act.RequestCallback():
+                ok = await self.sink.request_callback(self.call_id, action)
+                self.events.append(ev.CallbackStored(action.request_id, ok))
+            case act.Lookup():
+                self.lookups[action.request_id] = asyncio.create_task(
+                    look_up(action, self.sink, self.http(), self.clock)
+                )
+            case act.Notify():
+                emit = self.log.warning if action.level == "warning" else self.log.info
+                emit("notify", message=action.message)
+            case act.ContinueInDialplan():
+                self.continued = True
+                await self.session.command("SET", "CONTEXT", action.context)
+                await self.session.command("SET", "EXTENSION", action.extension)
+                await self.session.command("SET", "PRIORITY", str(action.priority))
+            case act.Hangup():
+                self.hang_up = True  # after the result variables are set
+
+    # --- one command each -------------------------------------------------------------
+
+    async def _await_lookups(self, due: tuple[str, float] | None) -> None:
+        limit = None if due is None else self.clock.real(due[1] - self.now())
+        done, _ = await asyncio.wait(
+            list(self.lookups.values()), timeout=limit, return_when=asyncio.FIRST_COMPLETED
+        )
+        for request_id, task in list(self.lookups.items()):
+            if task in done:
+                del self.lookups[request_id]
+                await self._handle(ev.LookupResult(request_id, task.result()))
+                return
+        if due is not None:
+            await self._fire(*due)  # the source's timeout: the caller waits no longer
+
+    async def _play(self, play: act.Play) -> None:
+        for prompt in play.prompts:
+            escape = ESCAPE_ALL if self.run.awaiting_input else ""
+            command, value = self.settings.media(prompt, self.company)
+            answer = await self.session.command(
+                *command.split(), value, escape, timeout=self._real(PROMPT_LIMIT)
+            )
+            if answer.result > 0:
+                self._played(play)
+                await self._handle(ev.Digits(chr(answer.result)))
+                return
+            if answer.result < 0:
+                await self._check_alive()
+                self.log.warning("prompt could not be played", prompt=value)
+        self._played(play)
+        if self.moh is not None:
+            # a prompt stops the hold music generator: the caller is still on hold
+            await self.session.command("SET", "MUSIC", "ON", self.moh)
+        await self._handle(ev.PlaybackFinished(play.playback_id))
+
+    def _played(self, play: act.Play) -> None:
+        if self.plays and self.plays[0] is play:
+            self.plays.popleft()
+
+    async def _wait(self, due: tuple[str, float]) -> None:
+        ms = max(0, math.ceil((due[1] - self.now()) * 1000))
+        answer = await self.session.command(
+            "WAIT", "FOR", "DIGIT", str(ms), timeout=self._real(ms / 1000)
+        )
+        if answer.result > 0:
+            await self._handle(ev.Digits(chr(answer.result)))
+        elif answer.result < 0:
+            await self._check_alive()
+        else:
+            await self._fire(*due)
+
+    async def _record(self, rec: act.StartRecording) -> None:
+        name = (
+            f"{self.settings.recordings_dir}/{act.recording_name(self.call_id, rec.recording_id)}"
+        )
+        words = ["RECORD", "FILE", name, "wav", "#", str(int(rec.max_length * 1000))]
+        if rec.beep:
+            words.append("BEEP")
+        answer = await self.session.command(*words, timeout=self._real(rec.max_length))
+        self.recording = None
+        if answer.result < 0 or answer.data == "hangup":
+            await self._check_alive()
+        length = (answer.endpos or 0) / SAMPLES_PER_SECOND
+        await self._handle(ev.RecordingFinished(rec.recording_id, length))
+
+    async def _dial(self, due: tuple[str, float] | None) -> None:
+        legs = list(self.ringing.values())
+        now = self.now()
+        longest = max(leg.timeout for leg in legs)
+        until_due = math.inf if due is None else due[1] - now
+        by_timer = until_due <= longest
+        seconds = max(MIN_DIAL, math.ceil(min(until_due, longest)))
+        options = "g" + (f"m({self.moh})" if self.moh else "")
+        targets = self.settings.dial_string(legs)
+        started = now
+        answer = await self.session.command(
+            "EXEC",
+            "Dial",
+            f"{targets},{seconds},{options}",
+            timeout=self._real(seconds + self.company.config.limits.max_call_duration),
+        )
+        status = await self._variable("DIALSTATUS")
+        for leg in legs:
+            # each leg's end is reported below (or the engine rings it again after a timer)
+            self.ringing.pop(leg.leg_id, None)
+        if status == "ANSWER":
+            await self._answered(legs, started, answer.result)
+            return
+        if status == "CANCEL":
+            raise AgiHangup("the caller hung up while it rang")
+        if status == "NOANSWER":
+            if by_timer and due is not None:
+                self.ringing.update((leg.leg_id, leg) for leg in legs)  # still ringing
+                await self._fire(*due)
+                return
+            for leg in legs:
+                await self._handle(ev.LegNoAnswer(leg.leg_id))
+            return
+        for leg in legs:
+            if status == "BUSY":
+                await self._handle(ev.LegBusy(leg.leg_id))
+            else:
+                await self._handle(ev.LegFailed(leg.leg_id, (status or "failed").lower()))
+
+    async def _answered(self, legs: list[act.Ring], started: float, result: int) -> None:
+        peer = await self._variable("DIALEDPEERNUMBER")
+        name = await self._variable("DIALEDPEERNAME")
+        winner = _winner(legs, peer, name, self.settings)
+        talk = await self._seconds("ANSWEREDTIME")
+        end = self.now()
+        answered_at = max(started, end - talk)
+        await self._handle(ev.LegAnswered(winner.leg_id), answered_at)
+        if result < 0 or self.session.hung_up:
+            raise AgiHangup("the caller hung up")
+        await self._handle(ev.LegHungUp(winner.leg_id), end)
+
+    # --- reading Asterisk -------------------------------------------------------------
+
+    async def _variable(self, name: str) -> str:
+        answer = await self.session.command("GET", "VARIABLE", name)
+        return answer.data if answer.result == 1 else ""
+
+    async def _seconds(self, name: str) -> float:
+        """ANSWEREDTIME and friends: the _MS variant (Asterisk 20+) when there is one."""
+        for variable, scale in ((f"{name}_MS", 1000.0), (name, 1.0)):
+            text = await self._variable(variable)
+            with contextlib.suppress(ValueError):
+                return float(text) / scale
+        return 0.0
+
+    async def _check_alive(self) -> None:
+        """After a -1: a hang-up (raises AgiHangup) or only a missing file?"""
+        if self.session.hung_up:
+            raise AgiHangup("the caller hung up")
+        await self.session.command("CHANNEL", "STATUS")
+
+    # --- the end ----------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        run = self.run
+        assert run.outcome is not None
+        outcome = run.outcome
+        self.log.info("call finished", result=outcome.result, reason=outcome.reason)
+        variables = {"SWITCHBOARD_CALL_ID": self.call_id}
+        if self.decision is not None:
+            variables |= self.decision.variables
+        else:
+            variables["SWITCHBOARD_RESULT"] = outcome.result
+            variables["SWITCHBOARD_AGENT"] = outcome.agent or ""
+            if self.mode == "route":
+                variables["SWITCHBOARD_ACTION"] = "dialplan" if self.continued else "hangup"
+            variables |= icm_variables(run)
+        with contextlib.suppress(AgiError):
+            for name, value in variables.items():
+                await self._set(name, value)
+            if self.hang_up and not self.caller_gone and self.mode == "scenario":
+                await self.session.command("HANGUP")
+        if self.mode != "icm":  # an ICM lookup is not a call of its own
+            await self.sink.call_finished(self.record())
+
+    async def _set(self, name: str, value: str) -> None:
+        await self.session.command("SET", "VARIABLE", name, value)
+
+    def record(self) -> CallRecord:
+        run = self.run
+        assert run.outcome is not None
+        return CallRecord(
+            call_id=self.call_id,
+            channel=self.session.env.channel,
+            channel_id=self.session.env.uniqueid,
+            called_raw=self.info.called_raw,
+            called=self.info.called,
+            caller=self.info.caller,
+            line=self.info.line,
+            scenario=run.trace[0].scenario if run.trace else run.scenario,
+            started_at=run.started_at,
+            caller_name=self.info.caller_name,
+            config_version=self.company.config_version,
+            steps=run.trace,
+            outcome=run.outcome,
+        )
+
+
+def _winner(legs: list[act.Ring], peer: str, name: str, settings: AgiCallSettings) -> act.Ring:
+    """The leg Dial connected: DIALEDPEERNUMBER is the dialled resource (``101``,
+    ``7916…@trunk``), DIALEDPEERNAME the channel (``PJSIP/101-0000002a``)."""
+    for leg in legs:
+        endpoint = settings.endpoint(leg)
+        resource = endpoint.partition("/")[2]
+        if peer and peer in (endpoint, resource):
+            return leg
+        if name and name.rsplit("-", 1)[0] == endpoint:
+            return leg
+    return legs[0]
+
+
+# actions on the caller's own channel (skipped once it has hung up)
+_CALLER_ACTIONS = (
+    act.Answer, act.StartMoh, act.StopMoh, act.ContinueInDialplan,
+)  # fmt: skip
+
+
+def started_at(wall_clock: Callable[[], dt.datetime], company: Company) -> dt.datetime:
+    return wall_clock().astimezone(company.tz)
