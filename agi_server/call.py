@@ -281,7 +281,9 @@ class AgiCall:
 
     def _decide(self, actions: list[act.Action]) -> dict[str, str]:
         if self.mode == "icm":
-            rings = [a for a in actions if isinstance(a, act.Ring)]
+            # rings of the node ICM handed over to (notfound) are not ICM's answer
+            here = self.run.node_name == self.start_node
+            rings = [a for a in actions if isinstance(a, act.Ring)] if here else []
             found = icm_variables(self.run)
             if rings:
                 found["SWITCHBOARD_ICM_TARGETS"] = self.settings.dial_string(rings)
