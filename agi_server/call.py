@@ -37,7 +37,7 @@ from typing import Literal
 import aiohttp
 import structlog
 
-from agi_server.protocol import AgiError, AgiHangup, AgiSession
+from agi_server.protocol import AgiError, AgiHangup, AgiResponse, AgiSession
 from agi_server.route import decision_variables, icm_variables
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
@@ -298,17 +298,17 @@ class AgiCall:
             return
         match action:
             case act.Answer():
-                await self.session.command("ANSWER")
+                await self._command("ANSWER")
             case act.Play():
                 self.plays.append(action)
             case act.StopPlayback():
                 self.plays = deque(p for p in self.plays if p.playback_id != action.playback_id)
             case act.StartMoh():
                 self.moh = action.moh_class
-                await self.session.command("SET", "MUSIC", "ON", action.moh_class)
+                await self._command("SET", "MUSIC", "ON", action.moh_class)
             case act.StopMoh():
                 self.moh = None
-                await self.session.command("SET", "MUSIC", "OFF")
+                await self._command("SET", "MUSIC", "OFF")
             case act.StartTimer():
                 self.timers[action.timer_id] = action.at
             case act.CancelTimer():
@@ -341,9 +341,9 @@ class AgiCall:
                 emit("notify", message=action.message)
             case act.ContinueInDialplan():
                 self.continued = True
-                await self.session.command("SET", "CONTEXT", action.context)
-                await self.session.command("SET", "EXTENSION", action.extension)
-                await self.session.command("SET", "PRIORITY", str(action.priority))
+                await self._command("SET", "CONTEXT", action.context)
+                await self._command("SET", "EXTENSION", action.extension)
+                await self._command("SET", "PRIORITY", str(action.priority))
             case act.Hangup():
                 self.hang_up = True  # after the result variables are set
 
@@ -366,7 +366,7 @@ class AgiCall:
         for prompt in play.prompts:
             escape = ESCAPE_ALL if self.run.awaiting_input else ""
             command, value = self.settings.media(prompt, self.company)
-            answer = await self.session.command(
+            answer = await self._command(
                 *command.split(), value, escape, timeout=self._real(PROMPT_LIMIT)
             )
             if answer.result > 0:
@@ -379,7 +379,7 @@ class AgiCall:
         self._played(play)
         if self.moh is not None:
             # a prompt stops the hold music generator: the caller is still on hold
-            await self.session.command("SET", "MUSIC", "ON", self.moh)
+            await self._command("SET", "MUSIC", "ON", self.moh)
         await self._handle(ev.PlaybackFinished(play.playback_id))
 
     def _played(self, play: act.Play) -> None:
@@ -388,7 +388,7 @@ class AgiCall:
 
     async def _wait(self, due: tuple[str, float]) -> None:
         ms = max(0, math.ceil((due[1] - self.now()) * 1000))
-        answer = await self.session.command(
+        answer = await self._command(
             "WAIT", "FOR", "DIGIT", str(ms), timeout=self._real(ms / 1000)
         )
         if answer.result > 0:
@@ -405,7 +405,7 @@ class AgiCall:
         words = ["RECORD", "FILE", name, "wav", "#", str(int(rec.max_length * 1000))]
         if rec.beep:
             words.append("BEEP")
-        answer = await self.session.command(*words, timeout=self._real(rec.max_length))
+        answer = await self._command(*words, timeout=self._real(rec.max_length))
         self.recording = None
         if answer.result < 0 or answer.data == "hangup":
             await self._check_alive()
@@ -422,7 +422,7 @@ class AgiCall:
         options = "g" + (f"m({self.moh})" if self.moh else "")
         targets = self.settings.dial_string(legs)
         started = now
-        answer = await self.session.command(
+        answer = await self._command(
             "EXEC",
             "Dial",
             f"{targets},{seconds},{options}",
@@ -465,8 +465,16 @@ class AgiCall:
 
     # --- reading Asterisk -------------------------------------------------------------
 
+    async def _command(self, *words: str, timeout: float | None = None) -> AgiResponse:
+        """A command of the call; the caller hanging up meanwhile ends the call at once
+        (Asterisk's HANGUP notice comes with the answer of the command that noticed it)."""
+        answer = await self.session.command(*words, timeout=timeout)
+        if self.session.hung_up:
+            raise AgiHangup("the caller hung up")
+        return answer
+
     async def _variable(self, name: str) -> str:
-        answer = await self.session.command("GET", "VARIABLE", name)
+        answer = await self._command("GET", "VARIABLE", name)
         return answer.data if answer.result == 1 else ""
 
     async def _seconds(self, name: str) -> float:
@@ -481,7 +489,7 @@ class AgiCall:
         """After a -1: a hang-up (raises AgiHangup) or only a missing file?"""
         if self.session.hung_up:
             raise AgiHangup("the caller hung up")
-        await self.session.command("CHANNEL", "STATUS")
+        await self._command("CHANNEL", "STATUS")
 
     # --- the end ----------------------------------------------------------------------
 
