@@ -209,7 +209,9 @@ class AgiCall:
         except AgiHangup:
             self.caller_gone = True
             if not run.finished:
-                self.run.handle(ev.CallerHungUp(), self.now())
+                # what the hang-up still causes off the channel: a message saved, ...
+                with contextlib.suppress(AgiError):
+                    await self._apply(run.handle(ev.CallerHungUp(), self.now()))
         except AgiError as exc:
             # Asterisk went away or spoke nonsense: the call still leaves its record
             self.caller_gone = True
@@ -405,10 +407,12 @@ class AgiCall:
         words = ["RECORD", "FILE", name, "wav", "#", str(int(rec.max_length * 1000))]
         if rec.beep:
             words.append("BEEP")
+        # a caller hanging up mid-message ends the call: the engine keeps what was
+        # recorded as the message (as over ARI)
         answer = await self._command(*words, timeout=self._real(rec.max_length))
-        self.recording = None
         if answer.result < 0 or answer.data == "hangup":
             await self._check_alive()
+        self.recording = None
         length = (answer.endpos or 0) / SAMPLES_PER_SECOND
         await self._handle(ev.RecordingFinished(rec.recording_id, length))
 
@@ -437,6 +441,9 @@ class AgiCall:
             return
         if status == "CANCEL":
             raise AgiHangup("the caller hung up while it rang")
+        if self.moh is not None:
+            # Dial's m option stopped the hold music when it ended: the caller still waits
+            await self._command("SET", "MUSIC", "ON", self.moh)
         if status == "NOANSWER":
             if by_timer and due is not None:
                 self.ringing.update((leg.leg_id, leg) for leg in legs)  # still ringing

@@ -17,7 +17,7 @@ from agi_server.call import AgiCallSettings
 from agi_server.server import AgiServer
 from asterisk_sim.agi import AgiCall, AgiPeer
 from asterisk_sim.script import EndpointScript
-from switchboard.calls import MemorySink
+from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import VirtualClock
 from switchboard.config.company import Company
 from switchboard.prompts import BUILTIN_PROMPTS
@@ -69,12 +69,13 @@ class AgiStack:
         company: Company,
         when: dt.datetime,
         agents: Mapping[str, AgentBehaviour] | None = None,
-        sink: MemorySink | None = None,
+        sink: CallSink | None = None,
         talk: float = DEFAULT_TALK,
     ) -> None:
         self.company = company
         self.clock = VirtualClock()
-        self.sink = sink or MemorySink()
+        self.memory = MemorySink()
+        self.sink: CallSink = sink or self.memory
         start = self.clock.now()
 
         def wall_clock() -> dt.datetime:

@@ -185,7 +185,7 @@ async def test_route_leaves_a_call_record_that_says_where_it_went() -> None:
     config = company()
     async with AgiStack(config, local(config, TUESDAY)) as stack:
         call = await stack.call("route", caller=STRANGER, extension="74950000001")
-    [record] = stack.sink.records
+    [record] = stack.memory.records
     assert record.outcome.result == "dialplan"
     assert record.call_id == call.variables["SWITCHBOARD_CALL_ID"]
     assert [s.node for s in record.steps] == ["ring"]
@@ -314,13 +314,13 @@ async def test_icm_names_the_callers_responsible_employee(
     found = switchboard(call)
     found.pop("SWITCHBOARD_CALL_ID")
     assert found == expected
-    assert stack.sink.records == []  # a lookup, not a call
+    assert stack.memory.records == []  # a lookup, not a call
 
 
 async def test_icm_asks_the_contacts_table_when_the_config_does_not_know_the_caller() -> None:
     config = example("call-centre.yaml")
     async with AgiStack(config, local(config, TUESDAY)) as stack:
-        stack.sink.contacts["79035550000"] = "petrov"
+        stack.memory.contacts["79035550000"] = "petrov"
         call = await stack.call("icm", caller="79035550000", extension="74951112233")
     found = switchboard(call)
     assert found["SWITCHBOARD_ICM"] == "found"

@@ -13,6 +13,7 @@ busy) skips them; the path through the scenario is the same.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 
 import pytest
@@ -161,7 +162,7 @@ async def test_a_scenario_over_agi_takes_the_same_path_as_simulate(script: Scrip
     agents = {k: AgentBehaviour.parse(v) for k, v in script.agents.items()}
     async with AgiStack(company, local(company, script.at), agents) as stack:
         call = await place(stack, script)
-    [record] = stack.sink.records
+    [record] = stack.memory.records
     assert path(record.steps) == path(want.steps)
     assert record.outcome.result == want.outcome.result
     assert record.outcome.agent == want.outcome.agent
@@ -169,3 +170,73 @@ async def test_a_scenario_over_agi_takes_the_same_path_as_simulate(script: Scrip
     # the dialplan learns how it ended
     assert call.variables["SWITCHBOARD_RESULT"] == want.outcome.result
     assert call.variables["SWITCHBOARD_CALL_ID"] == record.call_id
+
+
+def dials(call: AgiCall) -> list[tuple[float, tuple[str, ...], float | None, str]]:
+    return [(round(d.t_start, 3), d.targets, d.timeout, d.status) for d in call.dials]
+
+
+async def office_call(agents: dict[str, str], presses: tuple[Press, ...] = ()) -> AgiCall:
+    company = example("office.yaml")
+    behaviours = {k: AgentBehaviour.parse(v) for k, v in agents.items()}
+    called = "74951234567"
+    async with AgiStack(company, local(company, "2026-12-01T10:15"), behaviours) as stack:
+        return await stack.call(
+            "scenario", extension=called, args=(called,), script=CallerScript(presses)
+        )
+
+
+async def test_one_by_one_is_a_dial_per_member_and_the_mobile_joins_the_desk() -> None:
+    """Sales rings Ivan 15 s, then Pyotr; Ivan's mobile joins his desk after 10 s: over
+    AGI that is a new Dial of desk and mobile (the desk is rung again)."""
+    call = await office_call({"ivanov": "noanswer", "petrov": "answer:5"})
+    start = call.dials[0].t_start
+    assert [
+        (t - start, targets, timeout, status) for t, targets, timeout, status in dials(call)
+    ] == [
+        (0.0, ("PJSIP/101",), 10, "NOANSWER"),
+        (10.0, ("PJSIP/101", "Local/79161234567@switchboard-confirm"), 5, "NOANSWER"),
+        (15.0, ("PJSIP/102",), 15, "ANSWER"),
+    ]
+    assert call.dials[-1].t_answer is not None
+    assert call.dials[-1].t_answer - start == pytest.approx(20.0)
+    assert all("g" in d.options for d in call.dials)  # the call goes on after the employee
+
+
+async def test_all_at_once_is_one_dial_of_every_member() -> None:
+    call = await office_call(
+        {"sidorova": "answer:3", "kuznetsova": "noanswer"}, (Press("2", on_playback="main-menu"),)
+    )
+    [(_, targets, timeout, status)] = dials(call)[-1:]
+    assert targets == ("PJSIP/103", "PJSIP/104")
+    assert timeout == 30
+    assert status == "ANSWER"
+    assert call.dials[-1].answered_by == "PJSIP/103"
+
+
+async def test_a_queue_holds_the_caller_with_music_announcements_and_offers() -> None:
+    company = example("call-centre.yaml")
+    busy = {e: AgentBehaviour.parse("busy") for e in ("sidorova", "kuznetsova", "smirnov")}
+    async with AgiStack(company, local(company, "2026-12-01T10:15"), busy) as stack:
+        call = await stack.call(
+            "scenario",
+            extension="74951112233",
+            args=("74951112233",),
+            script=CallerScript((), hangup_after=100),
+        )
+    # hold music from the start of the queue, and back on after every announcement
+    # and every offer (a prompt and Dial's m option stop it)
+    moh_on = [t for t, cls in call.moh if cls == "default"]
+    assert moh_on
+    announcements = [t for t, file in call.played if file.endswith("please-hold")]
+    assert [round(t - announcements[0]) for t in announcements] == [0, 40]
+    offers = [d for d in call.dials if d.moh == "default"]
+    assert offers
+    assert all(d.status == "BUSY" for d in offers)
+    # one by one (support's strategy): each member answers BUSY at once, the next is
+    # offered the call; the round starts again after the queue's `retry` (5 s)
+    assert [d.targets for d in offers[:6]] == [("PJSIP/201",), ("PJSIP/202",), ("PJSIP/203",)] * 2
+    rounds = [d.t_start for d in offers if d.targets == ("PJSIP/201",)]
+    assert min(b - a for a, b in itertools.pairwise(rounds)) >= 5
+    assert call.hung_up_by == "caller"
+    assert stack.memory.records[0].outcome.result == "abandoned"
