@@ -217,6 +217,13 @@ class AgiCall:
             self.caller_gone = True
             if not run.finished:
                 run.finish("hangup", f"agi: {exc}", hang_up=False)
+        except asyncio.CancelledError:
+            # Switchboard is stopping with this call up: it still leaves its record
+            if not run.finished:
+                run.finish("hangup", "switchboard stopped", hang_up=False)
+            if self.mode != "icm":
+                await self.sink.call_finished(self.record())
+            raise
         finally:
             for task in self.lookups.values():
                 task.cancel()
@@ -390,9 +397,7 @@ class AgiCall:
 
     async def _wait(self, due: tuple[str, float]) -> None:
         ms = max(0, math.ceil((due[1] - self.now()) * 1000))
-        answer = await self._command(
-            "WAIT", "FOR", "DIGIT", str(ms), timeout=self._real(ms / 1000)
-        )
+        answer = await self._command("WAIT", "FOR", "DIGIT", str(ms), timeout=self._real(ms / 1000))
         if answer.result > 0:
             await self._handle(ev.Digits(chr(answer.result)))
         elif answer.result < 0:
@@ -472,7 +477,11 @@ class AgiCall:
 
     # --- reading Asterisk -------------------------------------------------------------
 
-    async def _command(self, *words: str, timeout: float | None = None) -> AgiResponse:
+    async def _command(
+        self,
+        *words: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - passed on to AgiSession.command
+    ) -> AgiResponse:
         """A command of the call; the caller hanging up meanwhile ends the call at once
         (Asterisk's HANGUP notice comes with the answer of the command that noticed it)."""
         answer = await self.session.command(*words, timeout=timeout)

@@ -271,3 +271,19 @@ async def test_a_caller_id_name_full_of_markup_and_quotes_cannot_inject_commands
     assert seen.closed
     assert not any(c == "HANGUP" for c in seen.commands)
     assert sink.records[-1].caller_name == nasty
+
+
+@pytest.mark.asyncio
+async def test_a_call_up_when_the_server_stops_still_leaves_its_record() -> None:
+    company = example("office.yaml")
+    async with serving(company) as (server, address, _app, sink):
+        reader, writer = await abuse.connect(address)
+        writer.write(OFFICE_CALL)
+        await writer.drain()
+        # the server has sent its first command; Asterisk (stuck) never answers it
+        assert (await reader.readline()).startswith(b"ANSWER")
+        await server.close()
+        assert (await abuse.read_until_eof(reader)).closed
+        await abuse.close_quietly(writer)
+    [record] = sink.records
+    assert (record.outcome.result, record.outcome.reason) == ("hangup", "switchboard stopped")
