@@ -21,46 +21,43 @@ import asyncio
 import datetime as dt
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
 import structlog
 
-from agi_server.call import AgiCall, AgiCallSettings, Mode, call_info
+from agi_server.call import AgiCall, AgiCallSettings, Mode, call_info, set_variables
 from agi_server.protocol import AgiError, AgiLimits, AgiSession
 from agi_server.route import schedule_variables
 from agi_server.server import AgiServer
 from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
-from switchboard.config.model import IcmNode
+from switchboard.config.model import IcmNode, parse_listen
 from switchboard.engine.call import CallRun
 
 log = structlog.get_logger("switchboard.agi")
 
-DEFAULT_LISTEN = "127.0.0.1:4573"
 SERVICES = ("scenario", "route", "schedule", "icm")
 
 
-class ListenError(ValueError):
-    pass
+class CannotListen(Exception):
+    """The listening address is taken or not ours."""
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:4573`` for IPv6) -> (host, port)."""
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ListenError(f"--listen {text!r}: use HOST:PORT, e.g. {DEFAULT_LISTEN}")
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
-
-
-def agi_listen(company: Company, env: dict[str, str] | None = None) -> str:
-    """`asterisk.agi_listen` of the config, ``SWITCHBOARD_AGI_LISTEN`` winning."""
+def listen_address(
+    company: Company, listen: str | None = None, env: Mapping[str, str] | None = None
+) -> tuple[str, int]:
+    """Where to listen: ``--listen``, else ``SWITCHBOARD_AGI_LISTEN``, else
+    `asterisk.agi_listen` (loopback by default); ValueError naming the bad one."""
     environ = os.environ if env is None else env
-    return environ.get("SWITCHBOARD_AGI_LISTEN", company.config.asterisk.agi_listen)
+    if listen is not None:
+        return parse_listen(listen, "--listen")
+    if "SWITCHBOARD_AGI_LISTEN" in environ:
+        return parse_listen(environ["SWITCHBOARD_AGI_LISTEN"], "SWITCHBOARD_AGI_LISTEN")
+    return parse_listen(company.config.asterisk.agi_listen, "asterisk.agi_listen")
 
 
 class AgiApp:
@@ -159,13 +156,12 @@ class AgiApp:
         except LookupError as exc:
             await self._refuse(session, str(exc))
             return
-        for key, value in variables.items():
-            await session.command("SET", "VARIABLE", key, value)
+        await set_variables(session, variables)
 
     async def _refuse(self, session: AgiSession, reason: str) -> None:
         self.refused += 1
         log.warning("request refused", service=session.env.script, reason=reason)
-        await session.command("SET", "VARIABLE", "SWITCHBOARD_ERROR", reason)
+        await set_variables(session, {"SWITCHBOARD_ERROR": reason})
 
 
 def _first_icm(company: Company, scenario: str | None) -> tuple[str, str] | None:
@@ -192,7 +188,7 @@ async def serve(
 
     current = company()
     tune_gc()
-    host, port = parse_listen(listen or agi_listen(current))
+    host, port = listen_address(current, listen)
     instance = os.environ.get("SWITCHBOARD_INSTANCE", "agi")
     dsn = database_dsn(current)
     async with AsyncExitStack() as stack:
@@ -207,10 +203,13 @@ async def serve(
         app = AgiApp(company, sink, instance=instance)
         stack.push_async_callback(app.close)
         server = AgiServer(app.handle, AgiLimits())
-        bound = await server.start(host, port)
-        stack.push_async_callback(server.close)
+        try:
+            bound = await server.start(host, port)
+        except OSError as exc:
+            raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         log.info("listening", host=bound[0], port=bound[1], instance=instance)
+        stack.push_async_callback(server.close)
         await stop.wait()
 
 
-__all__ = ["AgiApp", "AgiError", "ListenError", "parse_listen", "serve"]
+__all__ = ["AgiApp", "AgiError", "CannotListen", "listen_address", "serve"]

@@ -47,7 +47,24 @@ class RingStep:
 
 
 def ring_plan(run: CallRun, actions: list[act.Action]) -> list[RingStep]:
-    """Who rings, and for how long, if nobody answers: the engine's own strategy."""
+    """Who rings, and for how long, if nobody answers: the engine's own strategy.
+
+    The same node ringing the same phones always plays out the same way (FastAGI
+    knows no agent states), so a plan is kept with the configuration snapshot.
+    """
+    rings = tuple(
+        (a.employee_id, a.device, a.number, a.confirm, a.timeout)
+        for a in actions
+        if isinstance(a, act.Ring)
+    )
+    key = ("ring_plan", run.scenario, run.node_name, rings)
+    plan: list[RingStep] | None = run.company.derived.get(key)
+    if plan is None:
+        plan = run.company.derived[key] = _play_out(run, actions)
+    return plan
+
+
+def _play_out(run: CallRun, actions: list[act.Action]) -> list[RingStep]:
     fork = copy.deepcopy(run, {id(run.company): run.company})
     node = (fork.scenario, fork.node_name)
     ringing: dict[str, act.Ring] = {}

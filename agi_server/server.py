@@ -99,7 +99,7 @@ class AgiServer:
             self._on_connect, host, port, limit=self.limits.max_line + 1
         )
         bound = self._server.sockets[0].getsockname()
-        log.info("agi.listening", host=bound[0], port=bound[1])
+        log.debug("agi.listening", host=bound[0], port=bound[1])
         return str(bound[0]), int(bound[1])
 
     async def serve_forever(self, stop: asyncio.Event) -> None:

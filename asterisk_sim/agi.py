@@ -1253,6 +1253,15 @@ class _Session:
             self.set_var(name.strip(), value)
         return 0
 
+    async def app_mset(self, data: str) -> int:
+        """pbx_builtin_setvar_multiple: up to 99 ``name=value`` pairs, split as
+        AST_STANDARD_APP_ARGS does (quotes and backslashes removed), each at its first ``=``."""
+        for pair in separate_args(data)[:99]:
+            name, sep, value = pair.partition("=")
+            if sep:
+                self.set_var(name, value)
+        return 0
+
     async def app_noop(self, data: str) -> int:
         return 0
 
@@ -1545,6 +1554,7 @@ _APPLICATIONS: dict[str, Application] = {
     "goto": S.app_goto,
     "hangup": S.app_hangup,
     "log": S.app_noop,
+    "mset": S.app_mset,
     "musiconhold": S.app_music_on_hold,
     "noop": S.app_noop,
     "playback": S.app_playback,

@@ -224,6 +224,10 @@ def _simulate(args: argparse.Namespace) -> int:
 Serve = Callable[[Callable[[], Company], asyncio.Event], Awaitable[None]]
 
 
+class ServeFailed(Exception):
+    """`run`/`agi` could not start (a port in use ...): one line on stderr, exit 1."""
+
+
 def _run(args: argparse.Namespace) -> int:
     # the runtime (aiohttp and friends) loads only for `run`: `check` stays quick
     from ari_app.app import serve  # noqa: PLC0415
@@ -232,17 +236,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _agi(args: argparse.Namespace) -> int:
-    from agi_server.app import ListenError, parse_listen, serve  # noqa: PLC0415
+    from agi_server.app import CannotListen, serve  # noqa: PLC0415
+    from switchboard.config.model import parse_listen  # noqa: PLC0415
 
-    if args.listen is not None:
-        try:
-            parse_listen(args.listen)
-        except ListenError as exc:
-            print(f"switchboard agi: {exc}", file=sys.stderr)
-            return EXIT_INVALID
+    from_env = os.environ.get("SWITCHBOARD_AGI_LISTEN")
+    for given, what in ((args.listen, "--listen"), (from_env, "SWITCHBOARD_AGI_LISTEN")):
+        if given is not None:
+            try:
+                parse_listen(given, what)
+            except ValueError as exc:
+                print(f"switchboard agi: {exc}", file=sys.stderr)
+                return EXIT_INVALID
 
     async def agi_serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
-        await serve(company, stop, args.listen)
+        try:
+            await serve(company, stop, args.listen)
+        except CannotListen as exc:
+            raise ServeFailed(str(exc)) from exc
 
     return _serve(args, "agi", agi_serve)
 
@@ -257,7 +267,11 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
         if dsn is None:
             return EXIT_INVALID
         configure_logging(json_output=args.json_logs, level="info")
-        return asyncio.run(_run_from_db(dsn, command, serve))
+        try:
+            return asyncio.run(_run_from_db(dsn, command, serve))
+        except ServeFailed as exc:
+            print(f"switchboard {command}: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
     result = load_file(args.config)
     if result.company is None:
         for problem in result.errors:
@@ -269,7 +283,11 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
     async def main() -> None:
         await serve(lambda: company, _stop_on_signals())
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ServeFailed as exc:
+        print(f"switchboard {command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 

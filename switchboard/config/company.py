@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from switchboard.config.model import Config, Department, Employee, Node, Scenario
@@ -59,6 +59,9 @@ class Company:
     prompt_seconds: dict[str, float] = field(default_factory=dict)
     config_version: int | None = None  # the stored version it was loaded from, if any
     _exits: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict, repr=False)
+    # what the runtimes derive from this snapshot and keep while it is current (the
+    # FastAGI route's ring plans): bounded by the configuration's size
+    derived: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def scenario(self, name: str) -> Scenario:
         return self.config.scenarios[name]

@@ -60,6 +60,17 @@ class Endpoints(Section):
     mobile_confirm: str = "Local/{number}@switchboard-confirm"
 
 
+DEFAULT_AGI_LISTEN = "127.0.0.1:4573"
+
+
+def parse_listen(text: str, what: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:4573`` for IPv6) -> (host, port); ValueError naming ``what``."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{what} {text!r}: use HOST:PORT, e.g. {DEFAULT_AGI_LISTEN}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
 class AsteriskSection(Section):
     ari_url: str = "http://127.0.0.1:8088"
     ari_user: str = "switchboard"
@@ -67,7 +78,13 @@ class AsteriskSection(Section):
     app: str = "switchboard"
     endpoints: Endpoints = Endpoints()
     fallback_context: str = "switchboard-fallback"
-    agi_listen: str = "127.0.0.1:4573"  # `switchboard agi`; SWITCHBOARD_AGI_LISTEN
+    agi_listen: str = DEFAULT_AGI_LISTEN  # `switchboard agi`; SWITCHBOARD_AGI_LISTEN
+
+    @field_validator("agi_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        parse_listen(value, "agi_listen")
+        return value
 
 
 class DatabaseSection(Section):
