@@ -8,7 +8,8 @@ log goes to a temporary file and the port it bound is read from its
 (no `asterisk_sim.agi.AgiPeer`, whose bookkeeping would compete with the
 server for the same two cores): it connects, sends the environment block of
 ``AGI(agi://host/route,74951112233)`` and answers every command as Asterisk
-would (``SET VARIABLE`` ``200 result=1``, ``STREAM FILE`` ``200 result=0
+would (``SET VARIABLE`` ``200 result=1``, ``EXEC MSet`` -- the decision's
+variables in one command -- ``200 result=0``, ``STREAM FILE`` ``200 result=0
 endpos=0``, anything else ``200 result=0``) until the server closes the
 socket.  Half the callers are a known contact (79161112233: ICM finds ivanov
 at once -> ``SWITCHBOARD_ACTION=dial``, ``PJSIP/101``), half distinct new
@@ -65,7 +66,7 @@ from collections import Counter
 from pathlib import Path
 from typing import IO
 
-from asterisk_sim.agi import environment_block, parse_args
+from asterisk_sim.agi import environment_block, parse_args, separate_args
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "call-centre.yaml"
@@ -174,6 +175,12 @@ async def route_session(
                     if name in WATCHED:
                         words = parse_args(line)
                         session.variables[name] = words[3] if len(words) > 3 else ""
+                elif line.startswith("EXEC MSet "):
+                    words = parse_args(line)
+                    for pair in separate_args(words[2] if len(words) > 2 else ""):
+                        name, _, value = pair.partition("=")
+                        if name in WATCHED:
+                            session.variables[name] = value
                 writer.write(reply(line))
     except TimeoutError:
         session.error = f"no end within {within:g} s"
