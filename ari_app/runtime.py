@@ -253,6 +253,7 @@ class CallSession:
         self.caller_gone = False
         self.left_stasis = False
         self.agent: str | None = None
+        self.holding: dict[str, set[str]] = {}  # employee -> legs of our queue offer ringing them
         self.log = log.bind(call_id=call_id, channel=channel.name)
 
     def now(self) -> float:
@@ -318,6 +319,8 @@ class CallSession:
             while not run.finished:
                 item = await self.queue.get()
                 event = await self._translate(item)
+                if isinstance(event, ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
+                    self._unhold(event.leg_id)
                 if event is not None:
                     before = run.node_name
                     actions = run.handle(event, self.now())
@@ -387,7 +390,7 @@ class CallSession:
                 return None  # a leg entering the app: its Dial event says what happened
         if isinstance(item, ev.AgentStatus | ev.TimerFired | ev.LookupResult | ev.CallbackStored):
             return item
-        if isinstance(item, ev.LegAnswered | ev.LegFailed | ev.LegNoAnswer):
+        if isinstance(item, ev.LegAnswered | ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
             leg = self.legs.get(item.leg_id)
             if leg is not None and not leg.reported:
                 leg.reported = True
@@ -525,6 +528,7 @@ class CallSession:
                 if leg is not None and not leg.gone:
                     leg.reported = True
                     leg.gone = True  # hung up by us: nothing more to release
+                    self._unhold(leg.leg_id)
                     await self._safe(client.hangup(leg.channel_id))
             case act.Bridge():
                 await self._bridge(action.leg_id)
@@ -568,6 +572,11 @@ class CallSession:
         channel_id = f"{self.call_id}-{ring.leg_id}"
         leg = _Leg(ring.leg_id, channel_id, ring)
         self.legs[ring.leg_id] = leg
+        if not self._hold(ring):
+            # another caller's offer rings them (or they are on a call): taken
+            leg.gone = True
+            self.deliver(ev.LegBusy(ring.leg_id))
+            return
         self.leg_by_channel[channel_id] = leg
         self.runtime.owners[channel_id] = self
         endpoint = self.runtime.endpoint(ring, self.company)
@@ -580,6 +589,31 @@ class CallSession:
             self.log.warning("could not ring", endpoint=endpoint, error=str(exc))
             leg.gone = True
             self.deliver(ev.LegFailed(ring.leg_id, "unavailable"))
+
+    def _hold(self, ring: act.Ring) -> bool:
+        """A queue offer holds the employee for this call while it rings (`AgentPool`)."""
+        if not ring.offer or ring.employee_id is None:
+            return True
+        if not self.runtime.pool.reserve(ring.employee_id, self):
+            return False
+        self.holding.setdefault(ring.employee_id, set()).add(ring.leg_id)
+        return True
+
+    def _unhold(self, leg_id: str) -> None:
+        """An offer's leg ended without a conversation: free the employee once it was the
+        last of their phones ringing for us."""
+        leg = self.legs.get(leg_id)
+        if leg is None or leg.bridged or leg.ring.employee_id is None:
+            return
+        employee = leg.ring.employee_id
+        legs = self.holding.get(employee)
+        if legs is None or leg_id not in legs:
+            return
+        legs.discard(leg_id)
+        if not legs:
+            del self.holding[employee]
+            if employee != self.agent:
+                self.runtime.pool.release(employee, self)
 
     async def _bridge(self, leg_id: str) -> None:
         leg = self.legs[leg_id]
@@ -630,6 +664,10 @@ class CallSession:
         for leg in self.legs.values():
             if not leg.gone:
                 await self._safe(self.client.hangup(leg.channel_id))
+        for employee in list(self.holding):
+            if employee != self.agent:
+                self.runtime.pool.release(employee, self)
+        self.holding.clear()
         if self.agent is not None:
             self.runtime.pool.set(self.agent, "available")
         if not self.caller_gone and not self.left_stasis and not self._continued:

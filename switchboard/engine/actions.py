@@ -55,6 +55,9 @@ class Ring:
     number: str  # extension for a desk phone, the full number otherwise
     confirm: bool  # the answering side must press 1 before it is bridged (mobiles)
     timeout: float  # the runtime's own safety limit; the engine stops the leg itself
+    # a queue offer: the employee is held for this call while it rings (no other waiting
+    # caller is offered them meanwhile); the runtime answers LegBusy if they are taken
+    offer: bool = False
 
 
 @message

@@ -458,6 +458,7 @@ class QueueActivity(Activity):
             self.department.strategy,
             self.department.ring_delay,
             self.department.ring_timeout,
+            offer=True,
         )
         outcome = self._result(self.ringing.start())
         assert outcome is None

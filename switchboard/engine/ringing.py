@@ -79,8 +79,10 @@ class RingAttempt:
         strategy: RingStrategy,
         ring_delay: float,
         ring_timeout: float,
+        offer: bool = False,  # a queue's offer: see `Ring.offer`
     ) -> None:
         self._run = run
+        self._offer = offer
         self._members = [_MemberState(m) for m in members]
         self._strategy = strategy
         self._delay = ring_delay
@@ -246,6 +248,7 @@ class RingAttempt:
                 number=number,
                 confirm=device != "desk",
                 timeout=self._timeout,
+                offer=self._offer,
             )
         )
         self._run.trace_event("ring", agent=state.member.name, device=device, leg=leg_id)
