@@ -143,32 +143,30 @@ def _parser() -> argparse.ArgumentParser:
     config_export.set_defaults(handler=_config_export)
 
     run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
-    run.add_argument("config", nargs="?", metavar="CONFIG", help="the configuration file")
-    run.add_argument(
-        "--from-db",
-        action="store_true",
-        help="take the configuration from the database instead, following new versions",
-    )
-    run.add_argument("--dsn", help="PostgreSQL DSN for --from-db (else SWITCHBOARD_DSN)")
-    run.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
+    _serve_arguments(run)
     run.set_defaults(handler=_run)
 
     agi = sub.add_parser("agi", help="serve FastAGI (agi://host/scenario, route, schedule, icm)")
-    agi.add_argument("config", nargs="?", metavar="CONFIG", help="the configuration file")
-    agi.add_argument(
-        "--from-db",
-        action="store_true",
-        help="take the configuration from the database instead, following new versions",
-    )
+    _serve_arguments(agi)
     agi.add_argument(
         "--listen",
         metavar="HOST:PORT",
         help="where to listen (default: asterisk.agi_listen, 127.0.0.1:4573)",
     )
-    agi.add_argument("--dsn", help="PostgreSQL DSN for --from-db (else SWITCHBOARD_DSN)")
-    agi.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
     agi.set_defaults(handler=_agi)
     return parser
+
+
+def _serve_arguments(command: argparse.ArgumentParser) -> None:
+    """What `run` and `agi` share: a config file or the database's current version."""
+    command.add_argument("config", nargs="?", metavar="CONFIG", help="the configuration file")
+    command.add_argument(
+        "--from-db",
+        action="store_true",
+        help="take the configuration from the database instead, following new versions",
+    )
+    command.add_argument("--dsn", help="PostgreSQL DSN for --from-db (else SWITCHBOARD_DSN)")
+    command.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
 
 
 def _check(args: argparse.Namespace) -> int:

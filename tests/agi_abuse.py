@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from agi_server.protocol import AgiLimits
 from agi_server.server import AgiServer, AgiServerStats, Handler, StatsPredicate
@@ -257,3 +258,16 @@ async def good_call(
         return record
     finally:
         await close_quietly(writer)
+
+
+def run_isolated(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run one (hypothesis) example on a fresh loop; fail on anything the loop reports
+    as unhandled (an exception in a task nobody awaited)."""
+    reported: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        await make()
+
+    asyncio.run(main())
+    assert reported == []

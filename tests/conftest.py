@@ -43,3 +43,23 @@ def fresh_db(pg_server: str) -> Iterator[str]:
         yield pg_server.rsplit("/", 1)[0] + "/" + name
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def db(fresh_db: str) -> str:
+    """A database of its own with the current schema, as `switchboard db migrate` leaves it."""
+    import asyncio
+
+    import asyncpg
+
+    from switchboard.storage.migrate import migrate
+
+    async def build() -> None:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    return fresh_db

@@ -16,9 +16,8 @@ import contextlib
 import datetime as dt
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -117,18 +116,6 @@ async def serving(
             yield server, address, app, sink
     finally:
         await app.close()
-
-
-def run_isolated(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """One example on a fresh loop; nothing may be left unhandled there."""
-    reported: list[dict[str, Any]] = []
-
-    async def main() -> None:
-        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: reported.append(ctx))
-        await make()
-
-    asyncio.run(main())
-    assert reported == []
 
 
 async def assert_still_serves(address: abuse.Address, sink: MemorySink) -> None:
@@ -253,7 +240,7 @@ def test_any_answers_to_a_real_call_end_it_cleanly_and_lose_nothing(
             assert time.process_time() - started < 5.0  # no spinning on nonsense
             await assert_still_serves(address, sink)
 
-    run_isolated(case)
+    abuse.run_isolated(case)
 
 
 @pytest.mark.asyncio

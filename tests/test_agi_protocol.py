@@ -6,9 +6,8 @@ import asyncio
 import functools
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +29,7 @@ from agi_server.protocol import (
     quote_arg,
 )
 from agi_server.server import AgiServer, AgiServerStats
+from asterisk_sim.agi import parse_args
 from tests import agi_abuse as abuse
 
 LIMITS = AgiLimits(header_timeout=0.3, idle_timeout=2.0, max_sessions=64)
@@ -41,53 +41,24 @@ HYPOTHESIS = settings(
 )
 
 
-# --- Asterisk's parse_args, ported from res_agi.c -------------------------------------------
-
-
-def asterisk_parse_args(line: str, max_args: int = 128) -> list[str]:
-    """Split a command line exactly as res_agi.c's parse_args does."""
-    argv: list[list[str]] = []
-    quoted = escaped = False
-    whitespace = True
-    for char in line:
-        if char == '"' and not escaped:
-            quoted = not quoted
-            if quoted and whitespace:
-                # starting a quote coming off white space starts a new word too
-                argv.append([])
-                whitespace = False
-            continue
-        if char in " \t" and not quoted and not escaped:
-            whitespace = True
-            continue
-        if char == "\\" and not escaped:
-            escaped = True
-            continue
-        if whitespace:
-            if len(argv) >= max_args - 1:
-                continue  # "Too many arguments, truncating" (escaped stays as it was)
-            argv.append([])
-            whitespace = False
-        argv[-1].append(char)
-        escaped = False
-    return ["".join(word) for word in argv]
+# --- Asterisk's parse_args (res_agi.c), as the Asterisk test double ports it -----------
 
 
 def test_the_parse_args_port_splits_like_asterisk() -> None:
     """The port reproduces Asterisk on the command shapes we send."""
-    assert asterisk_parse_args('STREAM FILE welcome "0123456789*#"') == [
+    assert parse_args('STREAM FILE welcome "0123456789*#"') == [
         "STREAM",
         "FILE",
         "welcome",
         "0123456789*#",
     ]
-    assert asterisk_parse_args('SET VARIABLE x "a \\"b\\" \\\\c"') == [
+    assert parse_args('SET VARIABLE x "a \\"b\\" \\\\c"') == [
         "SET",
         "VARIABLE",
         "x",
         'a "b" \\c',
     ]
-    assert asterisk_parse_args('EXEC  Dial\t"" ab"c d"e') == ["EXEC", "Dial", "", "abc de"]
+    assert parse_args('EXEC  Dial\t"" ab"c d"e') == ["EXEC", "Dial", "", "abc de"]
 
 
 # --- quote_arg --------------------------------------------------------------------------------
@@ -101,13 +72,13 @@ arg_text = st.one_of(
 @HYPOTHESIS
 @given(value=arg_text)
 def test_a_quoted_argument_comes_back_whole_from_asterisk(value: str) -> None:
-    assert asterisk_parse_args(quote_arg(value)) == [value]
+    assert parse_args(quote_arg(value)) == [value]
 
 
 @HYPOTHESIS
 @given(words=st.lists(arg_text, min_size=1, max_size=8))
 def test_quoted_words_on_one_line_come_back_as_the_same_words(words: list[str]) -> None:
-    assert asterisk_parse_args(" ".join(quote_arg(word) for word in words)) == words
+    assert parse_args(" ".join(quote_arg(word) for word in words)) == words
 
 
 def test_quote_arg_leaves_plain_words_alone_and_quotes_the_rest() -> None:
@@ -574,18 +545,6 @@ async def test_an_end_of_stream_mid_answer_ends_the_session_cleanly() -> None:
 # --- abuse: a hostile peer costs its own connection and nothing else -------------------------
 
 
-def run_isolated(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run one example on a fresh loop; fail on anything the loop reports as unhandled."""
-    reported: list[dict[str, Any]] = []
-
-    async def main() -> None:
-        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: reported.append(ctx))
-        await make()
-
-    asyncio.run(main())
-    assert reported == []
-
-
 async def assert_still_serves(
     server: AgiServer, address: abuse.Address, handler: DemoHandler
 ) -> None:
@@ -640,7 +599,7 @@ def test_random_bytes_only_ever_end_a_session_with_an_agi_error(stream: bytes) -
             assert all(not log.unexpected for log in handler.sessions)
             await assert_still_serves(server, address, handler)
 
-    run_isolated(case)
+    abuse.run_isolated(case)
 
 
 def valid_stream() -> bytes:

@@ -20,27 +20,12 @@ import pytest_asyncio
 from asterisk_sim.script import CallerScript, Press
 from switchboard.config.company import Company
 from switchboard.simulate import AgentBehaviour, simulate
-from switchboard.storage.migrate import migrate
 from switchboard.storage.sink import PostgresSink, open_sink
 from tests.agi_stack import AgiStack
 from tests.helpers import example
 
 pytestmark = pytest.mark.asyncio
 DEADLINE = 10.0
-
-
-async def migrated(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def db(fresh_db: str) -> str:
-    asyncio.run(migrated(fresh_db))
-    return fresh_db
 
 
 @pytest_asyncio.fixture
@@ -52,9 +37,8 @@ async def sink(db: str, tmp_path: Path) -> AsyncIterator[PostgresSink]:
         await opened.close()
 
 
-async def rows(dsn: str, sql: str, count: int) -> list[asyncpg.Record]:
-    """The rows of ``sql`` once there are ``count`` of them (records are written in the
-    background): the writer is drained first, then the table read."""
+async def rows(dsn: str, sql: str) -> list[asyncpg.Record]:
+    """The rows of ``sql`` (drain the sink's writer first: records go in the background)."""
     conn = await asyncpg.connect(dsn)
     try:
         return list(await conn.fetch(sql))
@@ -83,7 +67,7 @@ async def test_an_agi_call_record_is_a_full_call_record(db: str, sink: PostgresS
         )
     async with asyncio.timeout(DEADLINE):
         await sink.writer.drained()
-    [row] = await rows(db, "SELECT * FROM calls", 1)
+    [row] = await rows(db, "SELECT * FROM calls")
     want = simulate(
         company, called="8 495 765-43-21", caller="89035550000", at=when, dtmf="2",
         agents=agents,
@@ -113,12 +97,12 @@ async def test_an_agi_voicemail_is_a_message_in_the_messages_table(
         )
     async with asyncio.timeout(DEADLINE):
         await sink.writer.drained()
-    [message] = await rows(db, "SELECT * FROM messages", 1)
+    [message] = await rows(db, "SELECT * FROM messages")
     [record] = call.recordings
     assert message["call_id"] == call.variables["SWITCHBOARD_CALL_ID"]
     assert record.file.endswith(message["recording"])  # the file Asterisk recorded
     assert message["length_s"] > 0
-    [row] = await rows(db, "SELECT result FROM calls", 1)
+    [row] = await rows(db, "SELECT result FROM calls")
     assert row["result"] == "voicemail"
 
 
@@ -135,7 +119,7 @@ async def test_an_agi_call_back_is_stored_for_the_worker_before_the_caller_hears
             args=("74951112233",),
             script=CallerScript((Press("1", at=50),)),
         )
-    [request] = await rows(db, "SELECT * FROM callbacks", 1)
+    [request] = await rows(db, "SELECT * FROM callbacks")
     assert request["number"] == "79035550000"
     assert request["status"] == "pending"
     assert request["call_id"] == call.variables["SWITCHBOARD_CALL_ID"]

@@ -39,7 +39,6 @@ from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
 from switchboard.engine.actions import RequestCallback
 from switchboard.storage import callbacks as store
-from switchboard.storage.migrate import migrate
 from tests.helpers import ROOT, company_from
 
 USER = "switchboard"
@@ -95,21 +94,6 @@ def desk(employee: str) -> str:
 
 def mobile(number: str) -> str:
     return f"PJSIP/{number}@trunk"
-
-
-@pytest.fixture
-def db(fresh_db: str) -> str:
-    """A fresh database with the current schema."""
-
-    async def build() -> None:
-        conn = await asyncpg.connect(fresh_db)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-
-    asyncio.run(build())
-    return fresh_db
 
 
 @asynccontextmanager

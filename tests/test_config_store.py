@@ -39,7 +39,6 @@ from switchboard.storage.config_store import (
     import_config,
     stored_config,
 )
-from switchboard.storage.migrate import migrate
 from tests.helpers import EXAMPLES, ROOT
 
 OFFICE = (EXAMPLES / "office.yaml").read_text(encoding="utf-8")
@@ -78,21 +77,6 @@ def office_with(old: str, new: str) -> str:
 OFFICE_V2 = office_with(
     "target: sales\n        noanswer: voicemail", "target: sales\n        noanswer: goodbye"
 )
-
-
-@pytest.fixture
-def db(fresh_db: str) -> str:
-    """A fresh database with the current schema."""
-
-    async def build() -> None:
-        conn = await asyncpg.connect(fresh_db)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-
-    asyncio.run(build())
-    return fresh_db
 
 
 @asynccontextmanager

@@ -65,13 +65,6 @@ async def fetch(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
 
 
 @pytest.fixture
-def db(fresh_db: str) -> str:
-    """A database of its own with the current schema."""
-    asyncio.run(migrated(fresh_db))
-    return fresh_db
-
-
-@pytest.fixture
 def nowhere() -> str:
     """The DSN of a database that is down: nothing listens on that port."""
     return f"postgresql://switchboard:secret@127.0.0.1:{_free_port()}/switchboard"
