@@ -37,6 +37,7 @@ from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import IcmNode, parse_listen
 from switchboard.engine.call import CallRun
+from switchboard.queues import WaitingCalls
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -77,6 +78,7 @@ class AgiApp:
         self.wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC))
         self.instance = instance
         self._http: aiohttp.ClientSession | None = None
+        self.waiting = WaitingCalls()  # queue positions of this server's calls
         self.calls = 0
         self.refused = 0  # requests that set SWITCHBOARD_ERROR
 
@@ -131,6 +133,7 @@ class AgiApp:
             http=self.http,
             settings=AgiCallSettings.from_company(company),
             mode=mode,
+            waiting=self.waiting,
         )
         self.calls += 1
         call.log.info("call started", service=mode, called=info.called, caller=info.caller)

@@ -42,12 +42,14 @@ from agi_server.route import decision_variables, icm_variables
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
+from switchboard.config.model import QueueNode
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.lookups import look_up
 from switchboard.numbering import dahdi_line
 from switchboard.prompts import BUILTIN_PROMPTS
+from switchboard.queues import WaitingCalls
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -152,6 +154,7 @@ class AgiCall:
         http: Callable[[], aiohttp.ClientSession],
         settings: AgiCallSettings,
         mode: Mode = "scenario",
+        waiting: WaitingCalls | None = None,
     ) -> None:
         self.session = session
         self.company = company
@@ -177,6 +180,7 @@ class AgiCall:
         self.caller_gone = False
         self.decision: Decision | None = None
         self.start_node = run.node_name
+        self.waiting = waiting  # queue positions, shared by the server's calls
         self.log = log.bind(call_id=call_id, channel=session.env.channel)
 
     # --- time -------------------------------------------------------------------------
@@ -195,6 +199,7 @@ class AgiCall:
         run = self.run
         try:
             await self._apply(run.start())
+            self._track_queue()
             idle, before = 0, self.now()
             while not run.finished:
                 if self.session.hung_up:
@@ -227,6 +232,8 @@ class AgiCall:
         finally:
             for task in self.lookups.values():
                 task.cancel()
+            if self.waiting is not None:
+                self.waiting.leave(self)
         await self._finish()
 
     async def _step(self) -> None:
@@ -256,6 +263,19 @@ class AgiCall:
         t = self.now() if at is None else max(self._last, at)
         self._last = t
         await self._apply(self.run.handle(event, t))
+        self._track_queue()
+
+    def _track_queue(self) -> None:
+        """Keep this call's place in its department's queue while it waits there."""
+        if self.waiting is None:
+            return
+        run = self.run
+        if not run.finished and not run.connected:
+            node = self.company.node(run.scenario, run.node_name)
+            if isinstance(node, QueueNode):
+                self.waiting.join(self, node.department)
+                return
+        self.waiting.leave(self)
 
     def _next_timer(self) -> tuple[str, float] | None:
         if not self.timers:
@@ -265,7 +285,11 @@ class AgiCall:
 
     async def _fire(self, timer_id: str, at: float) -> None:
         self.timers.pop(timer_id, None)
-        await self._handle(ev.TimerFired(timer_id), max(at, self.now()))
+        when = max(at, self.now())
+        position = None if self.waiting is None else self.waiting.position(self)
+        if position is not None and position != self.run.position:
+            await self._handle(ev.QueuePosition(position), when)  # an announcement says it
+        await self._handle(ev.TimerFired(timer_id), when)
 
     # --- engine actions ---------------------------------------------------------------
 

@@ -44,11 +44,13 @@ from ari_app.models import RecordingFinished as AriRecordingFinished
 from switchboard.calls import AgentPool, CallRecord, CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
+from switchboard.config.model import QueueNode
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.lookups import look_up
 from switchboard.prompts import BUILTIN_PROMPTS
+from switchboard.queues import WaitingCalls
 
 # CallRecord, CallSink, MemorySink and AgentPool live in switchboard.calls (FastAGI shares them)
 __all__ = ["AgentPool", "AriRuntime", "CallRecord", "CallSession", "CallSink", "MemorySink"]
@@ -65,6 +67,8 @@ _CALLER_ACTIONS = (
     act.Answer, act.Play, act.StopPlayback, act.StartMoh, act.StopMoh,
     act.StartRecording, act.ContinueInDialplan, act.Hangup,
 )  # fmt: skip
+# engine events the session's own tasks, the agent pool and the queue deliver as they are
+_PASSED_ON = (ev.AgentStatus, ev.TimerFired, ev.LookupResult, ev.CallbackStored)
 ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
 CAUSE_BUSY = 17  # Q.850 user busy
 # Q.850 normal clearing, no user responding, no answer
@@ -103,6 +107,7 @@ class AriRuntime:
         self.sink = sink
         self.clock = clock or Clock()
         self.pool = AgentPool()
+        self.waiting = WaitingCalls()  # queue positions, announced to the callers
         self.sessions: dict[str, CallSession] = {}  # by caller channel id
         self.owners: dict[str, CallSession] = {}  # every channel a session owns
         self._tasks: set[asyncio.Task[None]] = set()
@@ -316,11 +321,14 @@ class CallSession:
         self.runtime.pool.subscribe(self.deliver)
         try:
             await self._apply(run.start())
+            self._track_queue(run)
             while not run.finished:
                 item = await self.queue.get()
                 event = await self._translate(item)
                 if isinstance(event, ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
                     self._unhold(event.leg_id)
+                if isinstance(event, ev.TimerFired):
+                    await self._tell_position(run)  # an announcement says it
                 if event is not None:
                     before = run.node_name
                     actions = run.handle(event, self.now())
@@ -330,6 +338,7 @@ class CallSession:
                             to_node=run.node_name,
                         )  # fmt: skip
                     await self._apply(actions)
+                    self._track_queue(run)
         except asyncio.CancelledError:
             # Switchboard is stopping with this call up: it still leaves its record
             run.finish("hangup", "switchboard stopped", hang_up=False)
@@ -337,6 +346,7 @@ class CallSession:
             raise
         finally:
             self.runtime.pool.unsubscribe(self.deliver)
+            self.runtime.waiting.leave(self)
         await self._record(run, info, started)
 
     async def _record(self, run: CallRun, info: CallInfo, started: dt.datetime) -> None:
@@ -388,7 +398,7 @@ class CallSession:
                 return await self._channel_gone(item)
             case StasisStart():
                 return None  # a leg entering the app: its Dial event says what happened
-        if isinstance(item, ev.AgentStatus | ev.TimerFired | ev.LookupResult | ev.CallbackStored):
+        if isinstance(item, _PASSED_ON):
             return item
         if isinstance(item, ev.LegAnswered | ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
             leg = self.legs.get(item.leg_id)
@@ -590,10 +600,29 @@ class CallSession:
             leg.gone = True
             self.deliver(ev.LegFailed(ring.leg_id, "unavailable"))
 
+    def _track_queue(self, run: CallRun) -> None:
+        """Keep this call's place in its department's queue while it waits there."""
+        if not run.finished and not run.connected:
+            node = self.company.node(run.scenario, run.node_name)
+            if isinstance(node, QueueNode):
+                self.runtime.waiting.join(self, node.department)
+                return
+        self.runtime.waiting.leave(self)
+
+    async def _tell_position(self, run: CallRun) -> None:
+        position = self.runtime.waiting.position(self)
+        if position is not None and position != run.position:
+            await self._apply(run.handle(ev.QueuePosition(position), self.now()))
+
     def _hold(self, ring: act.Ring) -> bool:
         """A queue offer holds the employee for this call while it rings (`AgentPool`)."""
         if not ring.offer or ring.employee_id is None:
             return True
+        # first come, first served: a caller who has waited longer and is not ringing
+        # anyone yet takes precedence (it is told of the freed employee too)
+        ahead = self.runtime.waiting.ahead(self)
+        if any(isinstance(call, CallSession) and not call.holding for call in ahead):
+            return False
         if not self.runtime.pool.reserve(ring.employee_id, self):
             return False
         self.holding.setdefault(ring.employee_id, set()).add(ring.leg_id)

@@ -18,7 +18,7 @@ from agi_server.server import AgiServer
 from asterisk_sim.agi import AgiCall, AgiPeer
 from asterisk_sim.script import EndpointScript
 from switchboard.calls import CallSink, MemorySink
-from switchboard.clock import VirtualClock
+from switchboard.clock import Clock, VirtualClock
 from switchboard.config.company import Company
 from switchboard.prompts import BUILTIN_PROMPTS
 from switchboard.simulate import DEFAULT_TALK, AgentBehaviour
@@ -71,9 +71,11 @@ class AgiStack:
         agents: Mapping[str, AgentBehaviour] | None = None,
         sink: CallSink | None = None,
         talk: float = DEFAULT_TALK,
+        clock: Clock | None = None,
     ) -> None:
         self.company = company
-        self.clock = VirtualClock()
+        # virtual: one call at a time, exact times; a ScaledClock for calls side by side
+        self.clock = clock or VirtualClock()
         self.memory = MemorySink()
         self.sink: CallSink = sink or self.memory
         start = self.clock.now()

@@ -12,6 +12,7 @@ busy) skips them; the path through the scenario is the same.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
@@ -20,10 +21,11 @@ import pytest
 
 from asterisk_sim.agi import AgiCall
 from asterisk_sim.script import CallerScript, Press
+from switchboard.clock import ScaledClock
 from switchboard.config.company import Company
 from switchboard.simulate import AgentBehaviour, Simulation, simulate
 from tests.agi_stack import AgiStack
-from tests.helpers import example
+from tests.helpers import company_from, example
 
 pytestmark = pytest.mark.asyncio
 
@@ -240,3 +242,44 @@ async def test_a_queue_holds_the_caller_with_music_announcements_and_offers() ->
     assert min(b - a for a, b in itertools.pairwise(rounds)) >= 5
     assert call.hung_up_by == "caller"
     assert stack.memory.records[0].outcome.result == "abandoned"
+
+
+QUEUE = """
+timezone: Europe/Moscow
+employees: [{id: solo, name: Solo, extension: "201"}]
+departments: [{id: desk, members: [solo]}]
+numbers: [{number: "74951234567", scenario: main}]
+scenarios:
+  main:
+    start: wait
+    nodes:
+      wait: {type: queue, department: desk, announce_every: 10, announce_prompt: please-hold,
+             max_wait: 300, overflow: bye}
+      bye: {type: hangup}
+"""
+
+
+async def test_callers_waiting_side_by_side_hear_their_places_in_the_queue() -> None:
+    """Two calls at once (a scaled real clock, not the one-call virtual one): the first
+    is next, the second second until the first gives up, then next."""
+    company = company_from(QUEUE)
+    busy = {"solo": AgentBehaviour.parse("busy")}
+    clock = ScaledClock(0.02)
+    async with AgiStack(company, local(company, "2026-12-01T10:15"), busy, clock=clock) as stack:
+
+        async def caller(n: int, delay: float, hangup: float) -> AgiCall:
+            await clock.sleep(delay)
+            return await stack.call(
+                "scenario",
+                caller=f"7903555000{n}",
+                extension="74951234567",
+                args=("74951234567",),
+                script=CallerScript((), hangup_after=hangup),
+                channel=f"PJSIP/trunk-0000000{n}",
+            )
+
+        first, second = await asyncio.gather(caller(1, 0, 29), caller(2, 2, 48))
+    heard = [[f for _, f in call.played if f.startswith("number:")] for call in (first, second)]
+    assert heard[0] == ["number:1", "number:1"]
+    assert heard[1][:2] == ["number:2", "number:2"]
+    assert heard[1][-1] == "number:1"

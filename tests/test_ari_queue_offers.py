@@ -1,4 +1,4 @@
-"""Queue offers over ARI: one waiting caller at a time rings a freed employee.
+"""Queues over ARI: one waiting caller at a time rings a freed employee, and hears its place.
 
 An employee being offered a queue call is held for that call (`AgentPool`):
 the other callers waiting in the queue do not ring them meanwhile, and when
@@ -17,6 +17,7 @@ from asterisk_sim import EndpointScript
 from switchboard.calls import AgentPool
 from switchboard.clock import ScaledClock
 from switchboard.demo import AriStack
+from switchboard.queues import WaitingCalls
 from tests.helpers import company_from
 
 DESK = """
@@ -88,3 +89,59 @@ def test_an_employee_held_for_one_offer_is_taken_for_every_other_caller() -> Non
         ("a", "solo", "busy"), ("b", "solo", "busy"),
         ("a", "solo", "available"), ("b", "solo", "available"),
     ]  # fmt: skip
+
+
+ANNOUNCING = DESK.replace("announce_every: 0,", "announce_every: 10, announce_prompt: please-hold,")
+
+
+def announced(stack: AriStack, channel: str) -> list[tuple[float, str]]:
+    """(time, media) of every announcement played to ``channel``."""
+    return [
+        (r.t, r.query["media"])
+        for r in stack.sim.requests
+        if r.method == "POST"
+        and r.path.startswith(f"/ari/channels/{channel}/play")
+        and "please-hold" in r.query["media"]
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_caller_hears_their_place_in_the_queue_move_up() -> None:
+    company = company_from(ANNOUNCING)
+    clock = ScaledClock(0.03)
+    stack = AriStack(company, clock=clock, when=WHEN)
+    async with stack:
+        # the one employee takes the first caller for 30 s; two more wait behind
+        stack.sim.script_endpoint("PJSIP/201", EndpointScript("answer", after=1, hangup_after=30))
+        first = await stack.place(caller="79035550000", called="74951234567")
+        await clock.sleep(1.0)
+        second = await stack.place(caller="79035550001", called="74951234567")
+        await clock.sleep(1.0)
+        third = await stack.place(caller="79035550002", called="74951234567")
+        records = [await stack.record_of(c, within=30) for c in (first, second, third)]
+        await stack.settled()
+    assert [r.outcome.result for r in records] == ["connected"] * 3
+    assert not announced(stack, first)  # served at once
+    second_heard = [media for _, media in announced(stack, second)]
+    third_heard = [media for _, media in announced(stack, third)]
+    # the second caller is next from the start; the third is second until the second
+    # caller is served (at about 31 s), then next
+    assert second_heard
+    assert all(m.endswith("number:1") for m in second_heard), second_heard
+    assert third_heard[0].endswith("number:2"), third_heard
+    assert third_heard[-1].endswith("number:1"), third_heard
+
+
+def test_places_move_up_when_someone_ahead_leaves() -> None:
+    waiting = WaitingCalls()
+    for name in ("a", "b", "c"):
+        waiting.join(name, "desk")
+    waiting.join("x", "sales")  # another department's queue
+    waiting.join("b", "desk")  # still waiting there: keeps its place
+    assert [waiting.position(n) for n in "abcx"] == [1, 2, 3, 1]
+    assert list(waiting.ahead("c")) == ["a", "b"]
+    waiting.leave("a")
+    waiting.leave("nobody")
+    assert [waiting.position(n) for n in "abcx"] == [None, 1, 2, 1]
+    assert list(waiting.ahead("c")) == ["b"]
+    assert list(waiting.ahead("a")) == []

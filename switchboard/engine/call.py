@@ -133,6 +133,11 @@ class CallRun:
     # --- the runtime's side -----------------------------------------------------------
 
     @property
+    def connected(self) -> bool:
+        """The caller is (or was) talking to an employee."""
+        return self._connected is not None
+
+    @property
     def awaiting_input(self) -> bool:
         return self._activity is not None and self._activity.listening and not self.finished
 
