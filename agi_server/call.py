@@ -180,6 +180,7 @@ class AgiCall:
         self.caller_gone = False
         self.decision: Decision | None = None
         self.start_node = run.node_name
+        self.language = session.env.language  # the channel's, until a prompt needs another
         self.waiting = waiting  # queue positions, shared by the server's calls
         self.log = log.bind(call_id=call_id, channel=session.env.channel)
 
@@ -396,6 +397,11 @@ class AgiCall:
             await self._fire(*due)  # the source's timeout: the caller waits no longer
 
     async def _play(self, play: act.Play) -> None:
+        if play.language and play.language != self.language:
+            # the scenario's (or the number's) language, not the channel's: Asterisk
+            # looks for sounds/<language>/switchboard/...
+            await self._command("SET", "VARIABLE", "CHANNEL(language)", play.language)
+            self.language = play.language
         for prompt in play.prompts:
             escape = ESCAPE_ALL if self.run.awaiting_input else ""
             command, value = self.settings.media(prompt, self.company)

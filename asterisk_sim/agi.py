@@ -167,6 +167,7 @@ class AgiCall:
     answered: bool = False
     duration: float = 0.0
     closed_by: Literal["server", "peer"] = "server"
+    language: str = ""  # the channel's language at the end (CHANNEL(language))
 
 
 # -- the wire ----------------------------------------------------------------------
@@ -668,6 +669,8 @@ class _Session:
                     self.caller = value
                 elif arg.lower() == "name":
                     self.caller_name = value
+            elif func.upper() == "CHANNEL" and arg.lower() == "language":
+                self.language = value  # the sounds played from now on: sounds/<language>/
             return
         self.call.variables[name.removeprefix("_").removeprefix("_")] = value
 
@@ -1708,6 +1711,7 @@ class AgiPeer:
             record.closed_by = "peer"
         finally:
             record.duration = session.now()
+            record.language = session.language
             lines.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lines

@@ -283,3 +283,28 @@ async def test_callers_waiting_side_by_side_hear_their_places_in_the_queue() -> 
     assert heard[0] == ["number:1", "number:1"]
     assert heard[1][:2] == ["number:2", "number:2"]
     assert heard[1][-1] == "number:1"
+
+
+async def test_prompts_play_in_the_numbers_language_whatever_the_channels() -> None:
+    """The number says ru; Asterisk's channel says en: the sounds come from sounds/ru/."""
+    company = company_from(
+        QUEUE.replace(
+            '[{number: "74951234567", scenario: main}]',
+            '[{number: "74951234567", scenario: main, language: ru}]',
+        )
+    )
+    busy = {"solo": AgentBehaviour.parse("busy")}
+    async with AgiStack(company, local(company, "2026-12-01T10:15"), busy) as stack:
+        call = await stack.call(
+            "scenario",
+            extension="74951234567",
+            args=("74951234567",),
+            language="en",
+            script=CallerScript((), hangup_after=15),
+        )
+    commands = [c for _, c in call.commands]
+    switch = commands.index("SET VARIABLE CHANNEL(language) ru")
+    first_prompt = next(i for i, c in enumerate(commands) if c.startswith("STREAM FILE"))
+    assert switch < first_prompt
+    assert call.language == "ru"
+    assert commands.count("SET VARIABLE CHANNEL(language) ru") == 1
