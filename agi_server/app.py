@@ -35,7 +35,7 @@ from agi_server.server import AgiServer
 from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
-from switchboard.config.model import IcmNode, parse_listen
+from switchboard.config.model import CallbackNode, IcmNode, parse_listen
 from switchboard.engine.call import CallRun
 from switchboard.queues import WaitingCalls
 
@@ -167,6 +167,14 @@ class AgiApp:
         await set_variables(session, {"SWITCHBOARD_ERROR": reason})
 
 
+def _takes_callbacks(company: Company) -> bool:
+    return any(
+        isinstance(node, CallbackNode)
+        for scenario in company.config.scenarios.values()
+        for node in scenario.nodes.values()
+    )
+
+
 def _first_icm(company: Company, scenario: str | None) -> tuple[str, str] | None:
     for name, sc in company.config.scenarios.items():
         if scenario not in (None, name):
@@ -192,6 +200,12 @@ async def serve(
     current = company()
     tune_gc()
     host, port = listen_address(current, listen)
+    if _takes_callbacks(current):
+        # AGI cannot place calls: the promise is kept by `switchboard run`'s worker
+        log.warning(
+            "scenarios take call-back requests: they are stored in the database and "
+            "made by `switchboard run` (ARI); run it too, or callers wait in vain"
+        )
     instance = os.environ.get("SWITCHBOARD_INSTANCE", "agi")
     dsn = database_dsn(current)
     async with AsyncExitStack() as stack:

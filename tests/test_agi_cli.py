@@ -180,6 +180,8 @@ async def test_the_server_decides_a_call_where_it_is_told_to_listen_and_exits_0_
         assert await server.terminate() == 0
     assert "Traceback" not in server.log
     assert "call records are kept in memory only" in server.log  # no SWITCHBOARD_DSN
+    # call-centre.yaml takes call-back requests, which AGI cannot make: `run` must
+    assert "made by `switchboard run` (ARI)" in server.log
 
 
 @pytest.mark.asyncio
