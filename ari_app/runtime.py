@@ -48,6 +48,7 @@ from switchboard.config.model import QueueNode
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
+from switchboard.engine.trace import Outcome
 from switchboard.lookups import look_up
 from switchboard.prompts import BUILTIN_PROMPTS
 from switchboard.queues import WaitingCalls
@@ -114,6 +115,7 @@ class AriRuntime:
         self._http = http
         self.unknown_events = 0
         self.failures = 0  # calls ended by a bug in their task (logged with the traceback)
+        self.shed = 0  # calls sent to the fallback because `limits.max_calls` were up
 
     # --- EventSink --------------------------------------------------------------------
 
@@ -173,12 +175,55 @@ class AriRuntime:
     def _start_call(self, event: StasisStart) -> None:
         # unique across restarts and instances: call records and call-backs are keyed by it
         call_id = f"{self.instance}-{uuid.uuid4().hex[:12]}"
+        company = self.company()
+        if len(self.sessions) >= company.config.limits.max_calls:
+            self.shed += 1
+            task = asyncio.create_task(self._shed(event, call_id, company), name="ari-shed")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         session = CallSession(self, call_id, event.channel, event.args)
         self.sessions[event.channel.id] = session
         self.owners[event.channel.id] = session
         task = asyncio.create_task(session.run(), name=f"call-{call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _shed(self, event: StasisStart, call_id: str, company: Company) -> None:
+        """Over `limits.max_calls`: the dialplan's fallback serves the call, which is
+        recorded as handed to the dialplan (supervisors see it was not run)."""
+        channel = event.channel
+        called_raw = event.args[0] if event.args else channel.exten
+        reason = f"too many calls ({company.config.limits.max_calls}): sent to the fallback"
+        log.warning("overloaded: call sent to the fallback", channel=channel.name)
+        with contextlib.suppress(AriError):
+            await self.client.continue_in_dialplan(
+                channel.id, self.settings.fallback_context, called_raw or "s", 1
+            )
+        info = CallInfo.from_raw(
+            company,
+            called_raw or None,
+            channel.caller_number or None,
+            caller_name=channel.caller_name,
+            line=channel.dahdi_line,
+        )
+        await self.sink.call_finished(
+            CallRecord(
+                call_id=call_id,
+                channel=channel.name,
+                channel_id=channel.id,
+                called_raw=info.called_raw,
+                called=info.called,
+                caller=info.caller,
+                line=info.line,
+                scenario=company.select_scenario(info.called or None, info.line) or "",
+                started_at=self.wall_clock().astimezone(company.tz),
+                caller_name=info.caller_name,
+                config_version=company.config_version,
+                steps=[],
+                outcome=Outcome(result="dialplan", reason=reason, duration=0.0, wait=0.0),
+            )
+        )
 
     def forget(self, session: CallSession) -> None:
         self.sessions.pop(session.channel.id, None)

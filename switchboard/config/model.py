@@ -129,6 +129,9 @@ class Greeting(Section):
 class Limits(Section):
     max_call_duration: PositiveSeconds = 4 * 3600
     max_instant_steps: Annotated[int, Field(ge=10)] = 200
+    # calls one `switchboard run` carries at once; beyond, new calls go straight to the
+    # fallback context (Asterisk, not Switchboard, serves them) instead of everyone waiting
+    max_calls: Annotated[int, Field(ge=1)] = 2_000
 
 
 # --- nodes -------------------------------------------------------------------------
