@@ -66,6 +66,20 @@ SCRIPTS = [
         "office: first member busy", "office.yaml", called="74951234567", agents={"ivanov": "busy"}
     ),
     Script(
+        "office: the caller dials extension 103 in the menu",
+        "office.yaml",
+        called="74951234567",
+        dtmf="103",
+        presses=(Press("103", on_playback="main-menu"),),
+    ),
+    Script(
+        "office: the caller presses a key the menu does not have, then 1",
+        "office.yaml",
+        called="74951234567",
+        dtmf="9w1",
+        presses=(Press("9", on_playback="main-menu"), Press("1", on_playback="main-menu")),
+    ),
+    Script(
         "office: nobody answers in sales",
         "office.yaml",
         called="74951234567",
