@@ -106,7 +106,7 @@ class AgiApp:
 
     async def _call(self, session: AgiSession, company: Company, mode: Mode) -> None:
         env = session.env
-        info = call_info(dict(env.values), env.args, company)
+        info = call_info(env, company)
         query = env.query
         scenario = query.get("scenario") or None
         node = query.get("node") or None

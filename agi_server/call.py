@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -37,12 +36,11 @@ from typing import Literal
 import aiohttp
 import structlog
 
-from agi_server.protocol import AgiError, AgiHangup, AgiResponse, AgiSession
+from agi_server.protocol import AgiEnvironment, AgiError, AgiHangup, AgiResponse, AgiSession
 from agi_server.route import decision_variables, icm_variables
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
-from switchboard.config.model import QueueNode
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -104,38 +102,18 @@ class AgiCallSettings:
         return ("STREAM FILE", prompt)
 
 
-def call_info(env_values: dict[str, str], args: tuple[str, ...], company: Company) -> CallInfo:
+def call_info(env: AgiEnvironment, company: Company) -> CallInfo:
     """Called number, caller and line from the AGI environment.
 
-    The called number is the first AGI argument (``AGI(agi://…/scenario,${EXTEN})``)
-    or a ``called=`` in the URL, else the extension; an analog line (``DAHDI/3-1``)
-    with no number (``s``) stands for the number configured for it.
+    The called number is the first AGI argument (``AGI(agi://…/scenario,${EXTEN})``),
+    else the extension, else (``s``, no line) the DNID.
     """
-    channel = env_values.get("channel", "")
-    line = dahdi_line(channel)
-    called = args[0] if args and args[0] else env_values.get("extension", "")
-    if called in ("", "s") and line is not None:
-        called = company.line_numbers.get(line, "")
-    if called in ("", "s"):
-        dnid = env_values.get("dnid", "")
-        called = "" if dnid == UNKNOWN else dnid
-    caller = env_values.get("callerid", "")
-    name = env_values.get("calleridname", "")
-    return CallInfo.from_raw(
-        company,
-        called or None,
-        None if caller in ("", UNKNOWN) else caller,
-        caller_name="" if name == UNKNOWN else name,
-        line=line,
-    )
-
-
-@dataclass
-class Decision:
-    """Where `route` (or `icm`) stopped, and the channel variables that say so."""
-
-    node: str
-    variables: dict[str, str]
+    called = env.args[0] if env.args and env.args[0] else env.extension
+    if called in ("", "s") and dahdi_line(env.channel) is None and env.dnid != UNKNOWN:
+        called = env.dnid
+    caller = "" if env.callerid == UNKNOWN else env.callerid
+    name = "" if env.calleridname == UNKNOWN else env.calleridname
+    return CallInfo.inbound(company, called, caller, name, env.channel)
 
 
 class AgiCall:
@@ -178,7 +156,8 @@ class AgiCall:
         self.hang_up = False
         self.continued = False
         self.caller_gone = False
-        self.decision: Decision | None = None
+        # where `route` (or `icm`) stopped: the channel variables that say what it decided
+        self.decision: dict[str, str] | None = None
         self.start_node = run.node_name
         self.language = session.env.language  # the channel's, until a prompt needs another
         self.waiting = waiting  # queue positions, shared by the server's calls
@@ -200,7 +179,8 @@ class AgiCall:
         run = self.run
         try:
             await self._apply(run.start())
-            self._track_queue()
+            if self.waiting is not None:
+                self.waiting.track(self, run)
             idle, before = 0, self.now()
             while not run.finished:
                 if self.session.hung_up:
@@ -264,19 +244,8 @@ class AgiCall:
         t = self.now() if at is None else max(self._last, at)
         self._last = t
         await self._apply(self.run.handle(event, t))
-        self._track_queue()
-
-    def _track_queue(self) -> None:
-        """Keep this call's place in its department's queue while it waits there."""
-        if self.waiting is None:
-            return
-        run = self.run
-        if not run.finished and not run.connected:
-            node = self.company.node(run.scenario, run.node_name)
-            if isinstance(node, QueueNode):
-                self.waiting.join(self, node.department)
-                return
-        self.waiting.leave(self)
+        if self.waiting is not None:
+            self.waiting.track(self, self.run)
 
     def _next_timer(self) -> tuple[str, float] | None:
         if not self.timers:
@@ -287,16 +256,16 @@ class AgiCall:
     async def _fire(self, timer_id: str, at: float) -> None:
         self.timers.pop(timer_id, None)
         when = max(at, self.now())
-        position = None if self.waiting is None else self.waiting.position(self)
-        if position is not None and position != self.run.position:
-            await self._handle(ev.QueuePosition(position), when)  # an announcement says it
+        news = None if self.waiting is None else self.waiting.news(self, self.run)
+        if news is not None:
+            await self._handle(news, when)  # an announcement says it
         await self._handle(ev.TimerFired(timer_id), when)
 
     # --- engine actions ---------------------------------------------------------------
 
     async def _apply(self, actions: list[act.Action]) -> None:
         if self.mode != "scenario" and self.decision is None and self._stops_here(actions):
-            self.decision = Decision(self.run.node_name, self._decide(actions))
+            self.decision = self._decide(actions)
             self.run.finish("dialplan", f"routed: {self.run.node_name}", hang_up=False)
             return
         for action in actions:
@@ -546,7 +515,7 @@ class AgiCall:
         self.log.info("call finished", result=outcome.result, reason=outcome.reason)
         variables = {"SWITCHBOARD_CALL_ID": self.call_id}
         if self.decision is not None:
-            variables |= self.decision.variables
+            variables |= self.decision
         else:
             variables["SWITCHBOARD_RESULT"] = outcome.result
             variables["SWITCHBOARD_AGENT"] = outcome.agent or ""
@@ -561,23 +530,8 @@ class AgiCall:
             await self.sink.call_finished(self.record())
 
     def record(self) -> CallRecord:
-        run = self.run
-        assert run.outcome is not None
-        return CallRecord(
-            call_id=self.call_id,
-            channel=self.session.env.channel,
-            channel_id=self.session.env.uniqueid,
-            called_raw=self.info.called_raw,
-            called=self.info.called,
-            caller=self.info.caller,
-            line=self.info.line,
-            scenario=run.trace[0].scenario if run.trace else run.scenario,
-            started_at=run.started_at,
-            caller_name=self.info.caller_name,
-            config_version=self.company.config_version,
-            steps=run.trace,
-            outcome=run.outcome,
-        )
+        env = self.session.env
+        return CallRecord.of(self.call_id, env.channel, env.uniqueid, self.run)
 
 
 MSET_PAIRS = 99  # pbx_builtin_setvar_multiple parses at most this many
@@ -628,7 +582,3 @@ def _winner(legs: list[act.Ring], peer: str, name: str, settings: AgiCallSetting
 _CALLER_ACTIONS = (
     act.Answer, act.StartMoh, act.StopMoh, act.ContinueInDialplan,
 )  # fmt: skip
-
-
-def started_at(wall_clock: Callable[[], dt.datetime], company: Company) -> dt.datetime:
-    return wall_clock().astimezone(company.tz)

@@ -44,7 +44,6 @@ from ari_app.models import RecordingFinished as AriRecordingFinished
 from switchboard.calls import AgentPool, CallRecord, CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
-from switchboard.config.model import QueueNode
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -193,33 +192,22 @@ class AriRuntime:
         """Over `limits.max_calls`: the dialplan's fallback serves the call, which is
         recorded as handed to the dialplan (supervisors see it was not run)."""
         channel = event.channel
-        called_raw = event.args[0] if event.args else channel.exten
+        info = inbound_info(channel, event.args, company)
         reason = f"too many calls ({company.config.limits.max_calls}): sent to the fallback"
         log.warning("overloaded: call sent to the fallback", channel=channel.name)
         with contextlib.suppress(AriError):
             await self.client.continue_in_dialplan(
-                channel.id, self.settings.fallback_context, called_raw or "s", 1
+                channel.id, self.settings.fallback_context, info.called_raw or "s", 1
             )
-        info = CallInfo.from_raw(
-            company,
-            called_raw or None,
-            channel.caller_number or None,
-            caller_name=channel.caller_name,
-            line=channel.dahdi_line,
-        )
         await self.sink.call_finished(
-            CallRecord(
-                call_id=call_id,
-                channel=channel.name,
-                channel_id=channel.id,
-                called_raw=info.called_raw,
-                called=info.called,
-                caller=info.caller,
-                line=info.line,
-                scenario=company.select_scenario(info.called or None, info.line) or "",
+            CallRecord.for_call(
+                call_id,
+                channel.name,
+                channel.id,
+                info,
+                company,
                 started_at=self.wall_clock().astimezone(company.tz),
-                caller_name=info.caller_name,
-                config_version=company.config_version,
+                scenario=company.select_scenario(info.called or None, info.line) or "",
                 steps=[],
                 outcome=Outcome(result="dialplan", reason=reason, duration=0.0, wait=0.0),
             )
@@ -263,6 +251,15 @@ class AriRuntime:
         if prompt in BUILTIN_PROMPTS:
             return f"sound:{self.settings.sounds_prefix}{prompt}"
         return f"sound:{prompt}"
+
+
+def inbound_info(channel: Channel, args: tuple[str, ...], company: Company) -> CallInfo:
+    """The call a StasisStart brings: the called number is the first Stasis argument
+    (``Stasis(switchboard,${EXTEN})``), else the channel's extension."""
+    called = args[0] if args else channel.exten
+    return CallInfo.inbound(
+        company, called, channel.caller_number, channel.caller_name, channel.name
+    )
 
 
 @dataclass
@@ -338,22 +335,15 @@ class CallSession:
 
     async def _run(self) -> None:
         company = self.company
-        called_raw = self.args[0] if self.args else self.channel.exten
-        line = self.channel.dahdi_line
-        if line is not None and (not called_raw or called_raw == "s"):
-            called_raw = company.line_numbers.get(line, "")
-        info = CallInfo.from_raw(
-            company,
-            called_raw or None,
-            self.channel.caller_number or None,
-            caller_name=self.channel.caller_name,
-            line=line,
-        )
+        info = inbound_info(self.channel, self.args, company)
+        line = info.line
         started = self.runtime.wall_clock().astimezone(company.tz)
         try:
             run = CallRun(company, info, started, agents=dict(self.runtime.pool.states))
         except LookupError:
-            self.log.warning("no scenario for this number: sent to the fallback", called=called_raw)
+            self.log.warning(
+                "no scenario for this number: sent to the fallback", called=info.called_raw
+            )
             await self._safe(
                 self.client.continue_in_dialplan(
                     self.channel.id, self.runtime.settings.fallback_context, "s", 1
@@ -366,7 +356,7 @@ class CallSession:
         self.runtime.pool.subscribe(self.deliver)
         try:
             await self._apply(run.start())
-            self._track_queue(run)
+            self.runtime.waiting.track(self, run)
             while not run.finished:
                 item = await self.queue.get()
                 event = await self._translate(item)
@@ -383,36 +373,22 @@ class CallSession:
                             to_node=run.node_name,
                         )  # fmt: skip
                     await self._apply(actions)
-                    self._track_queue(run)
+                    self.runtime.waiting.track(self, run)
         except asyncio.CancelledError:
             # Switchboard is stopping with this call up: it still leaves its record
             run.finish("hangup", "switchboard stopped", hang_up=False)
-            await self._record(run, info, started)
+            await self._record(run)
             raise
         finally:
             self.runtime.pool.unsubscribe(self.deliver)
             self.runtime.waiting.leave(self)
-        await self._record(run, info, started)
+        await self._record(run)
 
-    async def _record(self, run: CallRun, info: CallInfo, started: dt.datetime) -> None:
+    async def _record(self, run: CallRun) -> None:
         assert run.outcome is not None
         self.log.info("call finished", result=run.outcome.result, reason=run.outcome.reason)
         await self.runtime.sink.call_finished(
-            CallRecord(
-                call_id=self.call_id,
-                channel=self.channel.name,
-                channel_id=self.channel.id,
-                called_raw=info.called_raw,
-                called=info.called,
-                caller=info.caller,
-                line=info.line,
-                scenario=run.trace[0].scenario if run.trace else run.scenario,
-                started_at=started,
-                caller_name=info.caller_name,
-                config_version=self.company.config_version,
-                steps=run.trace,
-                outcome=run.outcome,
-            )
+            CallRecord.of(self.call_id, self.channel.name, self.channel.id, run)
         )
 
     # --- ARI events -> engine events --------------------------------------------------
@@ -645,19 +621,10 @@ class CallSession:
             leg.gone = True
             self.deliver(ev.LegFailed(ring.leg_id, "unavailable"))
 
-    def _track_queue(self, run: CallRun) -> None:
-        """Keep this call's place in its department's queue while it waits there."""
-        if not run.finished and not run.connected:
-            node = self.company.node(run.scenario, run.node_name)
-            if isinstance(node, QueueNode):
-                self.runtime.waiting.join(self, node.department)
-                return
-        self.runtime.waiting.leave(self)
-
     async def _tell_position(self, run: CallRun) -> None:
-        position = self.runtime.waiting.position(self)
-        if position is not None and position != run.position:
-            await self._apply(run.handle(ev.QueuePosition(position), self.now()))
+        news = self.runtime.waiting.news(self, run)
+        if news is not None:
+            await self._apply(run.handle(news, self.now()))
 
     def _hold(self, ring: act.Ring) -> bool:
         """A queue offer holds the employee for this call while it rings (`AgentPool`)."""

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from switchboard.config.company import Company
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
+from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.trace import Outcome, Step
 
 
@@ -37,6 +39,52 @@ class CallRecord:
     outcome: Outcome
     caller_name: str = ""
     config_version: int | None = None  # the configuration version the call ran on
+
+    @classmethod
+    def of(cls, call_id: str, channel: str, channel_id: str, run: CallRun) -> CallRecord:
+        """The record of a run that has ended (``run.outcome`` is set)."""
+        assert run.outcome is not None
+        return cls.for_call(
+            call_id,
+            channel,
+            channel_id,
+            run.call,
+            run.company,
+            started_at=run.started_at,
+            scenario=run.trace[0].scenario if run.trace else run.scenario,
+            steps=run.trace,
+            outcome=run.outcome,
+        )
+
+    @classmethod
+    def for_call(
+        cls,
+        call_id: str,
+        channel: str,
+        channel_id: str,
+        info: CallInfo,
+        company: Company,
+        *,
+        started_at: dt.datetime,
+        scenario: str,
+        steps: list[Step],
+        outcome: Outcome,
+    ) -> CallRecord:
+        return cls(
+            call_id=call_id,
+            channel=channel,
+            channel_id=channel_id,
+            called_raw=info.called_raw,
+            called=info.called,
+            caller=info.caller,
+            line=info.line,
+            scenario=scenario,
+            started_at=started_at,
+            caller_name=info.caller_name,
+            config_version=company.config_version,
+            steps=steps,
+            outcome=outcome,
+        )
 
 
 class CallSink(Protocol):

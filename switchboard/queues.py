@@ -12,12 +12,36 @@ Callers are also offered freed employees in this order (`ahead`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from switchboard.config.model import QueueNode
+from switchboard.engine.events import QueuePosition
+
+if TYPE_CHECKING:
+    from switchboard.engine.call import CallRun
 
 
 class WaitingCalls:
     def __init__(self) -> None:
         self._lines: dict[str, dict[object, None]] = {}  # department -> calls, in order
         self._where: dict[object, str] = {}
+
+    def track(self, call: object, run: CallRun) -> None:
+        """After each step of ``run``: waiting in a queue node (not yet talking) keeps
+        ``call`` in that department's line; anything else takes it out."""
+        if not run.finished and not run.connected:
+            node = run.company.node(run.scenario, run.node_name)
+            if isinstance(node, QueueNode):
+                self.join(call, node.department)
+                return
+        self.leave(call)
+
+    def news(self, call: object, run: CallRun) -> QueuePosition | None:
+        """The place ``run`` has not heard of yet: feed it before the call's timers fire."""
+        position = self.position(call)
+        if position is None or position == run.position:
+            return None
+        return QueuePosition(position)
 
     def join(self, call: object, department: str) -> None:
         """``call`` waits in ``department``'s queue (staying in its place if it already did)."""

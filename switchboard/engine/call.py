@@ -40,7 +40,7 @@ from switchboard.engine.message import message
 from switchboard.engine.nodes import activity_for
 from switchboard.engine.ringing import Answered
 from switchboard.engine.trace import Outcome, Result, Step
-from switchboard.numbering import NumberingPlan, normalize
+from switchboard.numbering import NumberingPlan, dahdi_line, normalize
 from switchboard.templates import parse_template
 
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -83,6 +83,20 @@ class CallInfo:
             caller_name=caller_name,
             line=line,
             language=language,
+        )
+
+    @classmethod
+    def inbound(
+        cls, company: Company, called: str, caller: str, caller_name: str, channel: str
+    ) -> CallInfo:
+        """A new inbound call as Asterisk reports it (``channel`` is its name): an analog
+        line (``DAHDI/3-1``) with no called number (``s``) stands for the number
+        configured for that line."""
+        line = dahdi_line(channel)
+        if line is not None and (not called or called == "s"):
+            called = company.line_numbers.get(line, "")
+        return cls.from_raw(
+            company, called or None, caller or None, caller_name=caller_name, line=line
         )
 
 
