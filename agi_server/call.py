@@ -30,7 +30,7 @@ import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import aiohttp
@@ -41,12 +41,12 @@ from agi_server.route import decision_variables, icm_variables
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
+from switchboard.config.model import Endpoints
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.lookups import look_up
 from switchboard.numbering import dahdi_line
-from switchboard.prompts import BUILTIN_PROMPTS
 from switchboard.queues import WaitingCalls
 
 log = structlog.get_logger("switchboard.agi")
@@ -64,23 +64,16 @@ UNKNOWN = "unknown"  # what Asterisk sends for an absent caller ID, name or DNID
 
 @dataclass(frozen=True)
 class AgiCallSettings:
-    employee_endpoint: str = "PJSIP/{extension}"
-    mobile_endpoint: str = "PJSIP/{number}@trunk"
-    mobile_confirm_endpoint: str = "Local/{number}@switchboard-confirm"
+    endpoints: Endpoints = field(default_factory=Endpoints)  # of the call's config version
     sounds_prefix: str = "switchboard/"
     recordings_dir: str = "/var/spool/asterisk/recording"  # where ARI keeps them too
 
     @classmethod
     def from_company(cls, company: Company) -> AgiCallSettings:
-        endpoints = company.config.asterisk.endpoints
-        return cls(endpoints.employee, endpoints.mobile, endpoints.mobile_confirm)
+        return cls(company.config.asterisk.endpoints)
 
     def endpoint(self, ring: act.Ring) -> str:
-        if ring.device == "desk":
-            return self.employee_endpoint.format(extension=ring.number)
-        if ring.confirm:
-            return self.mobile_confirm_endpoint.format(number=ring.number)
-        return self.mobile_endpoint.format(number=ring.number)
+        return self.endpoints.dial(ring.device, ring.number, via_confirm=ring.confirm)
 
     def dial_string(self, rings: Sequence[act.Ring]) -> str:
         return "&".join(self.endpoint(ring) for ring in rings)
@@ -94,12 +87,7 @@ class AgiCallSettings:
             return ("SAY DIGITS", value)
         if kind in ("sound", "recording") and value:
             return ("STREAM FILE", value)
-        declared = company.config.prompts.get(prompt)
-        if declared is not None:
-            return ("STREAM FILE", declared.file or prompt)
-        if prompt in BUILTIN_PROMPTS:
-            return ("STREAM FILE", f"{self.sounds_prefix}{prompt}")
-        return ("STREAM FILE", prompt)
+        return ("STREAM FILE", company.sound_file(prompt, self.sounds_prefix))
 
 
 def call_info(env: AgiEnvironment, company: Company) -> CallInfo:

@@ -72,8 +72,6 @@ def runtime_settings(company: Company, app: str) -> RuntimeSettings:
     section = company.config.asterisk
     return RuntimeSettings(
         app=app,
-        employee_endpoint=section.endpoints.employee,
-        mobile_endpoint=section.endpoints.mobile,
         fallback_context=section.fallback_context,
     )
 

@@ -49,7 +49,6 @@ from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.trace import Outcome
 from switchboard.lookups import look_up
-from switchboard.prompts import BUILTIN_PROMPTS
 from switchboard.queues import WaitingCalls
 
 # CallRecord, CallSink, MemorySink and AgentPool live in switchboard.calls (FastAGI shares them)
@@ -78,8 +77,6 @@ CAUSES_NO_ANSWER = frozenset({16, 18, 19})
 @dataclass(frozen=True)
 class RuntimeSettings:
     app: str = "switchboard"
-    employee_endpoint: str = "PJSIP/{extension}"
-    mobile_endpoint: str = "PJSIP/{number}@trunk"
     fallback_context: str = "switchboard-fallback"
     sounds_prefix: str = "switchboard/"
 
@@ -238,19 +235,13 @@ class AriRuntime:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def endpoint(self, ring: act.Ring, company: Company) -> str:
-        if ring.device == "desk":
-            return self.settings.employee_endpoint.format(extension=ring.number)
-        return self.settings.mobile_endpoint.format(number=ring.number)
+        # the call's own configuration version: a new one may name other trunks
+        return company.config.asterisk.endpoints.dial(ring.device, ring.number)
 
     def media(self, prompt: str, company: Company) -> str:
         if prompt.startswith(("number:", "digits:", "sound:", "tone:", "recording:")):
             return prompt
-        declared = company.config.prompts.get(prompt)
-        if declared is not None:
-            return f"sound:{declared.file or prompt}"
-        if prompt in BUILTIN_PROMPTS:
-            return f"sound:{self.settings.sounds_prefix}{prompt}"
-        return f"sound:{prompt}"
+        return f"sound:{company.sound_file(prompt, self.settings.sounds_prefix)}"
 
 
 def inbound_info(channel: Channel, args: tuple[str, ...], company: Company) -> CallInfo:

@@ -43,9 +43,9 @@ def endpoints(
     for emp_id, behaviour in agents.items():
         employee = company.employees[emp_id]
         script = _script(behaviour, talk)
-        out[settings.employee_endpoint.format(extension=employee.extension)] = script
+        out[settings.endpoints.employee.format(extension=employee.extension)] = script
         if employee.mobile:
-            for template in (settings.mobile_endpoint, settings.mobile_confirm_endpoint):
+            for template in (settings.endpoints.mobile, settings.endpoints.mobile_confirm):
                 out[template.format(number=company.normalize(employee.mobile))] = script
     return out
 

@@ -116,6 +116,16 @@ class Company:
     def local_time(self, when: dt.datetime) -> dt.datetime:
         return when.astimezone(self.tz)
 
+    def sound_file(self, prompt: str, builtin_prefix: str) -> str:
+        """The Asterisk sound a prompt name plays: a declared prompt's `file`, a built-in
+        one from the project's folder (``builtin_prefix``), else the name itself."""
+        declared = self.config.prompts.get(prompt)
+        if declared is not None:
+            return declared.file or prompt
+        if prompt in BUILTIN_PROMPTS:
+            return f"{builtin_prefix}{prompt}"
+        return prompt
+
     def greeting_for(self, local: dt.datetime) -> str:
         minute = local.hour * 60 + local.minute
         morning, day = self.greeting_bounds

@@ -59,6 +59,18 @@ class Endpoints(Section):
     # channel whose context asks (see dialplan/extensions-switchboard.conf)
     mobile_confirm: str = "Local/{number}@switchboard-confirm"
 
+    def dial(
+        self, device: Literal["desk", "mobile", "external"], number: str, via_confirm: bool = False
+    ) -> str:
+        """The dial string for one phone: a desk by its extension, a mobile or external
+        number through the trunk; ``via_confirm``: a mobile through `mobile_confirm`
+        (FastAGI, where the dialplan asks the press-1 question)."""
+        if device == "desk":
+            return self.employee.format(extension=number)
+        if via_confirm:
+            return self.mobile_confirm.format(number=number)
+        return self.mobile.format(number=number)
+
 
 DEFAULT_AGI_LISTEN = "127.0.0.1:4573"
 
