@@ -523,3 +523,28 @@ async def test_calls_up_during_an_import_finish_on_the_old_version_and_new_calls
     # and each call's record says which version it ran on
     assert first_record.config_version == first_version.version
     assert second_record.config_version == second_version.version
+
+
+@pytest.mark.asyncio
+async def test_new_calls_dial_the_phones_the_new_version_names(db: str) -> None:
+    """A version that moves the desks to another trunk: the next call rings them there."""
+    moved = OFFICE + '\nasterisk:\n  endpoints: {employee: "PJSIP/{extension}@branch"}\n'
+    caller = CallerScript(hangup_after=20.0)  # past the menu: sales rings Ivan's desk
+
+    def desks(sim: AsteriskSimulator) -> list[str]:
+        return [r.query["endpoint"] for r in sim.requests if r.path == "/ari/channels/create"]
+
+    async with connected(db) as conn:
+        await import_config(conn, OFFICE, "examples/office.yaml")
+        async with watcher_on(db) as watcher, live_app(watcher, scale=0.04) as live:
+            first = await live.sim.place_call("79160000001", "74951234567", script=caller)
+            await live.record_of(first)
+            before = desks(live.sim)
+            version = await import_config(conn, moved, "office-branch.yaml")
+            async with asyncio.timeout(WAIT):
+                await watcher.wait_for_version(version.version)
+            second = await live.sim.place_call("79160000002", "74951234567", script=caller)
+            await live.record_of(second)
+            after = desks(live.sim)[len(before) :]
+    assert before == ["PJSIP/101"]
+    assert after == ["PJSIP/101@branch"]
