@@ -13,42 +13,23 @@ busy) skips them; the path through the scenario is the same.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
-from dataclasses import dataclass, field
 
 import pytest
 
 from asterisk_sim.agi import AgiCall
 from asterisk_sim.script import CallerScript, Press
 from switchboard.clock import ScaledClock
-from switchboard.config.company import Company
-from switchboard.simulate import AgentBehaviour, Simulation, simulate
+from switchboard.simulate import AgentBehaviour
 from tests.agi_stack import AgiStack
-from tests.helpers import company_from, example
+from tests.helpers import CallScript, at, company_from, example, exits
 
 pytestmark = pytest.mark.asyncio
 
 
-@dataclass(frozen=True)
-class Script:
-    """One call, said both ways: `simulate` flags and the AGI peer's caller script."""
-
-    name: str
-    config: str
-    at: str = "2026-12-01T10:15"
-    caller: str = "79035550000"
-    called: str = ""
-    line: int | None = None
-    dtmf: str = ""
-    presses: tuple[Press, ...] = ()
-    agents: dict[str, str] = field(default_factory=dict)
-    hangup_after: float | None = None
-
-
 SCRIPTS = [
-    Script("office: no key goes to sales", "office.yaml", called="74951234567"),
-    Script(
+    CallScript("office: no key goes to sales", "office.yaml", called="74951234567"),
+    CallScript(
         "office: key 2 goes to support",
         "office.yaml",
         called="74957654321",
@@ -56,50 +37,50 @@ SCRIPTS = [
         presses=(Press("2", on_playback="main-menu"),),
         agents={"kuznetsova": "answer:4"},
     ),
-    Script(
+    CallScript(
         "office: Ivan's mobile rings, Pyotr answers",
         "office.yaml",
         called="74951234567",
         agents={"ivanov": "noanswer"},
     ),
-    Script(
+    CallScript(
         "office: first member busy", "office.yaml", called="74951234567", agents={"ivanov": "busy"}
     ),
-    Script(
+    CallScript(
         "office: the caller dials extension 103 in the menu",
         "office.yaml",
         called="74951234567",
         dtmf="103",
         presses=(Press("103", on_playback="main-menu"),),
     ),
-    Script(
+    CallScript(
         "office: the caller presses a key the menu does not have, then 1",
         "office.yaml",
         called="74951234567",
         dtmf="9w1",
         presses=(Press("9", on_playback="main-menu"), Press("1", on_playback="main-menu")),
     ),
-    Script(
+    CallScript(
         "office: nobody answers in sales",
         "office.yaml",
         called="74951234567",
         agents={"ivanov": "noanswer", "petrov": "noanswer"},
     ),
-    Script(
+    CallScript(
         "office: evening voicemail",
         "office.yaml",
         at="2026-12-01T20:00",
         called="74951234567",
         hangup_after=20,
     ),
-    Script(
+    CallScript(
         "office: the caller gives up in the menu",
         "office.yaml",
         called="74951234567",
         hangup_after=3,
     ),
-    Script("multi: analog line 3", "multi-number.yaml", line=3),
-    Script(
+    CallScript("multi: analog line 3", "multi-number.yaml", line=3),
+    CallScript(
         "multi: E1 DNIS to support",
         "multi-number.yaml",
         called="74959876543",
@@ -107,22 +88,22 @@ SCRIPTS = [
         presses=(Press("1", on_playback="support-menu"),),
         agents={"sidorova": "answer:3", "petrov": "noanswer"},
     ),
-    Script("multi: unknown number goes to other", "multi-number.yaml", called="74990000000"),
-    Script("centre: manager answers", "call-centre.yaml", caller="79161112233"),
-    Script(
+    CallScript("multi: unknown number goes to other", "multi-number.yaml", called="74990000000"),
+    CallScript("centre: manager answers", "call-centre.yaml", caller="79161112233"),
+    CallScript(
         "centre: manager away, queue",
         "call-centre.yaml",
         caller="79161112233",
         agents={"ivanov": "noanswer"},
     ),
-    Script(
+    CallScript(
         "centre: everyone busy, key 1 for a call-back",
         "call-centre.yaml",
         dtmf="w" * 50 + "1",
         presses=(Press("1", at=50),),
         agents={"sidorova": "busy", "kuznetsova": "busy", "smirnov": "busy"},
     ),
-    Script(
+    CallScript(
         "centre: everyone busy, the queue overflows",
         "call-centre.yaml",
         agents={"sidorova": "busy", "kuznetsova": "busy", "smirnov": "busy"},
@@ -130,28 +111,7 @@ SCRIPTS = [
 ]
 
 
-def local(company: Company, text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=company.tz)
-
-
-def path(steps: list[object]) -> list[tuple[str, str | None, str | None]]:
-    return [(s.node, s.via, s.exit) for s in steps]  # type: ignore[attr-defined]
-
-
-def expected(script: Script, company: Company) -> Simulation:
-    return simulate(
-        company,
-        called=script.called or None,
-        caller=script.caller,
-        line=script.line,
-        at=local(company, script.at),
-        dtmf=script.dtmf,
-        agents={k: AgentBehaviour.parse(v) for k, v in script.agents.items()},
-        hangup_after=script.hangup_after,
-    )
-
-
-async def place(stack: AgiStack, script: Script) -> AgiCall:
+async def place(stack: AgiStack, script: CallScript) -> AgiCall:
     if script.line is not None:
         return await stack.call(
             "scenario",
@@ -172,14 +132,13 @@ async def place(stack: AgiStack, script: Script) -> AgiCall:
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
-async def test_a_scenario_over_agi_takes_the_same_path_as_simulate(script: Script) -> None:
+async def test_a_scenario_over_agi_takes_the_same_path_as_simulate(script: CallScript) -> None:
     company = example(script.config)
-    want = expected(script, company)
-    agents = {k: AgentBehaviour.parse(v) for k, v in script.agents.items()}
-    async with AgiStack(company, local(company, script.at), agents) as stack:
+    want = script.simulated(company)
+    async with AgiStack(company, at(script.at, company), script.behaviours()) as stack:
         call = await place(stack, script)
     [record] = stack.memory.records
-    assert path(record.steps) == path(want.steps)
+    assert exits(record.steps) == exits(want.steps)
     assert record.outcome.result == want.outcome.result
     assert record.outcome.agent == want.outcome.agent
     assert record.scenario == want.scenario
@@ -196,7 +155,7 @@ async def office_call(agents: dict[str, str], presses: tuple[Press, ...] = ()) -
     company = example("office.yaml")
     behaviours = {k: AgentBehaviour.parse(v) for k, v in agents.items()}
     called = "74951234567"
-    async with AgiStack(company, local(company, "2026-12-01T10:15"), behaviours) as stack:
+    async with AgiStack(company, at("2026-12-01T10:15", company), behaviours) as stack:
         return await stack.call(
             "scenario", extension=called, args=(called,), script=CallerScript(presses)
         )
@@ -233,7 +192,7 @@ async def test_all_at_once_is_one_dial_of_every_member() -> None:
 async def test_a_queue_holds_the_caller_with_music_announcements_and_offers() -> None:
     company = example("call-centre.yaml")
     busy = {e: AgentBehaviour.parse("busy") for e in ("sidorova", "kuznetsova", "smirnov")}
-    async with AgiStack(company, local(company, "2026-12-01T10:15"), busy) as stack:
+    async with AgiStack(company, at("2026-12-01T10:15", company), busy) as stack:
         call = await stack.call(
             "scenario",
             extension="74951112233",
@@ -279,7 +238,7 @@ async def test_callers_waiting_side_by_side_hear_their_places_in_the_queue() -> 
     company = company_from(QUEUE)
     busy = {"solo": AgentBehaviour.parse("busy")}
     clock = ScaledClock(0.02)
-    async with AgiStack(company, local(company, "2026-12-01T10:15"), busy, clock=clock) as stack:
+    async with AgiStack(company, at("2026-12-01T10:15", company), busy, clock=clock) as stack:
 
         async def caller(n: int, delay: float, hangup: float) -> AgiCall:
             await clock.sleep(delay)
@@ -308,7 +267,7 @@ async def test_prompts_play_in_the_numbers_language_whatever_the_channels() -> N
         )
     )
     busy = {"solo": AgentBehaviour.parse("busy")}
-    async with AgiStack(company, local(company, "2026-12-01T10:15"), busy) as stack:
+    async with AgiStack(company, at("2026-12-01T10:15", company), busy) as stack:
         call = await stack.call(
             "scenario",
             extension="74951234567",
