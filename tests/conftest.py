@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import pytest_asyncio
 
 from tests.postgres import throwaway_cluster
+
+if TYPE_CHECKING:
+    from switchboard.storage.sink import PostgresSink
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +69,15 @@ def db(fresh_db: str) -> str:
 
     asyncio.run(build())
     return fresh_db
+
+
+@pytest_asyncio.fixture
+async def sink(db: str, tmp_path: Path) -> AsyncIterator[PostgresSink]:
+    """The PostgreSQL sink `switchboard run` and `agi` write through, on `db`."""
+    from switchboard.storage.sink import open_sink
+
+    opened = await open_sink(db, tmp_path / "spill.jsonl", "test", flush_interval=0.05)
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -10,31 +10,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
 from asterisk_sim.script import CallerScript, Press
 from switchboard.config.company import Company
 from switchboard.simulate import AgentBehaviour, simulate
-from switchboard.storage.sink import PostgresSink, open_sink
+from switchboard.storage.sink import PostgresSink
 from tests.agi_stack import AgiStack
 from tests.helpers import example
 
 pytestmark = pytest.mark.asyncio
 DEADLINE = 10.0
-
-
-@pytest_asyncio.fixture
-async def sink(db: str, tmp_path: Path) -> AsyncIterator[PostgresSink]:
-    opened = await open_sink(db, tmp_path / "spill.jsonl", "agi", flush_interval=0.05)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def rows(dsn: str, sql: str) -> list[asyncpg.Record]:

@@ -14,14 +14,13 @@ import os
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
 from ari_app.runtime import CallRecord, CallSink
 from switchboard.config.company import Company
@@ -117,15 +116,6 @@ def own_server() -> Iterator[Server]:
 
     with throwaway_cluster() as dsn:
         yield asyncio.run(describe(dsn))
-
-
-@pytest_asyncio.fixture
-async def sink(db: str, tmp_path: Path) -> AsyncIterator[PostgresSink]:
-    opened = await open_sink(db, tmp_path / "spill.jsonl", "test", flush_interval=0.05)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def finishes_without_waiting(step: Coroutine[Any, Any, None]) -> None:
