@@ -23,7 +23,6 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import aiohttp
 import structlog
@@ -38,6 +37,7 @@ from switchboard.config.company import Company
 from switchboard.config.model import CallbackNode, IcmNode, parse_listen
 from switchboard.engine.call import CallRun
 from switchboard.queues import WaitingCalls
+from switchboard.serving import open_records, tune_gc
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -194,9 +194,6 @@ async def serve(
     record there and call-back requests are stored for `switchboard run`'s
     worker to make; without one, records stay in memory (a warning says so).
     """
-    from ari_app.app import database_dsn, tune_gc  # noqa: PLC0415
-    from switchboard.storage.sink import open_sink  # noqa: PLC0415
-
     current = company()
     tune_gc()
     host, port = listen_address(current, listen)
@@ -207,16 +204,9 @@ async def serve(
             "made by `switchboard run` (ARI); run it too, or callers wait in vain"
         )
     instance = os.environ.get("SWITCHBOARD_INSTANCE", "agi")
-    dsn = database_dsn(current)
+    # closed in reverse: the server (its calls leave their records), then the sink
     async with AsyncExitStack() as stack:
-        sink: CallSink
-        if dsn is None:
-            log.warning("no database configured: call records are kept in memory only")
-            sink = MemorySink()
-        else:
-            spill = Path(current.config.database.spill_dir) / f"records-{instance}.jsonl"
-            spill.parent.mkdir(parents=True, exist_ok=True)
-            sink = await stack.enter_async_context(await open_sink(dsn, spill, instance))
+        sink, _ = await stack.enter_async_context(open_records(current, instance))
         app = AgiApp(company, sink, instance=instance)
         stack.push_async_callback(app.close)
         server = AgiServer(app.handle, AgiLimits())

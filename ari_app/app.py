@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import structlog
@@ -24,25 +22,9 @@ from ari_app.runtime import AriRuntime, CallSink, MemorySink, RuntimeSettings
 from ari_app.supervisor import AriSupervisor, EventSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
-from switchboard.storage.sink import open_sink
+from switchboard.serving import open_records, tune_gc
 
 log = structlog.get_logger("switchboard.ari")
-
-
-# A call allocates many short-lived objects.  With the default (700, 10, 10), full
-# collections over a thousand live calls paused every call for 100-200 ms; a
-# 50,000 young generation paused 70-80 ms per collection.  Measured with
-# bench/ari_load.py: p99 StasisStart -> first command 9.6-9.9 ms at 50 calls/s.
-RUN_GC_THRESHOLDS = (5_000, 20, 1_000)
-
-
-def tune_gc() -> None:
-    """Once the configuration is loaded: what lives as long as the process leaves
-    every collection (a full one over it paused calls ~120 ms), and the
-    thresholds above apply."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*RUN_GC_THRESHOLDS)
 
 
 @dataclass(frozen=True)
@@ -141,15 +123,6 @@ class AriApp:
             await self.supervisor.ready.wait()
 
 
-def database_dsn(company: Company, env: dict[str, str] | None = None) -> str | None:
-    """`database.dsn` of the config, ``SWITCHBOARD_DSN`` winning; None: run without storage."""
-    environ = os.environ if env is None else env
-    configured = company.config.database.dsn
-    return environ.get("SWITCHBOARD_DSN") or (
-        configured.get_secret_value() if configured is not None else None
-    )
-
-
 async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     """Run the Stasis application until ``stop`` is set; each new call takes ``company()``.
 
@@ -162,18 +135,9 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     tune_gc()
     settings = ari_settings(current)
     instance = os.environ.get("SWITCHBOARD_INSTANCE", settings.app)
-    dsn = database_dsn(current)
     log.info("starting", ari=settings.url, app=settings.app, instance=instance)
-    if dsn is None:
-        log.warning("no database configured: call records are kept in memory only")
-        async with AriApp(company, settings, instance=instance):
-            await stop.wait()
-        return
-    spill = Path(current.config.database.spill_dir) / f"records-{instance}.jsonl"
-    spill.parent.mkdir(parents=True, exist_ok=True)
     # the sink closes after the app: records of calls ending at shutdown still get written
-    async with (
-        await open_sink(dsn, spill, instance) as sink,
-        AriApp(company, settings, sink=sink, callback_pool=sink.pool, instance=instance),
-    ):
-        await stop.wait()
+    async with open_records(current, instance) as (sink, stored):
+        pool = stored.pool if stored is not None else None
+        async with AriApp(company, settings, sink=sink, callback_pool=pool, instance=instance):
+            await stop.wait()

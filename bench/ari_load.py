@@ -62,11 +62,12 @@ from typing import Any
 import aiohttp
 import structlog
 
-from ari_app.app import AriApp, AriSettings, tune_gc
+from ari_app.app import AriApp, AriSettings
 from ari_app.runtime import MemorySink
 from switchboard.config.company import Company
 from switchboard.config.load import load_company
 from switchboard.demo import endpoint_scripts
+from switchboard.serving import tune_gc
 from switchboard.simulate import AgentBehaviour
 
 ROOT = Path(__file__).resolve().parent.parent

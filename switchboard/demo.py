@@ -20,13 +20,14 @@ from typing import Any
 
 import asyncpg
 
-from ari_app.app import AriApp, AriSettings, database_dsn
+from ari_app.app import AriApp, AriSettings
 from ari_app.runtime import CallRecord, CallSink, MemorySink
 from asterisk_sim import AsteriskSimulator, CallerScript, EndpointScript, Press
 from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
 from switchboard.engine.actions import RequestCallback, SaveMessage
 from switchboard.prompts import BUILTIN_PROMPTS
+from switchboard.serving import database_dsn
 from switchboard.simulate import DEFAULT_TALK, AgentBehaviour
 from switchboard.storage.migrate import migrate
 from switchboard.storage.sink import open_sink
