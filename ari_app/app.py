@@ -18,8 +18,9 @@ import structlog
 
 from ari_app.callbacks import CallbackEvents, CallbackSettings, CallbackWorker
 from ari_app.client import AriClient
-from ari_app.runtime import AriRuntime, CallSink, MemorySink, RuntimeSettings
+from ari_app.runtime import AriRuntime, RuntimeSettings
 from ari_app.supervisor import AriSupervisor, EventSink
+from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.serving import open_records, tune_gc

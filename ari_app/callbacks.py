@@ -53,8 +53,9 @@ from ari_app.models import (
     StasisStart,
     event_channel_id,
 )
-from ari_app.runtime import CAUSE_BUSY, CAUSES_NO_ANSWER, AgentPool
+from ari_app.runtime import CAUSE_BUSY, CAUSES_NO_ANSWER
 from ari_app.supervisor import EventSink
+from switchboard.calls import AgentPool
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import Department

@@ -41,7 +41,7 @@ from ari_app.models import (
 )
 from ari_app.models import PlaybackFinished as AriPlaybackFinished
 from ari_app.models import RecordingFinished as AriRecordingFinished
-from switchboard.calls import AgentPool, CallRecord, CallSink, MemorySink
+from switchboard.calls import AgentPool, CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.engine import actions as act
@@ -50,9 +50,6 @@ from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.trace import Outcome
 from switchboard.lookups import look_up
 from switchboard.queues import WaitingCalls
-
-# CallRecord, CallSink, MemorySink and AgentPool live in switchboard.calls (FastAGI shares them)
-__all__ = ["AgentPool", "AriRuntime", "CallRecord", "CallSession", "CallSink", "MemorySink"]
 
 log = structlog.get_logger("switchboard.ari")
 

@@ -63,7 +63,7 @@ import aiohttp
 import structlog
 
 from ari_app.app import AriApp, AriSettings
-from ari_app.runtime import MemorySink
+from switchboard.calls import MemorySink
 from switchboard.config.company import Company
 from switchboard.config.load import load_company
 from switchboard.demo import endpoint_scripts

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import asyncpg
 
-from ari_app.runtime import CallRecord
+from switchboard.calls import CallRecord
 from switchboard.config.load import load_company
 from switchboard.logs import configure_logging
 from switchboard.simulate import AgentBehaviour, simulate

@@ -21,8 +21,8 @@ from typing import Any
 import asyncpg
 
 from ari_app.app import AriApp, AriSettings
-from ari_app.runtime import CallRecord, CallSink, MemorySink
 from asterisk_sim import AsteriskSimulator, CallerScript, EndpointScript, Press
+from switchboard.calls import CallRecord, CallSink, MemorySink
 from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
 from switchboard.engine.actions import RequestCallback, SaveMessage

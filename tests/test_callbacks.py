@@ -32,9 +32,9 @@ from ari_app.callbacks import (
     CallbackSettings,
     CallbackWorker,
 )
-from ari_app.runtime import MemorySink
 from asterisk_sim import AsteriskSimulator, EndpointScript
 from asterisk_sim.script import EndpointKind
+from switchboard.calls import MemorySink
 from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
 from switchboard.engine.actions import RequestCallback

@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 
 from ari_app.app import AriApp, AriSettings
-from ari_app.runtime import CallRecord, MemorySink
 from asterisk_sim import AsteriskSimulator, CallerScript
+from switchboard.calls import CallRecord, MemorySink
 from switchboard.clock import ScaledClock
 from switchboard.config.export import export_yaml
 from switchboard.config.load import load_text

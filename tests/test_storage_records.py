@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from ari_app.runtime import CallRecord, CallSink
+from switchboard.calls import CallRecord, CallSink
 from switchboard.config.company import Company
 from switchboard.engine.actions import RequestCallback, SaveMessage, recording_name
 from switchboard.engine.trace import Outcome, Step

@@ -103,7 +103,7 @@ FSYNC_EVERY = 1.0  # seconds: the spill file is fsynced at least this often whil
 
 
 class FinishedCall(Protocol):
-    """What a finished call leaves behind (``ari_app.runtime.CallRecord`` is one)."""
+    """What a finished call leaves behind (``switchboard.calls.CallRecord`` is one)."""
 
     @property
     def call_id(self) -> str: ...
