@@ -80,7 +80,6 @@ class AgiApp:
         self._http: aiohttp.ClientSession | None = None
         self.waiting = WaitingCalls()  # queue positions of this server's calls
         self.calls = 0
-        self.refused = 0  # requests that set SWITCHBOARD_ERROR
 
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -162,7 +161,6 @@ class AgiApp:
         await set_variables(session, variables)
 
     async def _refuse(self, session: AgiSession, reason: str) -> None:
-        self.refused += 1
         log.warning("request refused", service=session.env.script, reason=reason)
         await set_variables(session, {"SWITCHBOARD_ERROR": reason})
 

@@ -36,7 +36,14 @@ from typing import Literal
 import aiohttp
 import structlog
 
-from agi_server.protocol import AgiEnvironment, AgiError, AgiHangup, AgiResponse, AgiSession
+from agi_server.protocol import (
+    UNKNOWN,
+    AgiEnvironment,
+    AgiError,
+    AgiHangup,
+    AgiResponse,
+    AgiSession,
+)
 from agi_server.route import decision_variables, icm_variables
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
@@ -59,7 +66,6 @@ COMMAND_MARGIN = 30.0  # real seconds on top of what a command should take
 # an unanswered Dial cannot be shorter than Asterisk's one-second resolution
 MIN_DIAL = 1
 SPIN_LIMIT = 1_000  # commands in a row that take no time at all
-UNKNOWN = "unknown"  # what Asterisk sends for an absent caller ID, name or DNID
 
 
 @dataclass(frozen=True)

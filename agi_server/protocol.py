@@ -82,7 +82,7 @@ class AgiLimits:
     max_sessions: int = 2000
 
 
-_UNKNOWN = "unknown"
+UNKNOWN = "unknown"  # what Asterisk sends for an absent caller ID, name or DNID
 
 
 @dataclass(frozen=True)
@@ -139,15 +139,15 @@ class AgiEnvironment:
 
     @property
     def callerid(self) -> str:
-        return self.get("callerid", _UNKNOWN)
+        return self.get("callerid", UNKNOWN)
 
     @property
     def calleridname(self) -> str:
-        return self.get("calleridname", _UNKNOWN)
+        return self.get("calleridname", UNKNOWN)
 
     @property
     def dnid(self) -> str:
-        return self.get("dnid", _UNKNOWN)
+        return self.get("dnid", UNKNOWN)
 
     @property
     def extension(self) -> str:
