@@ -7,15 +7,13 @@ every step of each ring strategy, what the schedule says, what ICM found.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from asterisk_sim.agi import AgiCall
 from asterisk_sim.script import CallerScript, Press
 from switchboard.config.company import Company
 from tests.agi_stack import AgiStack
-from tests.helpers import company_from, example
+from tests.helpers import at, company_from, example
 
 pytestmark = pytest.mark.asyncio
 
@@ -110,20 +108,16 @@ def company() -> Company:
     return company_from(CONFIG)
 
 
-def local(company: Company, text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=company.tz)
-
-
 async def ask(
     path: str,
     called: str,
     caller: str = STRANGER,
-    at: str = TUESDAY,
+    when: str = TUESDAY,
     config: Company | None = None,
     **kwargs: object,
 ) -> AgiCall:
     config = config or company()
-    async with AgiStack(config, local(config, at)) as stack:
+    async with AgiStack(config, at(when, config)) as stack:
         return await stack.call(path, caller=caller, extension=called, args=(called,), **kwargs)
 
 
@@ -184,7 +178,7 @@ async def test_route_gives_the_dial_string_and_timeout_of_each_step(
 
 async def test_route_leaves_a_call_record_that_says_where_it_went() -> None:
     config = company()
-    async with AgiStack(config, local(config, TUESDAY)) as stack:
+    async with AgiStack(config, at(TUESDAY, config)) as stack:
         call = await stack.call("route", caller=STRANGER, extension="74950000001")
     [record] = stack.memory.records
     assert record.outcome.result == "dialplan"
@@ -193,7 +187,7 @@ async def test_route_leaves_a_call_record_that_says_where_it_went() -> None:
 
 
 @pytest.mark.parametrize(
-    ("at", "action", "targets"),
+    ("when", "action", "targets"),
     [
         pytest.param(TUESDAY, "dial", "PJSIP/101&PJSIP/102", id="open"),
         pytest.param("2026-12-01T13:30", "dial", "PJSIP/100", id="lunch"),
@@ -201,14 +195,14 @@ async def test_route_leaves_a_call_record_that_says_where_it_went() -> None:
         pytest.param("2027-01-01T11:00", "hangup", None, id="holiday"),
     ],
 )
-async def test_route_follows_the_schedule(at: str, action: str, targets: str | None) -> None:
-    found = switchboard(await ask("route", "74950000005", at=at))
+async def test_route_follows_the_schedule(when: str, action: str, targets: str | None) -> None:
+    found = switchboard(await ask("route", "74950000005", when=when))
     assert found["SWITCHBOARD_ACTION"] == action
     assert found.get("SWITCHBOARD_TARGETS") == targets
 
 
 @pytest.mark.parametrize(
-    ("at", "open_", "state", "break_"),
+    ("when", "open_", "state", "break_"),
     [
         pytest.param(TUESDAY, "1", "open", "", id="open"),
         pytest.param("2026-12-01T13:30", "0", "break", "lunch", id="lunch"),
@@ -218,9 +212,9 @@ async def test_route_follows_the_schedule(at: str, action: str, targets: str | N
     ],
 )
 async def test_schedule_says_whether_the_office_is_open(
-    at: str, open_: str, state: str, break_: str
+    when: str, open_: str, state: str, break_: str
 ) -> None:
-    found = switchboard(await ask("schedule?name=office", "74950000005", at=at))
+    found = switchboard(await ask("schedule?name=office", "74950000005", when=when))
     assert found == {
         "SWITCHBOARD_OPEN": open_,
         "SWITCHBOARD_SCHEDULE_STATE": state,
@@ -310,7 +304,7 @@ async def test_icm_names_the_callers_responsible_employee(
     caller: str, expected: dict[str, str]
 ) -> None:
     config = company()
-    async with AgiStack(config, local(config, TUESDAY)) as stack:
+    async with AgiStack(config, at(TUESDAY, config)) as stack:
         call = await stack.call("icm", caller=caller, extension="74950000006")
     found = switchboard(call)
     found.pop("SWITCHBOARD_CALL_ID")
@@ -320,7 +314,7 @@ async def test_icm_names_the_callers_responsible_employee(
 
 async def test_icm_asks_the_contacts_table_when_the_config_does_not_know_the_caller() -> None:
     config = example("call-centre.yaml")
-    async with AgiStack(config, local(config, TUESDAY)) as stack:
+    async with AgiStack(config, at(TUESDAY, config)) as stack:
         stack.memory.contacts["79035550000"] = "petrov"
         call = await stack.call("icm", caller="79035550000", extension="74951112233")
     found = switchboard(call)
@@ -362,7 +356,7 @@ async def test_route_that_ends_in_voicemail_says_so_and_leaves_the_hangup_to_the
     call = await ask(
         "route",
         "74951234567",
-        at="2026-12-01T20:00",
+        when="2026-12-01T20:00",
         config=config,
         script=CallerScript((), hangup_after=None),
     )

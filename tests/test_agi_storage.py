@@ -8,18 +8,16 @@ call record with its trace, the voicemail message, the call-back request
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 
 import asyncpg
 import pytest
 
 from asterisk_sim.script import CallerScript, Press
-from switchboard.config.company import Company
 from switchboard.simulate import AgentBehaviour, simulate
 from switchboard.storage.sink import PostgresSink
 from tests.agi_stack import AgiStack
-from tests.helpers import example
+from tests.helpers import at, example
 
 pytestmark = pytest.mark.asyncio
 DEADLINE = 10.0
@@ -34,13 +32,9 @@ async def rows(dsn: str, sql: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
-def local(company: Company, text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=company.tz)
-
-
 async def test_an_agi_call_record_is_a_full_call_record(db: str, sink: PostgresSink) -> None:
     company = example("office.yaml")
-    when = local(company, "2026-12-01T10:15")
+    when = at("2026-12-01T10:15", company)
     agents = {"kuznetsova": AgentBehaviour.parse("answer:4")}
     async with AgiStack(company, when, agents, sink=sink) as stack:
         call = await stack.call(
@@ -76,7 +70,7 @@ async def test_an_agi_voicemail_is_a_message_in_the_messages_table(
     db: str, sink: PostgresSink
 ) -> None:
     company = example("office.yaml")
-    async with AgiStack(company, local(company, "2026-12-01T20:00"), sink=sink) as stack:
+    async with AgiStack(company, at("2026-12-01T20:00", company), sink=sink) as stack:
         call = await stack.call(
             "scenario",
             extension="74951234567",
@@ -99,7 +93,7 @@ async def test_an_agi_call_back_is_stored_for_the_worker_before_the_caller_hears
 ) -> None:
     company = example("call-centre.yaml")
     busy = {e: AgentBehaviour.parse("busy") for e in ("sidorova", "kuznetsova", "smirnov")}
-    async with AgiStack(company, local(company, "2026-12-01T10:15"), busy, sink=sink) as stack:
+    async with AgiStack(company, at("2026-12-01T10:15", company), busy, sink=sink) as stack:
         call = await stack.call(
             "scenario",
             caller="79035550000",

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from agi_server.call import mset_value
 from asterisk_sim.agi import separate_args
 from tests.agi_stack import AgiStack
-from tests.helpers import company_from
-from tests.test_agi_route import CONFIG, STRANGER, TUESDAY, local
+from tests.helpers import at, company_from
+from tests.test_agi_route import CONFIG, STRANGER, TUESDAY
 
 
 @settings(max_examples=200, deadline=None)
@@ -38,7 +38,7 @@ def test_any_value_survives_msets_argument_splitting(values: list[str]) -> None:
 async def test_variables_with_awkward_values_reach_the_channel_intact() -> None:
     config = company_from(CONFIG)
     awkward = 'a, (b [c] "d" \\ e=f'
-    async with AgiStack(config, local(config, TUESDAY), {}) as stack:
+    async with AgiStack(config, at(TUESDAY, config), {}) as stack:
         call = await stack.call(
             f"schedule?name={quote(awkward)}", caller=STRANGER, extension="74950000001"
         )
