@@ -16,8 +16,8 @@ What is modelled, and from where
 
 Sources: the Asterisk source (``res/ari/resource_channels.c``,
 ``res/stasis/control.c``, ``main/bridge_channel.c``, ``main/channel.c``,
-``res/res_stasis_playback.c``), the 22.10.1 ``rest-api`` JSON in
-``shared/ari-spec``, and reports on node-ari-client issues #92, #96, #148
+``res/res_stasis_playback.c``), the 22.10.1 ``rest-api`` JSON (a copy in
+``asterisk_sim/ari_spec``), and reports on node-ari-client issues #92, #96, #148
 (create+dial behaviour) and the Asterisk wiki's event examples.
 
 Inbound call (``place_call``): the channel is created in state ``Ring``

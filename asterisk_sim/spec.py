@@ -10,9 +10,9 @@ does not declare.  Events are checked against their own model plus the
 and event of the simulator through it, which is what keeps the simulator and
 the ARI client on one contract.
 
-The files are looked for in ``$SWITCHBOARD_ARI_SPEC`` or else in
-``shared/ari-spec`` beside the repository (CI puts a copy of ``shared/``
-next to the clone).
+The files are read from ``$SWITCHBOARD_ARI_SPEC`` when it is set (another
+Asterisk version), else from the copy of Asterisk 22.10.1's that ships in
+``asterisk_sim/ari_spec/``, so a clone checks itself wherever it lies.
 """
 
 from __future__ import annotations
@@ -87,12 +87,11 @@ class Operation:
 
 
 def default_spec_dir() -> Path:
-    """``$SWITCHBOARD_ARI_SPEC``, else ``shared/ari-spec`` beside the repository."""
+    """``$SWITCHBOARD_ARI_SPEC``, else the Asterisk 22 spec shipped with the package."""
     configured = os.environ.get(SPEC_ENV)
     if configured:
         return Path(configured)
-    root = Path(__file__).resolve().parent.parent
-    return root.parent / "shared" / "ari-spec"
+    return Path(__file__).resolve().parent / "ari_spec"
 
 
 class AriSpec:
