@@ -45,6 +45,7 @@ import asyncpg
 import structlog
 
 from ari_app.client import AriClient, AriError, AriUnavailable, CallGone
+from ari_app.legs import STASIS_WAIT, leg_end
 from ari_app.models import (
     AriEvent,
     Channel,
@@ -53,7 +54,6 @@ from ari_app.models import (
     StasisStart,
     event_channel_id,
 )
-from ari_app.runtime import CAUSE_BUSY, CAUSES_NO_ANSWER
 from ari_app.supervisor import EventSink
 from switchboard.calls import AgentPool
 from switchboard.clock import Clock
@@ -122,6 +122,7 @@ class _Leg:
     channel_id: str
     role: Literal["employee", "customer"]
     employee_id: str | None = None
+    in_stasis: bool = False  # its StasisStart arrived: it may be dialled
     answered: bool = False
     failure: str | None = None  # busy / no answer / failed, once known
     gone: bool = False
@@ -459,6 +460,8 @@ class _Attempt:
 
     def apply(self, leg: _Leg, event: AriEvent) -> None:
         match event:
+            case StasisStart():
+                leg.in_stasis = True
             case Dial(dialstatus="ANSWER"):
                 leg.answered = True
             case Dial(dialstatus="BUSY"):
@@ -471,12 +474,9 @@ class _Attempt:
                 leg.gone = True
                 if not leg.answered and leg.failure is None:
                     # a real PJSIP leg often ends with no final Dial status: the cause says
-                    if event.cause == CAUSE_BUSY:
-                        leg.failure = BUSY
-                    elif event.cause in CAUSES_NO_ANSWER:
-                        leg.failure = NO_ANSWER
-                    else:
-                        leg.failure = FAILED
+                    leg.failure = {"busy": BUSY, "noanswer": NO_ANSWER, "failed": FAILED}[
+                        leg_end(event.cause)
+                    ]
             case _:
                 return
         self.changed.set()
@@ -587,12 +587,17 @@ class _Attempt:
         self.worker._own(self, leg)  # before creating it: its events may beat the response
         try:
             await self.client.create_channel(endpoint, leg.channel_id, app_args=CALLBACK_MARKER)
-            await self.client.dial(
-                leg.channel_id,
-                caller=caller.channel_id if caller is not None else None,
-                ring_for=max(1, round(ring_for)),
-            )
+            # Asterisk takes a dial only once the channel is in the app (see ari_app.legs)
+            if not await self._until(lambda: leg.in_stasis or leg.gone, STASIS_WAIT):
+                raise AriError(0, "the channel never entered the app", "POST", "/channels/create")
+            if not leg.gone:
+                await self.client.dial(
+                    leg.channel_id,
+                    caller=caller.channel_id if caller is not None else None,
+                    ring_for=max(1, round(ring_for)),
+                )
         except AriUnavailable:
+            await self._hang_up(leg)  # the create may have been made all the same
             raise
         except AriError as exc:
             self.worker.log.warning("could not ring", endpoint=endpoint, error=str(exc))

@@ -8,8 +8,10 @@ the call ends, however it ends.
 
 Ringing uses ``channels/create`` + ``dial`` so a cascade can add legs while
 others keep ringing; the first answer wins and the other legs are hung up.  A
-mobile (``confirm``) must press 1 after "press 1 to take the call" before it
-is bridged, so its voicemail cannot take the call.
+created leg is dialled only once its ``StasisStart`` has arrived, and hung up
+as soon as it ends without a conversation (see `ari_app.legs`).  A mobile
+(``confirm``) must press 1 after "press 1 to take the call" before it is
+bridged, so its voicemail cannot take the call.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from ari_app.client import AriClient, AriError, CallGone
+from ari_app.client import AriClient, AriError, AriUnavailable, CallGone
+from ari_app.legs import LEG_MARKER, STASIS_WAIT, RepeatedWarnings, RingBudget, leg_end
 from ari_app.models import (
     AriEvent,
     Channel,
@@ -53,7 +56,6 @@ from switchboard.queues import WaitingCalls
 
 log = structlog.get_logger("switchboard.ari")
 
-LEG_MARKER = "switchboard-leg"
 CONFIRM_PROMPT = "press-1-to-accept"
 CONFIRM_KEY = "1"
 CONFIRM_TIMEOUT = 15.0  # seconds a mobile has to press 1
@@ -66,9 +68,6 @@ _CALLER_ACTIONS = (
 # engine events the session's own tasks, the agent pool and the queue deliver as they are
 _PASSED_ON = (ev.AgentStatus, ev.TimerFired, ev.LookupResult, ev.CallbackStored)
 ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
-CAUSE_BUSY = 17  # Q.850 user busy
-# Q.850 normal clearing, no user responding, no answer
-CAUSES_NO_ANSWER = frozenset({16, 18, 19})
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,7 @@ class AriRuntime:
         self.owners: dict[str, CallSession] = {}  # every channel a session owns
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = http
+        self.warnings = RepeatedWarnings(log)  # a storm of one failure: a line and a count
         self.unknown_events = 0
         self.failures = 0  # calls ended by a bug in their task (logged with the traceback)
         self.shed = 0  # calls sent to the fallback because `limits.max_calls` were up
@@ -119,14 +119,13 @@ class AriRuntime:
             c for c in channels if c.id not in self.owners and c.in_stasis_app(self.settings.app)
         ]
         if orphans:
-            task = asyncio.create_task(self._send_on(orphans), name="ari-orphans")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._background(self._send_on(orphans), "ari-orphans")
         for session in list(self.sessions.values()):
             session.reconcile(live)
 
     async def _send_on(self, channels: list[Channel]) -> None:
-        """Channels parked in our app that no call owns go to the dialplan's fallback.
+        """Channels parked in our app that no call owns: callers go to the dialplan's
+        fallback, legs we created to ring someone (a call that is over) are hung up.
 
         A call that entered the app while we reconnected has its StasisStart on
         the way: give it `ORPHAN_GRACE` seconds to arrive before judging.
@@ -135,11 +134,27 @@ class AriRuntime:
         for channel in channels:
             if channel.id in self.owners:
                 continue
+            if channel.app_data.split(",")[1:2] == [LEG_MARKER]:
+                log.warning("a ringing leg nobody owns: hung up", channel=channel.name)
+                with contextlib.suppress(AriError):
+                    await self.client.hangup(channel.id)
+                continue
             log.warning("unknown channel in the app: sent to the fallback", channel=channel.name)
             with contextlib.suppress(AriError):
                 await self.client.continue_in_dialplan(
                     channel.id, self.settings.fallback_context, "s", 1
                 )
+
+    async def _hang_up_stray(self, channel: Channel) -> None:
+        """A leg whose call ended before it entered the app (its create was in flight)."""
+        log.info("a leg entered the app after its call ended: hung up", channel=channel.name)
+        with contextlib.suppress(AriError):
+            await self.client.hangup(channel.id)
+
+    def _background(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def on_event(self, event: AriEvent) -> None:
         if isinstance(event, UnknownEvent):
@@ -151,6 +166,8 @@ class AriRuntime:
                 owner = self.owners.get(event.channel.id)
                 if owner is not None:
                     owner.deliver(event)
+                else:
+                    self._background(self._hang_up_stray(event.channel), "ari-stray-leg")
                 return
             if event.channel.id not in self.owners:
                 self._start_call(event)
@@ -171,16 +188,12 @@ class AriRuntime:
         company = self.company()
         if len(self.sessions) >= company.config.limits.max_calls:
             self.shed += 1
-            task = asyncio.create_task(self._shed(event, call_id, company), name="ari-shed")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._background(self._shed(event, call_id, company), "ari-shed")
             return
         session = CallSession(self, call_id, event.channel, event.args)
         self.sessions[event.channel.id] = session
         self.owners[event.channel.id] = session
-        task = asyncio.create_task(session.run(), name=f"call-{call_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background(session.run(), f"call-{call_id}")
 
     async def _shed(self, event: StasisStart, call_id: str, company: Company) -> None:
         """Over `limits.max_calls`: the dialplan's fallback serves the call, which is
@@ -223,6 +236,7 @@ class AriRuntime:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.warnings.flush()
         if self._http is not None:
             await self._http.close()
 
@@ -251,16 +265,22 @@ def inbound_info(channel: Channel, args: tuple[str, ...], company: Company) -> C
 
 
 @dataclass
-class _Leg:
+class LegChannel:
+    """A channel this call created to ring one of the engine's legs."""
+
     leg_id: str
     channel_id: str
     ring: act.Ring
+    created: bool = False  # Asterisk answered the create
+    in_stasis: bool = False  # its StasisStart arrived: it may be dialled
+    dialled: bool = False
+    stasis_timer: asyncio.Task[None] | None = None  # gives up on a StasisStart that never comes
     answered: bool = False  # the far end answered (maybe still to confirm)
     reported: bool = False  # the engine was told how it ended
     bridged: bool = False
     confirm_playback: str | None = None
     confirm_timer: asyncio.Task[None] | None = None
-    gone: bool = False
+    gone: bool = False  # destroyed, or hung up by us: nothing more to release
 
 
 class CallSession:
@@ -280,15 +300,17 @@ class CallSession:
         self.run_: CallRun | None = None
         self.timers: dict[str, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
-        self.legs: dict[str, _Leg] = {}
-        self.leg_by_channel: dict[str, _Leg] = {}
+        self.legs: dict[str, LegChannel] = {}
+        self.leg_by_channel: dict[str, LegChannel] = {}
         self.playbacks: dict[str, str] = {}  # ARI playback id -> engine playback id
         self.recordings: dict[str, str] = {}  # ARI recording name -> engine recording id
         self.bridge_id: str | None = None
         self.caller_gone = False
+        self.continued = False  # sent back to the dialplan: no more requests on its channel
         self.left_stasis = False
         self.agent: str | None = None
         self.holding: dict[str, set[str]] = {}  # employee -> legs of our queue offer ringing them
+        self.ring_budget = RingBudget(runtime.clock.now())
         self.log = log.bind(call_id=call_id, channel=channel.name)
 
     def now(self) -> float:
@@ -302,7 +324,7 @@ class CallSession:
         if self.channel.id not in live and not self.caller_gone:
             self.deliver(ChannelDestroyed(self.channel, 16, "gone during reconnect"))
         for leg in self.legs.values():
-            if leg.channel_id not in live and not leg.gone:
+            if leg.created and leg.channel_id not in live and not leg.gone:
                 self.deliver(ChannelDestroyed(Channel(leg.channel_id, "", ""), 16, "gone"))
 
     # --- the call's life --------------------------------------------------------------
@@ -332,6 +354,7 @@ class CallSession:
             self.log.warning(
                 "no scenario for this number: sent to the fallback", called=info.called_raw
             )
+            self.continued = True
             await self._safe(
                 self.client.continue_in_dialplan(
                     self.channel.id, self.runtime.settings.fallback_context, "s", 1
@@ -406,6 +429,9 @@ class CallSession:
             case StasisEnd() | ChannelDestroyed() | ChannelHangupRequest():
                 return await self._channel_gone(item)
             case StasisStart():
+                leg = self.leg_by_channel.get(item.channel.id)
+                if leg is not None:
+                    await self._entered(leg)
                 return None  # a leg entering the app: its Dial event says what happened
         if isinstance(item, _PASSED_ON):
             return item
@@ -426,7 +452,7 @@ class CallSession:
                 self.left_stasis = True
             if self.caller_gone:
                 return None
-            if isinstance(item, ChannelDestroyed | ChannelHangupRequest) or not self._continued:
+            if isinstance(item, ChannelDestroyed | ChannelHangupRequest) or not self.continued:
                 self.caller_gone = True
                 return ev.CallerHungUp()
             return None
@@ -443,15 +469,16 @@ class CallSession:
         leg.reported = True
         # a real PJSIP leg often ends with no final Dial status: the cause is the truth
         cause = item.cause if isinstance(item, ChannelDestroyed) else 0
-        if cause == CAUSE_BUSY:
-            return ev.LegBusy(leg.leg_id)
-        if leg.answered or cause in CAUSES_NO_ANSWER:
-            return ev.LegNoAnswer(leg.leg_id)
+        match leg_end(cause, leg.answered):
+            case "busy":
+                return ev.LegBusy(leg.leg_id)
+            case "noanswer":
+                return ev.LegNoAnswer(leg.leg_id)
         return ev.LegFailed(
             leg.leg_id, item.cause_txt if isinstance(item, ChannelDestroyed) else ""
         )
 
-    async def _dial_status(self, leg: _Leg, status: str) -> ev.Event | None:
+    async def _dial_status(self, leg: LegChannel, status: str) -> ev.Event | None:
         if leg.reported or status in ("RINGING", "PROGRESS", "PROCEEDING", ""):
             return None
         if status == "ANSWER":
@@ -462,28 +489,30 @@ class CallSession:
             leg.reported = True
             return ev.LegAnswered(leg.leg_id)
         leg.reported = True
+        if status == "CANCEL":
+            return None  # we hung it up
+        # the dial is over but the channel we created stays in Asterisk until hung up
+        await self._release(leg)
         if status == "BUSY":
             return ev.LegBusy(leg.leg_id)
         if status == "NOANSWER":
             return ev.LegNoAnswer(leg.leg_id)
-        if status == "CANCEL":
-            return None
         return ev.LegFailed(leg.leg_id, status.lower())
 
-    async def _ask_to_confirm(self, leg: _Leg) -> None:
+    async def _ask_to_confirm(self, leg: LegChannel) -> None:
         playback_id = f"{self.call_id}-confirm-{leg.leg_id}"
         leg.confirm_playback = playback_id
         media = self.runtime.media(CONFIRM_PROMPT, self.company)
         await self._safe(self.client.play(leg.channel_id, [media], playback_id))
         leg.confirm_timer = self._spawn(self._confirm_timeout(leg))
 
-    async def _confirm_timeout(self, leg: _Leg) -> None:
+    async def _confirm_timeout(self, leg: LegChannel) -> None:
         await self.runtime.clock.sleep(CONFIRM_TIMEOUT)
         # nobody pressed 1: a voicemail or a pocket answered; it does not get the call
-        await self._safe(self.client.hangup(leg.channel_id))
+        await self._release(leg)
         self.deliver(ev.LegNoAnswer(leg.leg_id))
 
-    async def _confirmed(self, leg: _Leg) -> ev.Event | None:
+    async def _confirmed(self, leg: LegChannel) -> ev.Event | None:
         if leg.reported:
             return None
         leg.reported = True
@@ -496,14 +525,6 @@ class CallSession:
 
     # --- engine actions -> ARI requests -----------------------------------------------
 
-    @property
-    def _continued(self) -> bool:
-        return (
-            self.run_ is not None
-            and self.run_.outcome is not None
-            and (self.run_.outcome.result == "dialplan")
-        )
-
     async def _apply(self, actions: list[act.Action]) -> None:
         for action in actions:
             await self._carry_out(action)
@@ -511,8 +532,10 @@ class CallSession:
     async def _carry_out(self, action: act.Action) -> None:
         client = self.client
         caller = self.channel.id
-        if self.caller_gone and isinstance(action, _CALLER_ACTIONS):
-            return  # the caller's channel is gone: Asterisk would only answer 404
+        if (self.caller_gone or self.continued) and isinstance(action, _CALLER_ACTIONS):
+            # gone: Asterisk would answer 404; back in the dialplan: 409, or a 2xx for a
+            # request it then drops (control.c: commands after continue are never run)
+            return
         match action:
             case act.Answer():
                 await self._safe(client.answer(caller))
@@ -546,9 +569,11 @@ class CallSession:
                 leg = self.legs.get(action.leg_id)
                 if leg is not None and not leg.gone:
                     leg.reported = True
-                    leg.gone = True  # hung up by us: nothing more to release
                     self._unhold(leg.leg_id)
-                    await self._safe(client.hangup(leg.channel_id))
+                    if leg.created:
+                        await self._release(leg)
+                    else:
+                        leg.gone = True  # still being created: `_create` hangs it up
             case act.Bridge():
                 await self._bridge(action.leg_id)
             case act.StartRecording():
@@ -573,6 +598,7 @@ class CallSession:
                 emit = self.log.warning if action.level == "warning" else self.log.info
                 emit("notify", message=action.message)
             case act.ContinueInDialplan():
+                self.continued = True
                 await self._safe(
                     client.continue_in_dialplan(
                         caller, action.context, action.extension, action.priority
@@ -589,7 +615,7 @@ class CallSession:
 
     async def _ring(self, ring: act.Ring) -> None:
         channel_id = f"{self.call_id}-{ring.leg_id}"
-        leg = _Leg(ring.leg_id, channel_id, ring)
+        leg = LegChannel(ring.leg_id, channel_id, ring)
         self.legs[ring.leg_id] = leg
         if not self._hold(ring):
             # another caller's offer rings them (or they are on a call): taken
@@ -597,17 +623,91 @@ class CallSession:
             self.deliver(ev.LegBusy(ring.leg_id))
             return
         self.leg_by_channel[channel_id] = leg
-        self.runtime.owners[channel_id] = self
-        endpoint = self.runtime.endpoint(ring, self.company)
+        self.runtime.owners[channel_id] = self  # before the create: its events may come first
+        wait = self.ring_budget.wait(self.runtime.clock.now())
+        if wait > 0:
+            self._spawn(self._create_later(leg, wait))
+        else:
+            await self._create(leg)
+
+    async def _create_later(self, leg: LegChannel, wait: float) -> None:
+        """Past the call's ring rate (`RingBudget`): start the leg when its turn comes."""
+        await self.runtime.clock.sleep(wait)
+        if not leg.gone:
+            await self._create(leg)
+
+    async def _create(self, leg: LegChannel) -> None:
+        """Create the leg's channel; it is dialled once it has entered the app."""
+        endpoint = self.runtime.endpoint(leg.ring, self.company)
         try:
             await self.client.create_channel(
-                endpoint, channel_id, app_args=LEG_MARKER, originator=self.channel.id
+                endpoint, leg.channel_id, app_args=LEG_MARKER, originator=self.channel.id
             )
-            await self.client.dial(channel_id, caller=self.channel.id, ring_for=int(ring.timeout))
         except AriError as exc:
-            self.log.warning("could not ring", endpoint=endpoint, error=str(exc))
+            self._could_not_ring(leg, endpoint, exc)
             leg.gone = True
-            self.deliver(ev.LegFailed(ring.leg_id, "unavailable"))
+            if isinstance(exc, AriUnavailable):
+                # no answer in time: Asterisk may have made it all the same
+                await self._safe(self.client.hangup(leg.channel_id))
+            return
+        leg.created = True
+        if leg.gone:  # stopped while it was being created
+            await self._safe(self.client.hangup(leg.channel_id))
+        elif leg.in_stasis:  # its StasisStart beat the answer to the create
+            await self._dial(leg)
+        else:
+            leg.stasis_timer = self._spawn(self._stasis_timeout(leg))
+
+    async def _entered(self, leg: LegChannel) -> None:
+        """A leg's StasisStart: now Asterisk accepts its dial."""
+        leg.in_stasis = True
+        if leg.stasis_timer is not None:
+            leg.stasis_timer.cancel()
+            leg.stasis_timer = None
+        if leg.gone:  # stopped (or given up) before it arrived
+            await self._safe(self.client.hangup(leg.channel_id))
+        elif leg.created and not leg.dialled:
+            await self._dial(leg)
+
+    async def _dial(self, leg: LegChannel) -> None:
+        leg.dialled = True
+        try:
+            await self.client.dial(
+                leg.channel_id, caller=self.channel.id, ring_for=int(leg.ring.timeout)
+            )
+        except AriError as exc:
+            self._could_not_ring(leg, self.runtime.endpoint(leg.ring, self.company), exc)
+            await self._release(leg)
+
+    async def _stasis_timeout(self, leg: LegChannel) -> None:
+        await self.runtime.clock.sleep(STASIS_WAIT)
+        leg.stasis_timer = None
+        if leg.in_stasis or leg.gone:
+            return
+        self.runtime.warnings.warning(
+            ("leg never entered the app", self.runtime.endpoint(leg.ring, self.company)),
+            "a created leg never entered the app: hung up", channel=leg.channel_id,
+        )  # fmt: skip
+        await self._release(leg)
+        self.deliver(ev.LegFailed(leg.leg_id, "unavailable"))
+
+    def _could_not_ring(self, leg: LegChannel, endpoint: str, exc: AriError) -> None:
+        """The leg failed before it could ring: the engine hears so, the log once a storm."""
+        self.runtime.warnings.warning(
+            ("could not ring", endpoint, str(exc.status), exc.message),
+            "could not ring", call_id=self.call_id, endpoint=endpoint, error=str(exc),
+        )  # fmt: skip
+        self.deliver(ev.LegFailed(leg.leg_id, "unavailable"))
+
+    async def _release(self, leg: LegChannel) -> None:
+        """Hang up a leg that ended without a conversation (once)."""
+        if leg.gone:
+            return
+        leg.gone = True
+        if leg.stasis_timer is not None:
+            leg.stasis_timer.cancel()
+            leg.stasis_timer = None
+        await self._safe(self.client.hangup(leg.channel_id))
 
     async def _tell_position(self, run: CallRun) -> None:
         news = self.runtime.waiting.news(self, run)
@@ -682,7 +782,10 @@ class CallSession:
         except CallGone:
             pass
         except AriError as exc:
-            self.log.warning("ari request failed", error=str(exc))
+            self.runtime.warnings.warning(
+                ("ari request failed", str(exc.status), exc.message),
+                "ari request failed", call_id=self.call_id, error=str(exc),
+            )  # fmt: skip
 
     async def _teardown(self) -> None:
         """Release everything the call created: timers, legs, the bridge."""
@@ -699,7 +802,7 @@ class CallSession:
         self.holding.clear()
         if self.agent is not None:
             self.runtime.pool.set(self.agent, "available")
-        if not self.caller_gone and not self.left_stasis and not self._continued:
+        if not self.caller_gone and not self.left_stasis and not self.continued:
             await self._safe(self.client.hangup(self.channel.id))
         if self.bridge_id is not None:
             # Asterisk 22: destroying a bridge while its legs hang up can strand a channel;

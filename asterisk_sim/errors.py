@@ -13,6 +13,22 @@ class AriError(Exception):
         self.status = status
         self.message = message
 
+    def body(self) -> dict[str, str]:
+        """``ast_ari_response_error`` (res/res_ari.c): ``{"message": ...}``."""
+        return {"message": self.message}
+
+
+class AllocationFailed(AriError):
+    """``ast_ari_response_alloc_failed`` (res/res_ari.c): 500 ``{"error": "Allocation
+    failed"}`` -- also what a create or originate answers when the channel driver
+    cannot make the channel (a PJSIP endpoint with no contact, an unknown one)."""
+
+    def __init__(self) -> None:
+        super().__init__(500, "Allocation failed")
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.message}
+
 
 class UnknownChannel(LookupError):
     """A simulator control call named a channel that does not exist or is gone."""

@@ -154,6 +154,8 @@ class Channel:
     variables: dict[str, str] = field(default_factory=dict)
     reported_variables: set[str] = field(default_factory=set)
     created_by_ari: bool = False
+    entering_stasis: bool = False  # created, its StasisStart not yet sent
+    hangup_pending: int | None = None  # hung up while entering Stasis: the cause
     dialstring: str = ""
     dialed: bool = False
     local_peer_id: str | None = None

@@ -30,9 +30,10 @@ import structlog
 
 from asterisk_sim import events
 from asterisk_sim.applications import Application, ApplicationRegistry
-from asterisk_sim.errors import AriError
+from asterisk_sim.errors import AllocationFailed, AriError
 from asterisk_sim.model import (
     DOWN,
+    NO_ANSWER,
     NORMAL_CLEARING,
     RING,
     RINGING,
@@ -74,6 +75,9 @@ RECORDING_FORMATS = frozenset({"wav", "wav16", "gsm", "ulaw", "alaw", "sln", "g7
 SNOOP_DIRECTIONS = ("none", "both", "out", "in")
 ACTIVE_PLAYBACK = ("queued", "playing", "continuing")
 ACTIVE_RECORDING = ("queued", "recording", "paused")
+# clock seconds between a created channel's HTTP answer and its StasisStart: Asterisk runs
+# Stasis() for it on a thread of its own (resource_channels.c, ari_channel_thread)
+STASIS_DELAY = 0.01
 
 
 class StateSignal:
@@ -118,8 +122,10 @@ class Pbx:
         clock: Clock,
         app_durations: Mapping[str, float] | None = None,
         asterisk_id: str | None = None,
+        stasis_delay: float = STASIS_DELAY,
     ) -> None:
         self.clock = clock
+        self.stasis_delay = stasis_delay
         self.app_durations = dict(app_durations or {})
         self.asterisk_id = asterisk_id or _random_entity_id()
         self.signal = StateSignal()
@@ -490,10 +496,51 @@ class Pbx:
         self.changed()
 
     def dial_failed(self, channel: Channel, status: str, cause: int) -> None:
+        """The far end refused the call (busy, congestion).
+
+        A channel dialled with ``/dial`` (created by ARI): over PJSIP the SIP
+        session ends and chan_pjsip queues a hangup with the cause of the SIP
+        code (chan_pjsip.c, chan_pjsip_session_end) -- no final Dial status,
+        the channel leaves Stasis and is destroyed by itself; a Local channel
+        gets only the BUSY/CONGESTION control frame (its ``;2`` half runs
+        ``Busy()``, which waits for a hangup): ``Dial {status}`` and the
+        channel stays in Stasis until the app hangs it up
+        (bridge_channel.c, bridge_handle_trip: publish, then ``break``).
+        An originated channel (main/dial.c): the hangup request, ``Dial
+        {status}``, then it is destroyed.
+        """
         if not channel.live:
             return
+        if channel.created_by_ari:
+            if channel.tech == "Local":
+                self.emit(events.dial(channel, status), channels=[channel])
+                self.changed()
+                return
+            self.far_end_hangup(channel, cause)
+            return
+        self.emit(events.channel_hangup_request(channel, cause), channels=[channel])
         self.emit(events.dial(channel, status), channels=[channel])
-        self.far_end_hangup(channel, cause)
+        self.destroy(channel, cause)
+
+    def dial_timed_out(self, channel: Channel) -> None:
+        """The dial's ``timeout`` passed unanswered: Asterisk hangs the channel up itself
+        with cause 19 and publishes no Dial NOANSWER.  ``/dial`` (control.c,
+        bridge_timeout -> hangup_channel): a soft hangup request (``cause`` 32), StasisEnd,
+        ChannelDestroyed; originate (main/dial.c, handle_timeout_trip): only
+        ChannelDestroyed."""
+        if not channel.live:
+            return
+        if channel.created_by_ari:
+            self.app_hangup(channel, NO_ANSWER)
+            return
+        self.destroy(channel, NO_ANSWER)
+
+    def call_failed(self, channel: Channel) -> None:
+        """``ast_call`` failed on a dialled channel (a Local channel to no extension):
+        control.c, app_control_dial soft-hangs it up without an event and publishes no
+        Dial; it leaves Stasis and is destroyed."""
+        if channel.live:
+            self.destroy(channel, NORMAL_CLEARING)
 
     def far_end_hangup(self, channel: Channel, cause: int = NORMAL_CLEARING) -> None:
         """The other party hangs up (or the network ends the call) with ``cause``."""
@@ -503,11 +550,19 @@ class Pbx:
         self.destroy(channel, cause)
 
     def app_hangup(self, channel: Channel, cause: int) -> None:
-        """``DELETE /channels/{id}``: a soft hangup, then the channel goes with ``cause``."""
+        """``DELETE /channels/{id}``: a soft hangup, then the channel goes with ``cause``.
+
+        A created channel not yet in Stasis still gets its StasisStart, then
+        StasisEnd and ChannelDestroyed (nothing in app_stasis.c/res_stasis.c
+        checks for a hangup before ``send_start_msg``).
+        """
         self.emit(
             events.channel_hangup_request(channel, SOFTHANGUP_EXPLICIT, soft=True),
             channels=[channel],
         )
+        if channel.entering_stasis:
+            channel.hangup_pending = cause
+            return
         self.destroy(channel, cause)
 
     def destroy(self, channel: Channel, cause: int) -> None:
@@ -570,6 +625,10 @@ class Pbx:
             raise AriError(400, "Invalid endpoint specified") from None
         self._check_new_id(channel_id)
         self._check_new_id(other_channel_id)
+        if tech != "Local" and self.script_for(endpoint).kind == "offline":
+            # chan_pjsip cannot make a channel to an endpoint with no contact: ast_request
+            # fails, and create/originate answer ast_ari_response_alloc_failed
+            raise AllocationFailed
         if tech != "Local":
             return self.new_channel(
                 endpoint=endpoint,
@@ -624,10 +683,14 @@ class Pbx:
         originator: str | None,
         variables: Mapping[str, Any],
     ) -> Json:
-        """``POST /channels/create``: a Down channel, in Stasis at once, not yet dialled.
+        """``POST /channels/create``: a Down channel, not yet dialled, that enters Stasis
+        on a thread of its own (resource_channels.c, ast_ari_channels_create ->
+        ari_channel_thread): `stasis_delay` clock seconds later.
 
-        Answers the snapshot taken before the channel enters Stasis (as
-        Asterisk does); ``StasisStart`` follows on the websocket.
+        Answers the snapshot taken before that thread starts (``app_name`` "");
+        ``StasisStart`` follows on the websocket, after or before the answer.
+        A PJSIP endpoint that cannot be called (no contact: the ``offline``
+        script) is refused by the channel driver: 500 ``Allocation failed``.
         """
         channel = self._outgoing(
             endpoint, channel_id=channel_id, other_channel_id=other_channel_id, caller=CallerId()
@@ -641,29 +704,54 @@ class Pbx:
         self._apply_variables(channel, variables)
         channel.subscribers.add(app)
         snapshot = channel.snapshot()
-        registered = self.registry.get(app)
-        if registered is not None and registered.active:
-            self.enter_stasis(channel, app, app_args.split(",") if app_args else [])
-        else:
-            log.info("stasis failed for a created channel", app=app, channel=channel.name)
-            self.destroy(channel, NORMAL_CLEARING)
+        channel.entering_stasis = True
+        self.spawn(self._enter_created(channel, app, app_args.split(",") if app_args else []))
         self.changed()
         return snapshot
 
+    async def _enter_created(self, channel: Channel, app: str, args: list[str]) -> None:
+        """The created channel's Stasis thread: StasisStart (res_stasis.c,
+        stasis_app_exec), or a hangup when the app is not connected by then."""
+        await self.clock.sleep(self.stasis_delay)
+        channel.entering_stasis = False
+        if not channel.live:
+            return
+        registered = self.registry.get(app)
+        if registered is None or not registered.active:
+            log.info("stasis failed for a created channel", app=app, channel=channel.name)
+            self.destroy(channel, NORMAL_CLEARING)
+            return
+        self.enter_stasis(channel, app, args)
+        if channel.hangup_pending is not None:  # hung up before it got here
+            self.destroy(channel, channel.hangup_pending)
+
     def dial(self, channel: Channel, caller_id: str | None, timeout: int) -> None:
-        """``POST /channels/{id}/dial``: call the created channel's endpoint."""
+        """``POST /channels/{id}/dial``: call the created channel's endpoint.
+
+        resource_channels.c, ast_ari_channels_dial: the state is checked before
+        the dial string.  (Asterisk accepts a second dial while the channel is
+        still Down and calls it again; what then happens is the driver's: the
+        simulator refuses it.)
+        """
+        if channel.state not in (DOWN, "Reserved") or channel.dialed:
+            raise AriError(409, "Channel is not in the 'Down' state")
         if not channel.created_by_ari:
             raise AriError(409, "Dialing a channel not created by ARI")
-        if channel.state != DOWN or channel.dialed:
-            raise AriError(409, "Channel is not in the 'Down' state")
         caller = self.live_channel(caller_id or "")
         if caller is not None:
             channel.connected = CallerId(caller.caller.name, caller.caller.number)
             channel.language = caller.language
         channel.dialed = True
+        if channel.tech == "Local" and self.script_for(channel.endpoint).kind == "offline":
+            self.spawn(self._fail_call(channel), owner=channel)
+            return
         self.emit(events.dial(channel, "", dialstring=channel.dialstring), channels=[channel])
         self._run_endpoint(channel, timeout if timeout > 0 else None, lambda _: None)
         self.changed()
+
+    async def _fail_call(self, channel: Channel) -> None:
+        await self.clock.sleep(0)
+        self.call_failed(channel)
 
     def _run_endpoint(
         self, channel: Channel, timeout: float | None, on_answer: Callable[[Channel], None]

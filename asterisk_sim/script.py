@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from asterisk_sim.model import (
     CONGESTION,
-    NO_ANSWER,
     NORMAL_CLEARING,
     SUBSCRIBER_ABSENT,
     USER_BUSY,
@@ -172,7 +171,7 @@ async def run_outgoing(
     """Carry out a dial of ``channel`` as its endpoint's script says.
 
     ``dial_timeout`` (clock seconds, None for none) ends a dial that has not
-    been answered: NOANSWER and the channel hung up.
+    been answered: Asterisk hangs the channel up (`Pbx.dial_timed_out`).
     """
     if script.kind in FAILURES:
         status, cause = FAILURES[script.kind]
@@ -185,7 +184,7 @@ async def run_outgoing(
         if dial_timeout is None:
             return  # rings until someone hangs it up
         await pbx.clock.sleep(dial_timeout)
-        pbx.dial_failed(channel, "NOANSWER", NO_ANSWER)
+        pbx.dial_timed_out(channel)
         return
     await pbx.clock.sleep(ring_for)
     pbx.far_end_answer(channel)

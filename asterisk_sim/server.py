@@ -29,8 +29,10 @@ from aiohttp import web
 from asterisk_sim.applications import Application, Connection
 from asterisk_sim.errors import AriError
 from asterisk_sim.model import (
+    DOWN,
     HANGUP_REASONS,
     NORMAL_CLEARING,
+    RINGING,
     Bridge,
     Channel,
     Json,
@@ -268,7 +270,7 @@ class AriServer:
             try:
                 return await handler(request)
             except AriError as error:
-                return _error(error.status, error.message)
+                return web.json_response(error.body(), status=error.status)
         body, parsed = await self._read_body(request)
         record = RequestRecord(
             t=self.pbx.now(),
@@ -295,7 +297,7 @@ class AriServer:
             try:
                 response = await handler(request)
             except AriError as error:
-                response = _error(error.status, error.message)
+                response = web.json_response(error.body(), status=error.status)
             except web.HTTPMethodNotAllowed:
                 response = _error(405, "Invalid method")
             except web.HTTPNotFound:
@@ -321,6 +323,14 @@ class AriServer:
         channel = self._channel(request)
         if channel.stasis_app is None:
             raise AriError(409, "Channel not in Stasis application")
+        return channel
+
+    def _control_in_state(self, request: web.Request) -> Channel:
+        """`_control`, for the operations resource_channels.c gates with
+        ``channel_state_invalid``: not on a channel that is Down, Reserved or Ringing."""
+        channel = self._control(request)
+        if channel.state in (DOWN, "Reserved", RINGING):
+            raise AriError(412, "Channel in invalid state")
         return channel
 
     def _bridge(self, request: web.Request) -> Bridge:
@@ -433,7 +443,7 @@ class AriServer:
         return _no_content()
 
     async def continue_in_dialplan(self, request: web.Request) -> web.StreamResponse:
-        channel = self._control(request)
+        channel = self._control_in_state(request)
         params = self._params(request)
         self.pbx.continue_in_dialplan(
             channel,
@@ -445,24 +455,24 @@ class AriServer:
         return _no_content()
 
     async def answer(self, request: web.Request) -> web.StreamResponse:
-        self.pbx.answer(self._control(request))
+        self.pbx.answer(self._control_in_state(request))
         return _no_content()
 
     async def no_op_control(self, request: web.Request) -> web.StreamResponse:
         """Indications with no effect on the simulated far end (ring, hold, mute, silence)."""
-        self._control(request)
+        self._control_in_state(request)
         return _no_content()
 
     async def channel_moh_start(self, request: web.Request) -> web.StreamResponse:
-        self.pbx.start_moh(self._control(request), self._params(request).get("mohClass"))
+        self.pbx.start_moh(self._control_in_state(request), self._params(request).get("mohClass"))
         return _no_content()
 
     async def channel_moh_stop(self, request: web.Request) -> web.StreamResponse:
-        self.pbx.stop_moh(self._control(request))
+        self.pbx.stop_moh(self._control_in_state(request))
         return _no_content()
 
     async def send_dtmf(self, request: web.Request) -> web.StreamResponse:
-        channel = self._control(request)
+        channel = self._control_in_state(request)
         dtmf = self._params(request).require("dtmf", "DTMF is required")
         if any(d not in DTMF_DIGITS and d != "," for d in dtmf):
             raise AriError(400, f"Invalid DTMF: {dtmf}")
@@ -471,7 +481,7 @@ class AriServer:
         return _no_content()
 
     async def channel_play(self, request: web.Request) -> web.StreamResponse:
-        channel = self._control(request)
+        channel = self._control_in_state(request)
         params = self._params(request)
         media = params.many("media")
         if not media:

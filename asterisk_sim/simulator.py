@@ -29,7 +29,7 @@ from asterisk_sim.model import (
     RequestRecord,
     StoredRecording,
 )
-from asterisk_sim.pbx import Pbx
+from asterisk_sim.pbx import STASIS_DELAY, Pbx
 from asterisk_sim.script import CallerScript, EndpointScript
 from asterisk_sim.server import AriServer
 from switchboard.clock import Clock
@@ -45,9 +45,12 @@ class AsteriskSimulator:
         password: str = "secret",  # noqa: S107 - the test double's documented default
         app_durations: Mapping[str, float] | None = None,
         asterisk_id: str | None = None,
+        stasis_delay: float = STASIS_DELAY,
     ) -> None:
+        """``stasis_delay``: clock seconds a created channel takes to enter Stasis (its
+        StasisStart comes that long after the create's answer; a dial before it is 409)."""
         self.clock = clock if clock is not None else Clock()
-        self.pbx = Pbx(self.clock, app_durations, asterisk_id)
+        self.pbx = Pbx(self.clock, app_durations, asterisk_id, stasis_delay=stasis_delay)
         self.server = AriServer(self.pbx, user=user, password=password)
         self.user = user
         self.password = password

@@ -22,6 +22,7 @@ import asyncpg
 
 from ari_app.app import AriApp, AriSettings
 from asterisk_sim import AsteriskSimulator, CallerScript, EndpointScript, Press
+from asterisk_sim.pbx import STASIS_DELAY
 from switchboard.calls import CallRecord, CallSink, MemorySink
 from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
@@ -86,6 +87,7 @@ class AriStack:
     when: dt.datetime | None = None
     sink: MemorySink = field(default_factory=MemorySink)
     store: CallSink | None = None  # also record into this (PostgreSQL), if given
+    stasis_delay: float = STASIS_DELAY  # clock seconds a created leg takes to enter Stasis
 
     async def __aenter__(self) -> AriStack:
         self.sim = AsteriskSimulator(
@@ -93,6 +95,7 @@ class AriStack:
             user=USER,
             password=PASSWORD,
             app_durations=prompt_durations(self.company),
+            stasis_delay=self.stasis_delay,
         )
         await self.sim.start()
         settings = AriSettings(self.sim.url, USER, PASSWORD, self.company.config.asterisk.app)

@@ -220,3 +220,18 @@ async def test_channels_in_the_app_that_the_runtime_does_not_know_go_to_the_fall
         location = sim.channels[orphan].continued_to
         assert location is not None
         assert (location.context, location.exten) == ("switchboard-fallback", "s")
+
+
+async def test_a_call_no_scenario_takes_goes_to_the_fallback_and_is_not_hung_up_there() -> None:
+    """Once a channel is sent back to the dialplan, nothing more is asked of it."""
+    stack = AriStack(example("office.yaml"), clock=ScaledClock(0.02), when=WHEN)
+    async with stack:
+        channel = await stack.place(caller="79035550000", called="74950000000")
+        await stack.sim.wait_for(
+            lambda s: s.channels[channel].continued_to is not None, what="sent on"
+        )
+        await stack.app.runtime.wait_idle()
+        assert stack.sim.channels[channel].live
+        asked = [r.method + " " + r.path for r in stack.sim.requests if channel in r.path]
+        await stack.sim.hangup(channel)
+    assert asked == [f"POST /ari/channels/{channel}/continue"]

@@ -7,10 +7,19 @@ import datetime as dt
 import pytest
 
 from switchboard.config.company import Company
-from switchboard.engine.actions import Lookup, Play, StartMoh, StartTimer, StopMoh
+from switchboard.engine.actions import Action, Lookup, Play, Ring, StartMoh, StartTimer, StopMoh
 from switchboard.engine.call import CallInfo, CallRun
-from switchboard.engine.events import LookupResult, PlaybackFinished, QueuePosition, TimerFired
-from tests.helpers import events, example, path, rings, run, step
+from switchboard.engine.events import (
+    AgentState,
+    AgentStatus,
+    LegBusy,
+    LegNoAnswer,
+    LookupResult,
+    PlaybackFinished,
+    QueuePosition,
+    TimerFired,
+)
+from tests.helpers import company_from, events, example, path, rings, run, step
 
 NEW_CALLER = "79035550000"  # in no contacts list, no history: straight to the queue
 ALL_BUSY = {"sidorova": "busy", "kuznetsova": "busy", "smirnov": "busy"}
@@ -104,3 +113,69 @@ def test_announcements_tell_the_position_when_the_runtime_knows_it(centre: Compa
 
 def step_of(call: CallRun) -> str:
     return call.trace[-1].node
+
+
+ONE_MEMBER_QUEUE = """
+timezone: Europe/Moscow
+employees:
+  - {id: solo, name: Solo, extension: "201"}
+  - {id: duo, name: Duo, extension: "202"}
+departments:
+  - {id: desk, strategy: all_at_once, ring_timeout: 30, retry: 7, members: [solo]}
+  - {id: pair, strategy: all_at_once, ring_timeout: 30, members: [solo, duo]}
+numbers:
+  - {number: "74951234567", scenario: main}
+  - {number: "74951234568", scenario: pair}
+scenarios:
+  main:
+    start: wait
+    nodes:
+      wait: {type: queue, department: desk, announce_every: 0, max_wait: 300, overflow: bye}
+      bye: {type: hangup}
+  pair:
+    start: wait
+    nodes:
+      wait: {type: queue, department: pair, announce_every: 0, max_wait: 300, retry: 3,
+             overflow: bye}
+      bye: {type: hangup}
+"""
+
+
+def _queue_call(
+    called: str, agents: dict[str, AgentState] | None = None
+) -> tuple[CallRun, list[Action]]:
+    company = company_from(ONE_MEMBER_QUEUE)
+    call = CallRun(
+        company,
+        CallInfo.from_raw(company, called, NEW_CALLER),
+        dt.datetime(2026, 12, 1, 10, 0, tzinfo=company.tz),
+        agents=agents,
+    )
+    return call, call.start()
+
+
+def test_a_member_whose_phone_was_busy_is_not_offered_the_call_again_until_retry() -> None:
+    """The runaway of issue 9: a busy phone frees the member at once (the runtime's pool
+    says "available"), and the queue must not ring them again before `retry` seconds."""
+    call, actions = _queue_call("74951234567")
+    first = [a for a in actions if isinstance(a, Ring)]
+    assert [r.employee_id for r in first] == ["solo"]
+    actions = call.handle(LegBusy(first[0].leg_id), 0.01)
+    # the pool tells every waiting call the member is free again: this call included
+    actions += call.handle(AgentStatus("solo", "available"), 0.02)
+    actions += call.handle(AgentStatus("solo", "available"), 3.0)
+    assert not [a for a in actions if isinstance(a, Ring)]
+    # the department's retry (7 s), not app_queue's default 5
+    retry = [a for a in actions if isinstance(a, StartTimer)]
+    assert [round(t.at, 2) for t in retry] == [7.01]
+    again = call.handle(TimerFired(retry[0].timer_id), 7.01)
+    assert [a.employee_id for a in again if isinstance(a, Ring)] == ["solo"]
+
+
+def test_a_resting_member_does_not_hold_back_another_who_frees_up() -> None:
+    call, actions = _queue_call("74951234568", agents={"solo": "busy"})
+    first = [a for a in actions if isinstance(a, Ring)]
+    assert [r.employee_id for r in first] == ["duo"]
+    call.handle(LegNoAnswer(first[0].leg_id), 0.01)  # duo rests 3 s (the node's retry)
+    actions = call.handle(AgentStatus("solo", "available"), 1.0)
+    assert [a.employee_id for a in actions if isinstance(a, Ring)] == ["solo"]

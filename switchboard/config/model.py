@@ -50,6 +50,9 @@ class Department(Section):
     ring_timeout: PositiveSeconds = 30
     members: tuple[str, ...] = ()
     schedule: str | None = None  # when call-backs for this department may be made
+    # a queue does not offer a call again to a member who was just rung for it (no
+    # answer, busy, failed) for this long (app_queue's `retry`)
+    retry: PositiveSeconds = 5
 
 
 class Endpoints(Section):
@@ -296,7 +299,7 @@ class QueueNode(NodeBase):
     announce_prompt: Prompts = "please-hold"
     announce_position: bool = True
     max_wait: PositiveSeconds = 300
-    retry: PositiveSeconds = 5  # after an offer nobody answered
+    retry: PositiveSeconds | None = None  # default: the department's `retry`
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
     overflow: str
     callback: str | None = None

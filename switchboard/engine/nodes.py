@@ -379,6 +379,11 @@ class QueueActivity(Activity):
         self.announcement: str | None = None
         self.entered_at = run.now
         self.announcements = 0
+        # member -> when this call may be offered to them again: a member just rung for
+        # it (no answer, busy, failed) rests `retry` seconds, whatever the pool says
+        self.resting: dict[str, float] = {}
+        retry = node.retry if node.retry is not None else self.department.retry
+        self.retry = retry
 
     def enter(self) -> str | None:
         self.run.ensure_answered()
@@ -413,7 +418,9 @@ class QueueActivity(Activity):
                 self.announcement = None
                 self._moh_on()
             case AgentStatus() if event.state == "available" and self.ringing is None:
-                if event.employee_id in self.department.members:
+                if event.employee_id in self.department.members and not self._rests(
+                    event.employee_id
+                ):
                     if self.retry_timer is not None:
                         run.cancel_timer(self.retry_timer)
                         self.retry_timer = None
@@ -443,15 +450,30 @@ class QueueActivity(Activity):
         self.announcement = run.play(prompts)
         run.trace_event("announce", n=self.announcements)
 
+    def _rests(self, employee_id: str) -> bool:
+        """Was ``employee_id`` rung for this call less than `retry` seconds ago?"""
+        until = self.resting.get(employee_id)
+        if until is None:
+            return False
+        if until <= self.run.now:
+            del self.resting[employee_id]
+            return False
+        return True
+
     def _offer(self) -> None:
         run = self.run
         free = [
             Member(run.company.employees[m])
             for m in self.department.members
-            if m in run.company.employees and run.agent_state(m) == "available"
+            if m in run.company.employees
+            and run.agent_state(m) == "available"
+            and not self._rests(m)
         ]
         if not free:
-            return  # wait for an AgentStatus, max_wait or the caller
+            if self.resting and self.retry_timer is None:
+                # the free members rest: try again when the first may be offered
+                self.retry_timer = run.start_timer(min(self.resting.values()) - run.now)
+            return  # else wait for an AgentStatus, max_wait or the caller
         self.ringing = RingAttempt(
             run,
             free,
@@ -466,13 +488,16 @@ class QueueActivity(Activity):
     def _result(self, result: AttemptResult | None) -> str | None:
         if result is None:
             return None
-        self.ringing = None
+        attempt, self.ringing = self.ringing, None
         if isinstance(result, Answered):
             self._stop_waiting()
             self.run.detail("waited", round(self.run.now - self.entered_at, 3))
             self.run.connect(result, self.department.id)
             return None
-        self.retry_timer = self.run.start_timer(self.node.retry)
+        if attempt is not None:
+            for employee_id in attempt.tried():
+                self.resting[employee_id] = self.run.now + self.retry
+        self.retry_timer = self.run.start_timer(self.retry)
         return None
 
     def _stop_waiting(self) -> None:
@@ -802,6 +827,7 @@ class DialplanActivity(Activity):
 
     def enter(self) -> str | None:
         extension = self.run.render(self.node.extension)
+        self.run.stop_moh()  # nothing is asked of the channel once it is back in the dialplan
         self.run.emit(ContinueInDialplan(self.node.context, extension, self.node.priority))
         self.run.detail("to", f"{self.node.context},{extension},{self.node.priority}")
         self.run.finish("dialplan", "handed to the dialplan", hang_up=False)

@@ -135,6 +135,14 @@ class RingAttempt:
             )
         return event.leg_id in self._legs
 
+    def tried(self) -> list[str]:
+        """The employees this attempt rang (whatever came of it), in member order."""
+        return [
+            state.member.employee.id
+            for state in self._members
+            if state.legs and state.member.employee is not None
+        ]
+
     def stop(self) -> None:
         """Stop every leg still ringing (the caller left, or somebody else answered)."""
         for leg in self._legs.values():
