@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +111,9 @@ class AriRuntime:
         self.unknown_events = 0
         self.failures = 0  # calls ended by a bug in their task (logged with the traceback)
         self.shed = 0  # calls sent to the fallback because `limits.max_calls` were up
+        # seconds from a call's StasisStart reaching the runtime to its answer request
+        # being sent (the last 100,000 calls): bench/real_asterisk_load.py reads them
+        self.answer_delays: deque[float] = deque(maxlen=100_000)
 
     # --- EventSink --------------------------------------------------------------------
 
@@ -222,8 +227,9 @@ class AriRuntime:
 
     def forget(self, session: CallSession) -> None:
         self.sessions.pop(session.channel.id, None)
-        for channel_id in [c for c, s in self.owners.items() if s is session]:
-            del self.owners[channel_id]
+        for channel_id in session.owned:
+            if self.owners.get(channel_id) is session:
+                del self.owners[channel_id]
 
     async def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -294,6 +300,7 @@ class CallSession:
         self.channel = channel
         self.args = args
         self.client = runtime.client
+        self.arrived = time.perf_counter()  # its StasisStart reached the runtime
         self.queue: asyncio.Queue[AriEvent | ev.Event] = asyncio.Queue()
         self.t0 = runtime.clock.now()
         self.company = runtime.company()
@@ -310,6 +317,9 @@ class CallSession:
         self.left_stasis = False
         self.agent: str | None = None
         self.holding: dict[str, set[str]] = {}  # employee -> legs of our queue offer ringing them
+        self.told_of_agents = False  # subscribed to the agent pool (while waiting in a queue)
+        self.owned: list[str] = [channel.id]  # channels in `runtime.owners` for this call
+        self.hung_up = False  # the caller's hang-up was asked
         self.ring_budget = RingBudget(runtime.clock.now())
         self.log = log.bind(call_id=call_id, channel=channel.name)
 
@@ -349,7 +359,9 @@ class CallSession:
         line = info.line
         started = self.runtime.wall_clock().astimezone(company.tz)
         try:
-            run = CallRun(company, info, started, agents=dict(self.runtime.pool.states))
+            run = CallRun(
+                company, info, started, agents=self.runtime.pool.states, shared_agents=True
+            )
         except LookupError:
             self.log.warning(
                 "no scenario for this number: sent to the fallback", called=info.called_raw
@@ -364,10 +376,9 @@ class CallSession:
         self.run_ = run
         self.log = self.log.bind(scenario=run.scenario)
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
-        self.runtime.pool.subscribe(self.deliver)
         try:
             await self._apply(run.start())
-            self.runtime.waiting.track(self, run)
+            self._track_queue(run)
             while not run.finished:
                 item = await self.queue.get()
                 event = await self._translate(item)
@@ -384,7 +395,7 @@ class CallSession:
                             to_node=run.node_name,
                         )  # fmt: skip
                     await self._apply(actions)
-                    self.runtime.waiting.track(self, run)
+                    self._track_queue(run)
         except asyncio.CancelledError:
             # Switchboard is stopping with this call up: it still leaves its record
             run.finish("hangup", "switchboard stopped", hang_up=False)
@@ -394,6 +405,18 @@ class CallSession:
             self.runtime.pool.unsubscribe(self.deliver)
             self.runtime.waiting.leave(self)
         await self._record(run)
+
+    def _track_queue(self, run: CallRun) -> None:
+        """After each step: a call waiting in a queue keeps its place there and is told
+        when an employee frees up (`AgentPool`); no other call needs to be."""
+        waiting = self.runtime.waiting
+        waiting.track(self, run)
+        in_queue = waiting.waits(self)
+        if in_queue and not self.told_of_agents:
+            self.runtime.pool.subscribe(self.deliver)
+        elif not in_queue and self.told_of_agents:
+            self.runtime.pool.unsubscribe(self.deliver)
+        self.told_of_agents = in_queue
 
     async def _record(self, run: CallRun) -> None:
         assert run.outcome is not None
@@ -538,6 +561,7 @@ class CallSession:
             return
         match action:
             case act.Answer():
+                self.runtime.answer_delays.append(time.perf_counter() - self.arrived)
                 await self._safe(client.answer(caller))
             case act.Play():
                 media = [self.runtime.media(p, self.company) for p in action.prompts]
@@ -605,7 +629,8 @@ class CallSession:
                     )
                 )
             case act.Hangup():
-                if not self.caller_gone:
+                if not self.caller_gone and not self.hung_up:
+                    self.hung_up = True
                     await self._safe(client.hangup(caller))
 
     async def _timer(self, action: act.StartTimer) -> None:
@@ -624,6 +649,7 @@ class CallSession:
             return
         self.leg_by_channel[channel_id] = leg
         self.runtime.owners[channel_id] = self  # before the create: its events may come first
+        self.owned.append(channel_id)
         wait = self.ring_budget.wait(self.runtime.clock.now())
         if wait > 0:
             self._spawn(self._create_later(leg, wait))
@@ -802,7 +828,7 @@ class CallSession:
         self.holding.clear()
         if self.agent is not None:
             self.runtime.pool.set(self.agent, "available")
-        if not self.caller_gone and not self.left_stasis and not self.continued:
+        if not (self.caller_gone or self.left_stasis or self.continued or self.hung_up):
             await self._safe(self.client.hangup(self.channel.id))
         if self.bridge_id is not None:
             # Asterisk 22: destroying a bridge while its legs hang up can strand a channel;

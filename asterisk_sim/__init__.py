@@ -32,26 +32,44 @@ Answer: ``ChannelStateChange`` Ring -> Up.  ``/ring``, ``/hold``, ``/mute``,
 ``/silence``, ``/progress`` change nothing visible.
 
 ``POST /channels/create`` (resource_channels.c, ast_ari_channels_create):
-the channel is created ``Down`` and put into Stasis at once, before any dial.
-The HTTP answer is the snapshot taken before Stasis starts (``app_name`` ""),
-then ``StasisStart`` (state ``Down``, args = ``appArgs`` split on commas)
-follows on the websocket -- it may arrive before the HTTP response, so pass
-``channelId``.  No ``ChannelCreated`` (the app subscribes after creation).
+the channel is created ``Down``; ``ari_channel_thread`` then runs
+``Stasis()`` for it on a thread of its own.  The HTTP answer is the snapshot
+taken before that thread starts (``app_name`` ""); ``StasisStart`` (state
+``Down``, args = ``appArgs`` split on commas) follows on the websocket
+`stasis_delay` clock seconds later (after the answer here; in Asterisk either
+may come first, so pass ``channelId``).  Until then every control request
+(``/dial`` included) is ``409 Channel not in Stasis application``.  An app
+not connected by then: the channel is hung up.  No ``ChannelCreated`` (the
+app subscribes after creation).  A PJSIP endpoint with no contact (script
+``offline``) cannot be made: 500 ``{"error": "Allocation failed"}``.
 
 ``POST /channels/{id}/dial`` (control.c, app_control_dial; bridge_channel.c,
-bridge_handle_trip): 409 unless the channel was created by ARI and is
-``Down``.  ``Dial {peer, dialstring: <resource>, dialstatus: ""}`` at once;
-then ``ChannelStateChange`` Ringing + ``Dial RINGING``; on answer
-``ChannelStateChange`` Up + ``Dial ANSWER``.  Asterisk never puts ``caller`` in
-these Dial events (it passes NULL); ``?caller=`` only copies the caller's
-caller-id into the peer's ``connected`` and its language.  Failures, by the
-endpoint's script: busy -> ``Dial BUSY``, offline -> ``Dial CHANUNAVAIL``,
-congestion -> ``Dial CONGESTION``, dial timeout passed (``timeout`` > 0) ->
-``Dial NOANSWER``; each then ``ChannelHangupRequest {cause}``, ``StasisEnd``,
-``ChannelDestroyed {cause 17 | 20 | 34 | 19}``.  (A real PJSIP leg often
-sends no final Dial status at all -- a 486 only sets the hangup cause and a
-dial timeout is a soft hangup -- so clients must take ``ChannelDestroyed``'s
-cause as the truth.)  ``noanswer`` rings until hung up or timed out.
+bridge_handle_trip): 409 ``Channel is not in the 'Down' state``, or
+``Dialing a channel not created by ARI``.  ``Dial {peer, dialstring:
+<resource>, dialstatus: ""}`` at once; then ``ChannelStateChange`` Ringing +
+``Dial RINGING``; on answer ``ChannelStateChange`` Up + ``Dial ANSWER``.
+Asterisk never puts ``caller`` in these Dial events (it passes NULL);
+``?caller=`` only copies the caller's caller-id into the peer's ``connected``
+and its language.  How a dial fails depends on the channel:
+
+- PJSIP, busy or congestion: the SIP session ends and chan_pjsip queues a
+  hangup (chan_pjsip.c, chan_pjsip_session_end) -- no final Dial status,
+  ``ChannelHangupRequest {cause 17 | 34}``, ``StasisEnd``,
+  ``ChannelDestroyed``: Asterisk removes the channel itself;
+- Local (its ``;2`` half runs ``Busy()``/``Congestion()``): only the control
+  frame crosses -- ``Dial BUSY | CONGESTION`` and the channel stays in Stasis,
+  ``Down``, until the app hangs it up;
+- Local to no extension (script ``offline``): ``ast_call`` fails, no Dial
+  event, ``StasisEnd``, ``ChannelDestroyed {16}``;
+- the ``timeout`` passes unanswered (control.c, bridge_timeout ->
+  hangup_channel): ``ChannelHangupRequest {cause 32, soft}``, ``StasisEnd``,
+  ``ChannelDestroyed {19}`` -- never a Dial NOANSWER.  Without a timeout a
+  ringing channel rings until hung up.
+
+A created channel nobody dials or hangs up stays in Asterisk for good.
+(Asterisk accepts a second ``/dial`` while the channel is still Down and
+calls it again; what happens then is the channel driver's: the simulator
+refuses it with 409.)
 
 ``POST /channels`` (originate): the app is subscribed at once and sees the
 same Dial/state events; ``StasisStart`` comes only after the answer (state
@@ -105,7 +123,146 @@ and channel names count from ``-00000001`` again (ids never repeat).
 Auth: HTTP Basic or ``?api_key=user:pass``; otherwise 401.  Unknown routes
 404 ``{"message": "Resource not found"}``, wrong method 405.  ``409 Channel
 not in Stasis application`` for control operations on a channel outside
-Stasis, ``404 Channel not found`` once it is gone.
+Stasis, ``404 Channel not found`` once it is gone; ``412 Channel in invalid
+state`` for answer, play, moh, dtmf, hold, mute, ring, progress, silence and
+continue on a channel that is Down, Reserved or Ringing
+(resource_channels.c, channel_state_invalid).
+
+Audit: every ARI request Switchboard makes, against Asterisk 22.10.1
+=====================================================================
+
+For each request the runtimes (``ari_app/runtime.py``, ``ari_app/callbacks.py``,
+``ari_app/supervisor.py``) send: what Asterisk does (file, function), what
+Switchboard does about it, what the simulator does, and the tests that hold
+both to it (``tests/test_asterisk_sim.py`` = S, ``tests/test_ari_legs.py`` =
+L, ``tests/test_ari_calls.py`` = C, the real-Asterisk suite
+``tests/real_asterisk`` = R).
+
+1. ``POST /channels/create`` -- Asterisk: ``ast_ari_channels_create``
+   answers a snapshot from before ``ari_channel_thread`` runs ``Stasis()``
+   (res_stasis.c, ``stasis_app_exec`` links the control, then publishes
+   StasisStart); answer and StasisStart are not ordered.  Switchboard: the
+   leg's channel id is registered before the request (its events may come
+   first); the leg is dialled only when both the answer and its StasisStart
+   are in (``CallSession._entered``, the call-back worker waits the same
+   way); a leg whose StasisStart has not come in `ari_app.legs.STASIS_WAIT`
+   seconds is hung up and reported failed; a create that timed out is hung
+   up anyway (Asterisk may have made it).  Simulator: `Pbx.create_channel`
+   enters Stasis `stasis_delay` later.  Tests: S
+   ``test_a_created_channel_enters_stasis_after_the_answer_and_a_dial_before_it_is_409``;
+   L ``test_a_leg_that_enters_the_app_late_is_dialled_once_it_is_in``,
+   ``test_a_leg_that_never_enters_the_app_is_given_up_and_the_scenario_goes_on``.
+2. ``POST /channels/{id}/dial`` before StasisStart -- Asterisk:
+   ``find_control`` (resource_channels.c) finds no control: 409 ``Channel
+   not in Stasis application``; nothing waits or retries.  Switchboard: never
+   sends it (1).  Simulator: ``_control`` in ``server.py``.  Tests: as in 1.
+3. How a dialled leg ends -- Asterisk: ``app_control_dial`` (control.c)
+   publishes ``Dial ""``; ``bridge_handle_trip`` (bridge_channel.c) publishes
+   RINGING/ANSWER/BUSY/CONGESTION control frames, a BUSY without a hangup
+   leaves the channel in Stasis; a PJSIP failure ends the session
+   (chan_pjsip.c, ``chan_pjsip_session_end``) and the channel is destroyed
+   with the SIP code's cause and no final Dial status; the ``timeout`` hangs
+   it up with cause 19 (``bridge_timeout``, ``hangup_channel``).  Switchboard:
+   a leg's end is read from its ``ChannelDestroyed`` cause as much as from
+   ``Dial`` (`ari_app.legs.leg_end`); a leg whose dial reported BUSY,
+   CONGESTION or another failure is hung up at once (``CallSession._release``),
+   not at the end of the call; every dial carries the ring timeout.
+   Simulator: `Pbx.dial_failed`, `Pbx.dial_timed_out`, `Pbx.call_failed`.
+   Tests: S ``test_a_pjsip_endpoint_that_refuses_the_call_is_hung_up_by_asterisk_with_its_cause``,
+   ``test_a_local_channel_that_signals_busy_reports_it_and_stays_until_hung_up``,
+   ``test_a_local_channel_to_nowhere_leaves_stasis_without_a_dial_event``,
+   ``test_an_unanswered_dial_is_hung_up_by_asterisk_at_its_timeout``; L
+   ``test_a_leg_whose_phone_signals_busy_is_hung_up_at_once_not_at_the_end_of_the_call``;
+   R ``test_sales_all_busy_goes_to_reception``.
+4. A leg that fails again and again (a queue member whose phone is busy or
+   unregistered) -- Asterisk: a PJSIP endpoint with no contact cannot even
+   be created (``ast_request`` fails: 500 ``Allocation failed``).
+   Switchboard: the queue does not offer the call to a member rung for it in
+   the last ``retry`` seconds (the department's, 5 by default; `QueueActivity`),
+   a call starts at most `ari_app.legs.RING_BURST` legs at once and
+   `ari_app.legs.RINGS_PER_SECOND` after that (`RingBudget`), and a storm of
+   one failure is one log line and a count (`RepeatedWarnings`).  Simulator:
+   ``_outgoing`` refuses an ``offline`` PJSIP endpoint.  Tests: S
+   ``test_an_unregistered_pjsip_endpoint_cannot_even_be_created``; L
+   ``test_a_queue_member_whose_phone_is_busy_is_rung_once_per_retry_not_in_a_loop``;
+   ``tests/test_queue.py``, ``tests/test_ari_leg_limits.py``; R
+   ``test_a_queue_whose_members_are_busy_overflows_at_max_wait_ringing_each_per_retry``.
+5. ``DELETE /channels/{id}`` -- Asterisk: ``ast_ari_channels_hangup`` needs
+   no Stasis; ``ast_softhangup`` publishes ``ChannelHangupRequest {cause 32,
+   soft}``; a created channel hung up before its StasisStart still gets it,
+   then StasisEnd (app_stasis.c checks no hangup first); a created channel
+   nobody hangs up stays (no timer in ``stasis_app_exec``).  Switchboard:
+   every channel it created ends with its DELETE unless Asterisk destroyed it
+   first: stopped legs, legs given up, legs still being created when stopped
+   (hung up once the create answers), every leg at the end of the call, and
+   a leg StasisStart that no call owns any more (``AriRuntime._hang_up_stray``;
+   after a reconnect, such legs found in the app are hung up, not sent to
+   the fallback).  Simulator: `Pbx.app_hangup` keeps the pending entry.
+   Tests: S ``test_a_created_channel_hung_up_before_its_stasis_start_still_gets_it_then_ends``,
+   ``test_a_created_channel_never_dialled_stays_in_asterisk_until_hung_up``;
+   L ``test_a_leg_stopped_before_it_entered_the_app_is_hung_up_and_nothing_is_left``;
+   R every test ends with Asterisk's channel and bridge lists empty.
+6. ``POST /channels/{id}/play`` (and ``/answer``, ``/moh``) on a channel not
+   answered or not in the app -- Asterisk: ``find_control`` 409 outside the
+   app; ``channel_state_invalid`` 412 for Down/Reserved/Ringing; an inbound
+   channel in Ring plays as early media (res_stasis_playback.c,
+   ``play_on_channel`` indicates PROGRESS); a play queued as the channel
+   leaves Stasis is answered 201 and never runs.  Switchboard: prompts and
+   hold music go to the caller only after the engine answered it
+   (``CallRun.play`` and the queue call ``ensure_answered``); the confirm
+   prompt goes to a leg only after its Dial ANSWER; a play that fails is
+   reported to the engine as finished, so no call waits on it.  Simulator:
+   ``_control_in_state``.  Tests: S
+   ``test_media_and_answer_on_a_created_channel_not_yet_up_are_412``,
+   ``test_answer_then_play_finishes_the_prompt_after_its_length``; R
+   ``test_sales_rings_ivan_then_his_mobile_which_takes_the_call_after_pressing_1``.
+7. ``POST /bridges/{id}/addChannel`` -- Asterisk:
+   ``ast_ari_bridges_add_channel`` (resource_bridges.c): 400 ``Channel not
+   found``, 422 ``Channel not in Stasis application`` (a created channel
+   before its StasisStart); synchronous, yet 204 without effect when the
+   channel hangs up meanwhile (``check_add_remove_channel``).  Switchboard:
+   only a leg that answered -- so in the app -- is bridged; a 400/404 means a
+   side hung up this instant, and its hang-up event ends the conversation.
+   Simulator: ``_bridge_channels`` in ``server.py``.  Tests: S
+   ``test_adding_a_channel_outside_stasis_or_unknown_to_a_bridge_is_refused``;
+   R the connected calls.
+8. ``DELETE /bridges/{id}`` while a hang-up is in flight -- Asterisk:
+   ``stasis_app_bridge_destroy`` (res_stasis.c) -> ``ast_bridge_destroy``
+   (main/bridge.c, ``bridge_dissolve``) answers 204 before the members have
+   left; a member still up goes back to the app idle (not hung up, no
+   StasisEnd, no timer): a caller left there is "stuck".  Switchboard: hangs
+   up the caller and every leg first, waits (up to ``TEARDOWN_WAIT``) until
+   the bridged ones are gone, then destroys the bridge; it never counts on a
+   bridge's destruction to end a member.  Simulator: `Pbx.destroy_bridge`
+   leaves members in the app.  Tests: S
+   ``test_bridged_channels_leave_the_bridge_when_they_hang_up_and_the_bridge_stays``;
+   R ``test_the_caller_hanging_up_at_any_stage_leaves_nothing_behind`` (talking).
+9. ``POST /channels/{id}/continue``, then more requests -- Asterisk:
+   ``app_control_continue`` (control.c) runs queued commands, marks the
+   control done, StasisEnd; later requests are 409, or a 2xx for a command
+   that is dropped.  Switchboard: the engine stops hold music before it
+   continues; after the continue nothing more is asked of the channel (no
+   hang-up at teardown either -- before, a call with no scenario was sent to
+   the fallback and hung up at once).  Simulator: ``continue_in_dialplan``
+   leaves Stasis at once.  Tests: S
+   ``test_continue_sends_the_channel_back_to_the_dialplan``; C
+   ``test_a_call_no_scenario_takes_goes_to_the_fallback_and_is_not_hung_up_there``.
+10. ``POST /channels`` (originate) with ``appArgs`` -- Asterisk:
+    ``ari_channels_handle_originate_with_id`` and ``ari_originate_dial``
+    (resource_channels.c, main/dial.c): ``appArgs`` are split as ``Stasis()``'s
+    arguments (``AST_STANDARD_APP_ARGS``); StasisStart only after the answer;
+    a failure or timeout destroys the channel with no StasisStart; default
+    timeout 30 s.  Switchboard: does not originate -- legs and call-backs use
+    create + dial, so a leg is dialled with the caller's caller-id and legs
+    can join a cascade (`AriClient.originate` stays for tools).  Simulator:
+    `Pbx.originate`.  Tests: S
+    ``test_an_originated_call_enters_stasis_only_once_answered``.
+11. ``PUT /applications/{app}/eventFilter`` -- Asterisk:
+    ``stasis_app_event_filter_set`` (res/stasis/app.c) matches ``type``
+    only, StasisStart/StasisEnd included.  Switchboard: allows exactly
+    ``ari_app.models.USED_EVENTS`` after every (re)connection.  Simulator:
+    ``applications.py``.  Tests: S
+    ``test_the_event_filter_keeps_only_allowed_events_and_disallowed_wins``.
 """
 
 from asterisk_sim.errors import AriError, UnknownChannel

@@ -60,6 +60,9 @@ class WaitingCalls:
         if not line:
             del self._lines[department]
 
+    def waits(self, call: object) -> bool:
+        return call in self._where
+
     def position(self, call: object) -> int | None:
         """1 for the next to be served; None when ``call`` is not waiting."""
         department = self._where.get(call)

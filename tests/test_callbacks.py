@@ -33,6 +33,7 @@ from ari_app.callbacks import (
     CallbackWorker,
 )
 from asterisk_sim import AsteriskSimulator, EndpointScript
+from asterisk_sim.pbx import STASIS_DELAY
 from asterisk_sim.script import EndpointKind
 from switchboard.calls import MemorySink
 from switchboard.clock import Clock, ScaledClock
@@ -148,8 +149,10 @@ def customer_dials(sim: AsteriskSimulator) -> Counter[str]:
 
 
 @asynccontextmanager
-async def simulator(clock: Clock) -> AsyncIterator[AsteriskSimulator]:
-    sim = AsteriskSimulator(clock=clock, user=USER, password=PASSWORD)
+async def simulator(
+    clock: Clock, stasis_delay: float = STASIS_DELAY
+) -> AsyncIterator[AsteriskSimulator]:
+    sim = AsteriskSimulator(clock=clock, user=USER, password=PASSWORD, stasis_delay=stasis_delay)
     await sim.start("127.0.0.1")
     try:
         yield sim
@@ -639,3 +642,18 @@ async def test_inbound_calls_still_reach_the_runtime_while_the_worker_shares_the
         await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
     (record,) = running.sink.records
     assert (record.channel_id, record.outcome.result) == (channel, "hangup")
+
+
+@pytest.mark.asyncio
+async def test_a_callback_whose_legs_enter_the_app_late_dials_each_once_it_is_in(db: str) -> None:
+    """Asterisk answers a dial sent before the created channel's StasisStart with 409."""
+    clock = ScaledClock(SCALE)
+    async with connect(db) as conn:
+        job_id = await request(conn, 1)
+    async with simulator(clock, stasis_delay=2.0) as sim:
+        script_support(sim, EndpointScript("answer", after=1.0, hangup_after=30.0))
+        async with instance(sim, db, "a", clock):
+            await until(db, "SELECT status FROM callbacks WHERE id = $1", "done", job_id)
+        await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+    dials = [r.status for r in sim.requests if r.path.endswith("/dial")]
+    assert dials == [204, 204]  # the employee, then the customer: never a 409

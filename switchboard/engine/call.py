@@ -10,6 +10,7 @@ clock of its own, so the same inputs always give the same run.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -107,9 +108,16 @@ class CallRun:
         call: CallInfo,
         started_at: dt.datetime,
         scenario: str | None = None,
-        agents: dict[str, AgentState] | None = None,
+        agents: Mapping[str, AgentState] | None = None,
         start_node: str | None = None,
+        *,
+        shared_agents: bool = False,
     ) -> None:
+        """``agents``: who is not free now.  The run keeps its own copy current from the
+        `AgentStatus` events it is fed -- unless ``shared_agents``: then ``agents`` is the
+        runtime's own table, read as it changes and never written here (a runtime
+        with thousands of calls up does not copy it for each, nor tell each of them
+        every change; only the calls waiting in a queue are told, to wake up)."""
         chosen = scenario or company.select_scenario(call.called or None, call.line)
         if chosen is None or chosen not in company.config.scenarios:
             raise LookupError(f"no scenario for called number {call.called_raw!r}")
@@ -132,7 +140,10 @@ class CallRun:
         self.answered = False
         self.moh = False
         self.finished = False
-        self._agents: dict[str, AgentState] = dict(agents or {})
+        self._agents: Mapping[str, AgentState] = (
+            agents if shared_agents and agents is not None else dict(agents or {})
+        )
+        self._shared_agents = shared_agents
         self._timers: set[str] = set()
         self._ids = 0
         self._out: list[Action] = []
@@ -180,7 +191,8 @@ class CallRun:
             self.trace_event("caller hung up")
             self._end("abandoned", "caller hung up", hang_up=False)
             return self._out
-        elif isinstance(event, AgentStatus):
+        elif isinstance(event, AgentStatus) and not self._shared_agents:
+            assert isinstance(self._agents, dict)
             self._agents[event.employee_id] = event.state
         elif isinstance(event, QueuePosition):
             self.position = event.position

@@ -8,6 +8,7 @@ world only through the `CallRun` they belong to.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from switchboard.config.model import (
@@ -307,12 +308,22 @@ class MenuActivity(Activity):
 # --- ringing people ------------------------------------------------------------------
 
 
-def members_of(run: CallRun, kind: str, ident: str) -> list[Member]:
+def members_of(run: CallRun, kind: str, ident: str) -> tuple[Member, ...]:
+    """Whom a dial to an employee or a department rings, in order (kept per snapshot)."""
     company = run.company
-    if kind == "employee":
-        return [Member(company.employees[ident])]
-    department = company.departments[ident]
-    return [Member(company.employees[m]) for m in department.members if m in company.employees]
+    key = ("members", kind, ident)
+    found: tuple[Member, ...] | None = company.derived.get(key)
+    if found is None:
+        if kind == "employee":
+            found = (Member(company.employees[ident]),)
+        else:
+            found = tuple(
+                Member(company.employees[m])
+                for m in company.departments[ident].members
+                if m in company.employees
+            )
+        company.derived[key] = found
+    return found
 
 
 def ring_target(run: CallRun, kind: str, ident: str, ring_timeout: float | None) -> RingAttempt:
@@ -640,7 +651,7 @@ class IcmActivity(Activity):
             return self._ring([Member(None, number=self.run.company.normalize(default))])
         return "notfound"
 
-    def _ring(self, members: list[Member]) -> str | None:
+    def _ring(self, members: Sequence[Member]) -> str | None:
         timeout = self.node.ring_timeout
         self.ringing = RingAttempt(self.run, members, "all_at_once", timeout, timeout)
         return self._result(self.ringing.start())

@@ -9,6 +9,7 @@ nobody did: ``noanswer`` (somebody rang), ``busy`` (everybody was busy) or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -75,7 +76,7 @@ class RingAttempt:
     def __init__(
         self,
         run: CallRun,
-        members: list[Member],
+        members: Sequence[Member],
         strategy: RingStrategy,
         ring_delay: float,
         ring_timeout: float,
@@ -83,7 +84,10 @@ class RingAttempt:
     ) -> None:
         self._run = run
         self._offer = offer
-        self._members = [_MemberState(m) for m in members]
+        self._all = members
+        # the members started so far (rung, or tried): a thousand-member department whose
+        # first free member answers costs one state, not a thousand
+        self._members: dict[int, _MemberState] = {}
         self._strategy = strategy
         self._delay = ring_delay
         self._timeout = ring_timeout
@@ -101,9 +105,9 @@ class RingAttempt:
     def start(self) -> AttemptResult | None:
         self._timeout_timer = self._run.start_timer(self._timeout)
         if self._strategy == "all_at_once":
-            for index in range(len(self._members)):
+            for index in range(len(self._all)):
                 self._start_member(index)
-            self._next = len(self._members)
+            self._next = len(self._all)
         else:
             self._start_next()
         return self._settle()
@@ -131,7 +135,7 @@ class RingAttempt:
     def owns(self, event: LegEvent | TimerFired) -> bool:
         if isinstance(event, TimerFired):
             return event.timer_id in (self._timeout_timer, self._advance_timer) or any(
-                m.mobile_timer == event.timer_id for m in self._members
+                m.mobile_timer == event.timer_id for m in self._members.values()
             )
         return event.leg_id in self._legs
 
@@ -139,7 +143,7 @@ class RingAttempt:
         """The employees this attempt rang (whatever came of it), in member order."""
         return [
             state.member.employee.id
-            for state in self._members
+            for state in self._members.values()
             if state.legs and state.member.employee is not None
         ]
 
@@ -148,7 +152,7 @@ class RingAttempt:
         for leg in self._legs.values():
             if leg.live:
                 self._hang_leg(leg, "stopped")
-        for state in self._members:
+        for state in self._members.values():
             self._cancel_mobile(state)
             if state.state == "ringing":
                 state.state = "done"
@@ -163,20 +167,20 @@ class RingAttempt:
     def _on_timer(self, timer_id: str) -> AttemptResult | None:
         if timer_id == self._timeout_timer:
             self._timeout_timer = None
-            for index, state in enumerate(self._members):
+            for index, state in list(self._members.items()):
                 if state.state == "ringing":
                     self._stop_member(index, "noanswer")
-            self._next = len(self._members)
+            self._next = len(self._all)
             return self._settle()
         if timer_id == self._advance_timer:
             self._advance_timer = None
             if self._strategy == "one_by_one":
-                for index, state in enumerate(self._members):
+                for index, state in list(self._members.items()):
                     if state.state == "ringing":
                         self._stop_member(index, "noanswer")
             self._start_next()
             return self._settle()
-        for index, state in enumerate(self._members):
+        for index, state in list(self._members.items()):
             if state.mobile_timer == timer_id:
                 state.mobile_timer = None
                 if state.state == "ringing":
@@ -188,11 +192,11 @@ class RingAttempt:
         """Start the next member that can be rung; skip (at once) those that cannot."""
         self._cancel(self._advance_timer)
         self._advance_timer = None
-        while self._next < len(self._members):
+        while self._next < len(self._all):
             index = self._next
             self._next += 1
             if self._start_member(index):
-                if self._next < len(self._members):
+                if self._next < len(self._all):
                     self._advance_timer = self._run.start_timer(self._delay)
                 elif self._strategy == "one_by_one":
                     # the last member gets its own window too, within the whole attempt
@@ -201,21 +205,22 @@ class RingAttempt:
 
     def _start_member(self, index: int) -> bool:
         """Ring member ``index``; False when it could not be rung (busy, offline)."""
-        state = self._members[index]
-        member = state.member
+        member = self._all[index]
         emp = member.employee
         if emp is not None:
             status = self._run.agent_state(emp.id)
             if status != "available":
                 self._run.trace_event("skip", agent=emp.id, status=status)
-                state.state = "done"
                 if status == "busy":
-                    state.busy = True
                     self._busy += 1
                 else:
                     self._failed += 1
                 return False
-        state.state = "ringing"
+            if emp.extension is None and emp.mobile is None:
+                self._run.trace_event("skip", agent=emp.id, status="no phone")
+                self._failed += 1
+                return False
+        state = self._members[index] = _MemberState(member, state="ringing")
         self._ringing += 1
         if emp is None:
             self._ring(index, "external", member.number or "")
@@ -227,18 +232,12 @@ class RingAttempt:
                     self._ring_mobile(index)
                 elif emp.forward_to_mobile_after is not None:
                     state.mobile_timer = self._run.start_timer(emp.forward_to_mobile_after)
-        elif emp.mobile is not None:
-            self._ring_mobile(index)
         else:
-            self._run.trace_event("skip", agent=emp.id, status="no phone")
-            state.state = "done"
-            self._ringing -= 1
-            self._failed += 1
-            return False
+            self._ring_mobile(index)
         return True
 
     def _ring_mobile(self, index: int) -> None:
-        emp = self._members[index].member.employee
+        emp = self._all[index].employee
         if emp is not None and emp.mobile is not None:
             self._ring(index, "mobile", self._run.company.normalize(emp.mobile))
 
@@ -333,12 +332,12 @@ class RingAttempt:
             return None
         if self._ringing:
             return None
-        if self._next < len(self._members) and self._strategy != "all_at_once":
+        if self._next < len(self._all) and self._strategy != "all_at_once":
             self._start_next()
             if self._ringing:
                 return None
         self.stop()
-        if any(state.rang for state in self._members):
+        if any(state.rang for state in self._members.values()):
             return "noanswer"
         if self._busy:
             return "busy"
