@@ -114,15 +114,15 @@ class AriClient:
             async with self.session.request(
                 method,
                 f"{self.base_url}/ari{path}",
-                params=query,
+                params=query or None,
                 json=body,
             ) as response:
-                text = await response.text()
+                data = await response.read()  # ARI answers UTF-8 JSON: no charset sniffing
                 if response.status >= 400:
-                    raise _error(response.status, text, method, path)
-                if response.status == 204 or not text:
+                    raise _error(response.status, data.decode(errors="replace"), method, path)
+                if response.status == 204 or not data:
                     return None
-                return json.loads(text)
+                return json.loads(data)
         except aiohttp.ClientError as exc:
             raise AriUnavailable(0, str(exc) or type(exc).__name__, method, path) from exc
         except TimeoutError as exc:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ from ari_app.models import (
 from ari_app.models import PlaybackFinished as AriPlaybackFinished
 from ari_app.models import RecordingFinished as AriRecordingFinished
 from switchboard.calls import AgentPool, CallRecord, CallSink
-from switchboard.clock import Clock
+from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
@@ -62,6 +63,9 @@ CONFIRM_PROMPT = "press-1-to-accept"
 CONFIRM_KEY = "1"
 CONFIRM_TIMEOUT = 15.0  # seconds a mobile has to press 1
 TEARDOWN_WAIT = 5.0  # seconds to wait for legs to leave a bridge before destroying it
+# a hang-up or a bridge's destruction that times out (Asterisk overloaded, the connection
+# lost) is tried again after these clock seconds: what we created must not stay behind
+CLEANUP_RETRIES = (1.0, 2.0, 4.0)
 # actions on the caller's own channel (skipped once it has hung up)
 _CALLER_ACTIONS = (
     act.Answer, act.Play, act.StopPlayback, act.StartMoh, act.StopMoh,
@@ -179,7 +183,7 @@ class AriRuntime:
             return
         channel_id = event_channel_id(event)
         owner = self.owners.get(channel_id) if channel_id else None
-        if owner is not None:
+        if owner is not None and not _news_to_nobody(event, owner.channel.id):
             owner.deliver(event)
 
     def on_disconnected(self) -> None:
@@ -261,6 +265,22 @@ class AriRuntime:
         return f"sound:{company.sound_file(prompt, self.settings.sounds_prefix)}"
 
 
+# Dial statuses that only say a leg is on its way: a call waits for the final one
+_DIAL_PROGRESS = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
+
+
+def _news_to_nobody(event: AriEvent, caller: str) -> bool:
+    """Events a call would read and drop (most of them, on every call): not worth waking
+    its task for.  A leg's hang-up request (its ChannelDestroyed follows) and a
+    dial's progress."""
+    match event:
+        case ChannelHangupRequest():
+            return event.channel.id != caller
+        case Dial():
+            return event.dialstatus in _DIAL_PROGRESS
+    return False
+
+
 def inbound_info(channel: Channel, args: tuple[str, ...], company: Company) -> CallInfo:
     """The call a StasisStart brings: the called number is the first Stasis argument
     (``Stasis(switchboard,${EXTEN})``), else the channel's extension."""
@@ -280,7 +300,7 @@ class LegChannel:
     created: bool = False  # Asterisk answered the create
     in_stasis: bool = False  # its StasisStart arrived: it may be dialled
     dialled: bool = False
-    stasis_timer: asyncio.Task[None] | None = None  # gives up on a StasisStart that never comes
+    stasis_timer: Timer | None = None  # gives up on a StasisStart that never comes
     answered: bool = False  # the far end answered (maybe still to confirm)
     reported: bool = False  # the engine was told how it ended
     bridged: bool = False
@@ -305,7 +325,7 @@ class CallSession:
         self.t0 = runtime.clock.now()
         self.company = runtime.company()
         self.run_: CallRun | None = None
-        self.timers: dict[str, asyncio.Task[None]] = {}
+        self.timers: dict[str, Timer] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.legs: dict[str, LegChannel] = {}
         self.leg_by_channel: dict[str, LegChannel] = {}
@@ -348,7 +368,9 @@ class CallSession:
         except Exception:  # a bug must end this call cleanly, never the runtime
             self.runtime.failures += 1
             self.log.exception("call failed")
-            await self._safe(self.client.hangup(self.channel.id))
+            if not (self.caller_gone or self.hung_up or self.continued):
+                self.hung_up = True
+                await self._clean_up(self.client.hangup, self.channel.id)
         finally:
             await self._teardown()
             self.runtime.forget(self)
@@ -502,7 +524,7 @@ class CallSession:
         )
 
     async def _dial_status(self, leg: LegChannel, status: str) -> ev.Event | None:
-        if leg.reported or status in ("RINGING", "PROGRESS", "PROCEEDING", ""):
+        if leg.reported or status in _DIAL_PROGRESS:
             return None
         if status == "ANSWER":
             leg.answered = True
@@ -582,7 +604,9 @@ class CallSession:
             case act.StopMoh():
                 await self._safe(client.stop_moh(caller))
             case act.StartTimer():
-                self.timers[action.timer_id] = self._spawn(self._timer(action))
+                self.timers[action.timer_id] = self.runtime.clock.call_at(
+                    self.t0 + action.at, functools.partial(self._fired, action.timer_id)
+                )
             case act.CancelTimer():
                 timer = self.timers.pop(action.timer_id, None)
                 if timer is not None:
@@ -631,12 +655,11 @@ class CallSession:
             case act.Hangup():
                 if not self.caller_gone and not self.hung_up:
                     self.hung_up = True
-                    await self._safe(client.hangup(caller))
+                    await self._clean_up(client.hangup, caller)
 
-    async def _timer(self, action: act.StartTimer) -> None:
-        await self.runtime.clock.sleep_until(self.t0 + action.at)
-        self.timers.pop(action.timer_id, None)
-        self.deliver(ev.TimerFired(action.timer_id))
+    def _fired(self, timer_id: str) -> None:
+        self.timers.pop(timer_id, None)
+        self.deliver(ev.TimerFired(timer_id))
 
     async def _ring(self, ring: act.Ring) -> None:
         channel_id = f"{self.call_id}-{ring.leg_id}"
@@ -682,7 +705,10 @@ class CallSession:
         elif leg.in_stasis:  # its StasisStart beat the answer to the create
             await self._dial(leg)
         else:
-            leg.stasis_timer = self._spawn(self._stasis_timeout(leg))
+            clock = self.runtime.clock
+            leg.stasis_timer = clock.call_at(
+                clock.now() + STASIS_WAIT, functools.partial(self._stasis_timeout, leg)
+            )
 
     async def _entered(self, leg: LegChannel) -> None:
         """A leg's StasisStart: now Asterisk accepts its dial."""
@@ -705,9 +731,13 @@ class CallSession:
             self._could_not_ring(leg, self.runtime.endpoint(leg.ring, self.company), exc)
             await self._release(leg)
 
-    async def _stasis_timeout(self, leg: LegChannel) -> None:
-        await self.runtime.clock.sleep(STASIS_WAIT)
+    def _stasis_timeout(self, leg: LegChannel) -> None:
         leg.stasis_timer = None
+        if not (leg.in_stasis or leg.gone):
+            self._spawn(self._give_up(leg))
+
+    async def _give_up(self, leg: LegChannel) -> None:
+        """A created leg whose StasisStart has not come in `STASIS_WAIT`: hung up, failed."""
         if leg.in_stasis or leg.gone:
             return
         self.runtime.warnings.warning(
@@ -733,7 +763,7 @@ class CallSession:
         if leg.stasis_timer is not None:
             leg.stasis_timer.cancel()
             leg.stasis_timer = None
-        await self._safe(self.client.hangup(leg.channel_id))
+        await self._clean_up(self.client.hangup, leg.channel_id)
 
     async def _tell_position(self, run: CallRun) -> None:
         news = self.runtime.waiting.news(self, run)
@@ -773,9 +803,9 @@ class CallSession:
     async def _bridge(self, leg_id: str) -> None:
         leg = self.legs[leg_id]
         bridge_id = f"{self.call_id}-bridge"
+        self.bridge_id = bridge_id  # destroyed at the end even if the create timed out
         try:
             await self.client.create_bridge(bridge_id)
-            self.bridge_id = bridge_id
             await self.client.add_channel(bridge_id, [self.channel.id, leg.channel_id])
             leg.bridged = True
         except AriError as exc:
@@ -813,15 +843,44 @@ class CallSession:
                 "ari request failed", call_id=self.call_id, error=str(exc),
             )  # fmt: skip
 
+    async def _clean_up(self, request: Callable[[str], Awaitable[None]], target: str) -> None:
+        """A request that releases something in Asterisk (``client.hangup``,
+        ``client.destroy_bridge``): gone already is done, and a timeout or a lost
+        connection is tried again (`CLEANUP_RETRIES`) before it is given up."""
+        for delay in (*CLEANUP_RETRIES, None):
+            try:
+                await request(target)
+                return
+            except CallGone:
+                return
+            except AriUnavailable as exc:
+                if delay is None:
+                    self.runtime.warnings.warning(
+                        ("could not release", str(exc.message)),
+                        "could not release a channel or bridge", target=target, error=str(exc),
+                    )  # fmt: skip
+                    return
+                await self.runtime.clock.sleep(delay)
+            except AriError as exc:
+                self.runtime.warnings.warning(
+                    ("ari request failed", str(exc.status), exc.message),
+                    "ari request failed", call_id=self.call_id, error=str(exc),
+                )  # fmt: skip
+                return
+
     async def _teardown(self) -> None:
         """Release everything the call created: timers, legs, the bridge."""
+        for timer in [*self.timers.values(), *(leg.stasis_timer for leg in self.legs.values())]:
+            if timer is not None:
+                timer.cancel()
+        self.timers.clear()
         for task in list(self.tasks):
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         for leg in self.legs.values():
             if not leg.gone:
-                await self._safe(self.client.hangup(leg.channel_id))
+                await self._clean_up(self.client.hangup, leg.channel_id)
         for employee in list(self.holding):
             if employee != self.agent:
                 self.runtime.pool.release(employee, self)
@@ -829,12 +888,12 @@ class CallSession:
         if self.agent is not None:
             self.runtime.pool.set(self.agent, "available")
         if not (self.caller_gone or self.left_stasis or self.continued or self.hung_up):
-            await self._safe(self.client.hangup(self.channel.id))
+            await self._clean_up(self.client.hangup, self.channel.id)
         if self.bridge_id is not None:
             # Asterisk 22: destroying a bridge while its legs hang up can strand a channel;
             # wait (briefly) until every leg has gone, then destroy it.
             await self._wait_gone()
-            await self._safe(self.client.destroy_bridge(self.bridge_id))
+            await self._clean_up(self.client.destroy_bridge, self.bridge_id)
 
     async def _wait_gone(self) -> None:
         deadline = self.runtime.clock.real(TEARDOWN_WAIT)

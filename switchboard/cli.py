@@ -257,6 +257,8 @@ def _agi(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
     """`run` and `agi`: a config file, or the database's current version (and the next)."""
+    from switchboard.serving import run_serving  # noqa: PLC0415 - `check` stays quick
+
     if args.from_db == (args.config is not None):
         print(f"switchboard {command}: give CONFIG or --from-db (one of them)", file=sys.stderr)
         return EXIT_INVALID
@@ -264,9 +266,9 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
         dsn = _dsn(args, command)
         if dsn is None:
             return EXIT_INVALID
-        configure_logging(json_output=args.json_logs, level="info")
+        configure_logging(json_output=args.json_logs, level="info", cache=True)
         try:
-            return asyncio.run(_run_from_db(dsn, command, serve))
+            return run_serving(_run_from_db(dsn, command, serve))
         except ServeFailed as exc:
             print(f"switchboard {command}: {exc}", file=sys.stderr)
             return EXIT_FAILURE
@@ -275,14 +277,14 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
         for problem in result.errors:
             print(problem.format(args.config), file=sys.stderr)
         return EXIT_INVALID
-    configure_logging(json_output=args.json_logs, level="info")
+    configure_logging(json_output=args.json_logs, level="info", cache=True)
     company = result.company
 
     async def main() -> None:
         await serve(lambda: company, _stop_on_signals())
 
     try:
-        asyncio.run(main())
+        run_serving(main())
     except ServeFailed as exc:
         print(f"switchboard {command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

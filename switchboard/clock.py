@@ -11,6 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Timer(Protocol):
+    """What `Clock.call_at` returns: it can be cancelled before it fires."""
+
+    def cancel(self) -> object: ...
 
 
 class Clock:
@@ -30,6 +38,12 @@ class Clock:
     def real(self, seconds: float) -> float:
         """How many real seconds ``seconds`` of this clock last."""
         return seconds * self.scale
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` at clock time ``when``: an event loop timer, no task (a call
+        keeps several timers, most of them cancelled before they fire)."""
+        delay = max(0.0, (when - self.now()) * self.scale)
+        return asyncio.get_running_loop().call_later(delay, callback)
 
 
 class ScaledClock(Clock):
@@ -65,3 +79,10 @@ class VirtualClock(Clock):
     async def sleep(self, seconds: float) -> None:
         self.advance(seconds)
         await asyncio.sleep(0)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        async def later() -> None:
+            await self.sleep_until(when)
+            callback()
+
+        return asyncio.ensure_future(later())

@@ -16,8 +16,12 @@ if TYPE_CHECKING:
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
-def configure_logging(json_output: bool, level: str = "info") -> None:
-    """Log to stderr: JSON lines for machines, readable lines in a terminal."""
+def configure_logging(json_output: bool, level: str = "info", cache: bool = False) -> None:
+    """Log to stderr: JSON lines for machines, readable lines in a terminal.
+
+    ``cache``: each logger keeps its processors once it has logged (the servers: a
+    third less work a line); a process that reconfigures logging later must not.
+    """
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json_output
@@ -28,11 +32,13 @@ def configure_logging(json_output: bool, level: str = "info") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # JSON lines carry the traceback as text (the console renderer prints its own)
+            *([structlog.processors.format_exc_info] if json_output else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
 
 

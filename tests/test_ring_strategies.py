@@ -12,7 +12,7 @@ from switchboard.config.company import Company
 from switchboard.engine.actions import Ring
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.events import LegBusy
-from tests.helpers import company_from, rings, run, step
+from tests.helpers import company_from, events, rings, run, step
 
 
 def at(company: Company) -> dt.datetime:
@@ -159,3 +159,29 @@ def test_a_caller_who_hangs_up_while_ringing_stops_every_leg() -> None:
     assert sim.outcome.result == "abandoned"
     assert {(t, a) for t, a, _ in rings(sim, "stop")} == {(3, "a"), (3, "b"), (3, "c")}
     assert sim.outcome.reason == "caller hung up"
+
+
+def test_a_big_department_names_ten_skipped_members_then_counts_the_rest() -> None:
+    """A record stays small however many members are busy before the free one."""
+    members = [f"e{i}" for i in range(40)]
+    config = "\n".join(
+        [
+            "timezone: UTC",
+            "employees:",
+            *[f'  - {{id: {m}, extension: "{100 + i}"}}' for i, m in enumerate(members)],
+            "departments:",
+            f"  - {{id: big, strategy: one_by_one, members: [{', '.join(members)}]}}",
+            'numbers: [{number: "74951234567", scenario: main}]',
+            "scenarios:",
+            "  main:",
+            "    start: ring",
+            "    nodes:",
+            "      ring: {type: dial, target: big, noanswer: bye}",
+            "      bye: {type: hangup}",
+        ]
+    )
+    busy = {m: "busy" for m in members[:35]}
+    sim = run(company_from(config), called="74951234567", agents=busy)
+    assert [e["agent"] for e in events(sim, "skip")] == members[:10]
+    assert [e["more"] for e in events(sim, "skipped")] == [25]
+    assert sim.outcome.agent == "e35"
