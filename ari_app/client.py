@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
 from ari_app.models import (
     AsteriskInfo,
@@ -122,7 +123,7 @@ class AriClient:
                     raise _error(response.status, data.decode(errors="replace"), method, path)
                 if response.status == 204 or not data:
                     return None
-                return json.loads(data)
+                return orjson.loads(data)
         except aiohttp.ClientError as exc:
             raise AriUnavailable(0, str(exc) or type(exc).__name__, method, path) from exc
         except TimeoutError as exc:

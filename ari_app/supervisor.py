@@ -10,12 +10,12 @@ exponential backoff with jitter; never a busy loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import aiohttp
+import orjson
 import structlog
 
 from ari_app.client import AriClient, AriError
@@ -99,8 +99,8 @@ class AriSupervisor:
 
     def _dispatch(self, text: str) -> None:
         try:
-            event = parse(json.loads(text))
-        except (ValueError, MalformedEvent) as exc:
+            event = parse(orjson.loads(text))
+        except (ValueError, MalformedEvent) as exc:  # orjson.JSONDecodeError is a ValueError
             log.warning("ari event unreadable", error=str(exc), data=text[:200])
             return
         if isinstance(event, ApplicationReplaced):

@@ -18,9 +18,12 @@ Three flows, the extensions of bench/real_asterisk/extensions-bench.conf:
   grown to ``--employees`` (1,000) and rings one free operator per call.
   ``--switchboard-profile DIR`` keeps a cProfile of each Switchboard step there.
 
-Setup, once: that dialplan ``#include``d from extensions.conf and ``dialplan
-reload``; pjsip.conf with endpoints ``sipp`` (the caller, from 127.0.0.1:5061,
-context perf-in, matched by IP) and ``op`` (contact sip:op@127.0.0.1:5070).
+Setup, once (each file's header says more): that dialplan ``#include``d from
+extensions.conf and ``dialplan reload``; pjsip endpoints ``sipp`` (the caller,
+from 127.0.0.1:5061, matched by its address, landing in [switchboard-bench])
+and ``op`` (contact sip:op@127.0.0.1:5070) -- bench/real_asterisk/pjsip-bench.conf,
+or, where ``sipp`` already lands in a context [perf-in], perf-in-bench.conf;
+ARI enabled for a user (SWITCHBOARD_TEST_ARI_USER/_PASSWORD).
 
     .venv/bin/python bench/real_asterisk_load.py [--flows native,minimal,switchboard]
         [--rates 20,40,...,160] [--seconds 20] [--talk 3] [--out results.json]

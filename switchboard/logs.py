@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+import orjson
 import structlog
 
 from switchboard.engine.actions import Notify
@@ -22,11 +23,16 @@ def configure_logging(json_output: bool, level: str = "info", cache: bool = Fals
     ``cache``: each logger keeps its processors once it has logged (the servers: a
     third less work a line); a process that reconfigures logging later must not.
     """
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if json_output
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
+    renderer: structlog.types.Processor = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    factory: structlog.BytesLoggerFactory | structlog.PrintLoggerFactory
+    factory = structlog.PrintLoggerFactory(file=sys.stderr)
+    binary = getattr(sys.stderr, "buffer", None)
+    if json_output and binary is not None:
+        # JSON lines through orjson, written as bytes: a third of the cost of json.dumps
+        renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        factory = structlog.BytesLoggerFactory(file=binary)
+    elif json_output:
+        renderer = structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -37,7 +43,7 @@ def configure_logging(json_output: bool, level: str = "info", cache: bool = Fals
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=cache,
     )
 
