@@ -101,7 +101,12 @@ class AriApp:
                 agents=self.runtime.pool,
             )
             events = CallbackEvents(self.runtime, self.callbacks)
-        self.supervisor = AriSupervisor(self.client, events, backoff_first=backoff_first)
+        self.supervisor = AriSupervisor(
+            self.client,
+            events,
+            backoff_first=backoff_first,
+            rest_over_websocket=current.config.asterisk.rest_over_websocket,
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AriApp:

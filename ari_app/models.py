@@ -178,6 +178,7 @@ USED_EVENTS: tuple[str, ...] = (
     "RecordingFinished",
     "RecordingFailed",
     "ApplicationReplaced",
+    "RESTResponse",  # answers to requests sent over the websocket (ari_app.client)
 )
 
 

@@ -2,14 +2,18 @@
 
 After every (re)connection it narrows the events Asterisk sends to those the
 runtime uses (`PUT /applications/{app}/eventFilter` — essential under load),
-lists the live channels and hands them to the runtime to reconcile, and only
-then reports ready.  A dropped or cleanly closed websocket is followed by
+asks once over the websocket itself (``GET asterisk/ping`` as a
+``RESTRequest``): when Asterisk answers, the client's requests go over the
+websocket from then on (`ari_app.client.WebsocketRequests`); then it lists the
+live channels and hands them to the runtime to reconcile, and only then
+reports ready.  A dropped or cleanly closed websocket is followed by
 exponential backoff with jitter; never a busy loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -18,13 +22,14 @@ import aiohttp
 import orjson
 import structlog
 
-from ari_app.client import AriClient, AriError
+from ari_app.client import AriClient, AriError, WebsocketRequests
 from ari_app.models import USED_EVENTS, ApplicationReplaced, AriEvent, Channel, MalformedEvent
 from ari_app.models import parse_event as parse
 
 log = structlog.get_logger("switchboard.ari")
 
 HEARTBEAT = 10.0  # websocket ping interval, seconds
+PROBE_WAIT = 2.0  # seconds an Asterisk has to answer a request over the websocket
 BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 30.0
 
@@ -45,6 +50,7 @@ class AriSupervisor:
         backoff_first: float = BACKOFF_FIRST,
         backoff_max: float = BACKOFF_MAX,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rest_over_websocket: bool = True,
     ) -> None:
         self.client = client
         self.sink = sink
@@ -54,6 +60,8 @@ class AriSupervisor:
         self._backoff_max = backoff_max
         self._sleep = sleep
         self._replaced = False
+        self._rest_over_websocket = rest_over_websocket
+        self._requests: WebsocketRequests | None = None  # answers read off this websocket
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
@@ -79,6 +87,8 @@ class AriSupervisor:
             reader = asyncio.create_task(self._read(ws))
             try:
                 await self.client.set_event_filter(USED_EVENTS)
+                if self._rest_over_websocket:
+                    await self._requests_over(ws)
                 channels = await self.client.list_channels()
                 await self.sink.on_connected(channels)
                 self.connections += 1
@@ -86,9 +96,28 @@ class AriSupervisor:
                 log.info("ari connected", url=self.client.base_url, app=self.client.app)
                 await reader
             finally:
+                self.ready.clear()
+                self.client.over_websocket = None
+                if self._requests is not None:
+                    self._requests.close()
+                    self._requests = None
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
             log.warning("ari websocket closed", code=ws.close_code)
+
+    async def _requests_over(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Requests go over the websocket when this Asterisk answers one there."""
+        requests = self._requests = WebsocketRequests(ws)
+        status = 0
+        with contextlib.suppress(TimeoutError, ConnectionError, aiohttp.ClientError):
+            async with asyncio.timeout(PROBE_WAIT):
+                status, _ = await requests.request("GET", "/asterisk/ping", {}, None)
+        if status == 200:
+            self.client.over_websocket = requests
+            log.info("ari requests over the websocket")
+        else:
+            self._requests = None
+            log.info("ari requests over HTTP: Asterisk does not take them on the websocket")
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for message in ws:
@@ -99,7 +128,12 @@ class AriSupervisor:
 
     def _dispatch(self, text: str) -> None:
         try:
-            event = parse(orjson.loads(text))
+            data = orjson.loads(text)
+            if isinstance(data, dict) and data.get("type") == "RESTResponse":
+                if self._requests is not None:
+                    self._requests.answered(data)
+                return
+            event = parse(data)
         except (ValueError, MalformedEvent) as exc:  # orjson.JSONDecodeError is a ValueError
             log.warning("ari event unreadable", error=str(exc), data=text[:200])
             return

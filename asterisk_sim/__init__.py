@@ -112,6 +112,18 @@ heard the bridge -- an empty bridge's destruction reaches nobody.
 ``POST /channels/{id}/continue``: leaves the bridge, ``StasisEnd``; the
 channel lives on in the dialplan (``continued_to``), the app hears no more.
 
+REST over the events websocket (res/ari/ari_websocket_requests.c,
+ari_websocket_process_request; Asterisk 20.14, 21.9, 22.4 and later): a
+``RESTRequest`` message ``{type, transaction_id, request_id, method, uri
+[?query], query_strings, content_type, message_body}`` is run as the HTTP
+request it stands for (through the same routes, recorded with ``via:
+websocket``), one at a time in the order received, and answered with a
+``RESTResponse`` event ``{transaction_id, request_id, status_code,
+reason_phrase, uri, content_type, message_body}`` that the app's event
+filter applies to; another ``type`` is 400 "Unknown request type.", a bad
+method 400.  ``AsteriskSimulator(rest_over_websocket=False)`` is an older
+Asterisk, which reads nothing the client sends there.
+
 Applications: ``/ari/events?app=a[,b]&subscribeAll=true``.  A second
 connection for an app sends ``ApplicationReplaced`` to the first, which is
 then closed.  An app stays registered (filter, subscriptions) while its
@@ -259,10 +271,23 @@ L, ``tests/test_ari_calls.py`` = C, the real-Asterisk suite
     ``test_an_originated_call_enters_stasis_only_once_answered``.
 11. ``PUT /applications/{app}/eventFilter`` -- Asterisk:
     ``stasis_app_event_filter_set`` (res/stasis/app.c) matches ``type``
-    only, StasisStart/StasisEnd included.  Switchboard: allows exactly
-    ``ari_app.models.USED_EVENTS`` after every (re)connection.  Simulator:
-    ``applications.py``.  Tests: S
+    only, StasisStart/StasisEnd included, and RESTResponse too.  Switchboard:
+    allows exactly ``ari_app.models.USED_EVENTS`` (RESTResponse among them)
+    after every (re)connection.  Simulator: ``applications.py``.  Tests: S
     ``test_the_event_filter_keeps_only_allowed_events_and_disallowed_wins``.
+12. Requests as ``RESTRequest`` on the events websocket -- Asterisk:
+    ``ari_websocket_process_request`` runs them one at a time on the
+    websocket's thread (res/ari/ari_websockets.c), answers ``RESTResponse``
+    through the event filter; an Asterisk before 20.14/21.9/22.4 ignores
+    them.  Switchboard: asks once per connection (``GET asterisk/ping``,
+    2 s) and sends its requests there only when answered
+    (``asterisk.rest_over_websocket``, default true); a request waiting when
+    the websocket goes is `AriUnavailable`, and HTTP serves until the next
+    connection's answer.  Simulator: ``AriServer._rest_over_websocket``.
+    Tests: ``tests/test_ari_rest_over_websocket.py``:
+    ``test_a_rest_request_on_the_events_websocket_gets_its_rest_response``,
+    ``test_requests_go_over_the_websocket_only_when_asterisk_and_the_config_agree``,
+    ``test_when_asterisk_stops_answering_on_the_websocket_requests_fail_over_to_http``.
 """
 
 from asterisk_sim.errors import AriError, UnknownChannel

@@ -339,7 +339,8 @@ class StoredRecording:
 
 @dataclass
 class RequestRecord:
-    """One HTTP request received under ``/ari``: when (clock seconds), what, and the answer."""
+    """One request received under ``/ari``: when (clock seconds), what, the answer, and
+    how it came (``http``, or ``websocket`` for a ``RESTRequest`` on the events socket)."""
 
     t: float
     method: str
@@ -347,3 +348,4 @@ class RequestRecord:
     query: dict[str, str]
     body: Any
     status: int = 0
+    via: str = "http"

@@ -22,9 +22,11 @@ import binascii
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
+import aiohttp
+from aiohttp import WSMsgType, web
 
 from asterisk_sim.applications import Application, Connection
 from asterisk_sim.errors import AriError
@@ -60,6 +62,17 @@ def _ok(data: Any, status: int = 200) -> web.Response:
 
 def _no_content() -> web.Response:
     return web.Response(status=204)
+
+
+# marks the simulator's own request for a RESTRequest on a websocket (for the request log)
+VIA_WEBSOCKET = "X-Asterisk-Sim-Via-Websocket"
+
+
+def _json_or_none(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -131,7 +144,12 @@ RECORD = web.RequestKey("ari_record", RequestRecord)
 class AriServer:
     """Routes ARI and control requests to a `Pbx` and owns the events websockets."""
 
-    def __init__(self, pbx: Pbx, *, user: str, password: str) -> None:
+    def __init__(
+        self, pbx: Pbx, *, user: str, password: str, rest_over_websocket: bool = True
+    ) -> None:
+        # REST over the events websocket came with 20.14, 21.9 and 22.4; older Asterisks
+        # read nothing the client sends there (False models them)
+        self.rest_over_websocket = rest_over_websocket
         self.pbx = pbx
         self.user = user
         self.password = password
@@ -282,6 +300,7 @@ class AriServer:
                 if key != "api_key"
             },
             body=body,
+            via="websocket" if VIA_WEBSOCKET in request.headers else "http",
         )
         self.pbx.requests.append(record)
         response: web.StreamResponse
@@ -354,15 +373,81 @@ class AriServer:
         self.pbx.registry.register(connection, self.pbx.application_replaced)
         writer = self.pbx.spawn(connection.write_loop())
         self.pbx.changed()
+        http: aiohttp.ClientSession | None = None
         try:
-            async for _ in ws:
-                pass  # Asterisk ignores what the client sends
+            async for message in ws:
+                data = _json_or_none(message.data) if message.type == WSMsgType.TEXT else None
+                if isinstance(data, dict) and self.rest_over_websocket:
+                    http = http or aiohttp.ClientSession()
+                    await self._rest_over_websocket(connection, http, data)
         finally:
             self.pbx.registry.unregister(connection)
             connection.close_after_sending()
             self.pbx.changed()
+            if http is not None:
+                await http.close()
         await asyncio.wait([writer])
         return ws
+
+    async def _rest_over_websocket(
+        self, connection: Connection, http: aiohttp.ClientSession, message: Json
+    ) -> None:
+        """A ``RESTRequest`` on the events websocket (res/ari/ari_websocket_requests.c,
+        ari_websocket_process_request): run as the HTTP request it stands for, one at a
+        time in the order received (Asterisk runs them on the websocket's thread), and
+        answered by a ``RESTResponse`` event, which the event filter applies to.  The
+        request goes through this server's own routes (and its request log)."""
+        request_id = str(message.get("request_id", ""))
+        answer: Json = {
+            "type": "RESTResponse",
+            "transaction_id": str(message.get("transaction_id", "")),
+            "request_id": request_id,
+            "uri": str(message.get("uri", "")),
+        }
+        uri, method = message.get("uri"), message.get("method")
+        if message.get("type") != "RESTRequest":
+            status, body = 400, {"message": "Unknown request type."}
+        elif not isinstance(uri, str) or not uri:
+            status, body = 400, {"message": "Empty or missing 'uri' property."}
+        elif method not in ("GET", "POST", "PUT", "DELETE"):
+            status, body = 400, {"message": "Unknown or missing 'method' property."}
+        else:
+            status, body = await self._run_request(connection, http, method, uri, message)
+        answer["status_code"] = status
+        answer["reason_phrase"] = HTTPStatus(status).phrase
+        if body is not None:
+            answer["content_type"] = "application/json"
+            answer["message_body"] = json.dumps(body)
+        self.pbx.send(connection.apps[0], answer)
+
+    async def _run_request(
+        self,
+        connection: Connection,
+        http: aiohttp.ClientSession,
+        method: str,
+        uri: str,
+        message: Json,
+    ) -> tuple[int, Any]:
+        upgrade = connection.request
+        query: list[tuple[str, str]] = []
+        for item in message.get("query_strings") or []:
+            if isinstance(item, dict):
+                query.append((str(item.get("name", "")), str(item.get("value", ""))))
+        api_key = upgrade.query.get("api_key")
+        if api_key is not None:  # Asterisk appends the websocket's api_key to each request
+            query.append(("api_key", api_key))
+        headers = {VIA_WEBSOCKET: "1"}
+        if "Authorization" in upgrade.headers:
+            headers["Authorization"] = upgrade.headers["Authorization"]
+        body = message.get("message_body")
+        kwargs: dict[str, Any] = {}
+        if isinstance(body, str) and body:
+            headers["Content-Type"] = str(message.get("content_type") or "application/json")
+            kwargs["data"] = body.encode()
+        url = f"{upgrade.scheme}://{upgrade.host}/ari/{uri.lstrip('/')}"
+        async with http.request(method, url, params=query, headers=headers, **kwargs) as answer:
+            text = await answer.text()
+            return answer.status, _json_or_none(text) if text else None
 
     # -- asterisk ----------------------------------------------------------------------------
 
@@ -857,6 +942,7 @@ class AriServer:
                     "query": r.query,
                     "body": r.body,
                     "status": r.status,
+                    "via": r.via,
                 }
                 for r in self.pbx.requests
             ]

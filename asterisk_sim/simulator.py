@@ -46,12 +46,17 @@ class AsteriskSimulator:
         app_durations: Mapping[str, float] | None = None,
         asterisk_id: str | None = None,
         stasis_delay: float = STASIS_DELAY,
+        rest_over_websocket: bool = True,
     ) -> None:
         """``stasis_delay``: clock seconds a created channel takes to enter Stasis (its
-        StasisStart comes that long after the create's answer; a dial before it is 409)."""
+        StasisStart comes that long after the create's answer; a dial before it is 409).
+        ``rest_over_websocket=False``: an Asterisk older than 20.14/21.9/22.4, which
+        takes no requests on the events websocket."""
         self.clock = clock if clock is not None else Clock()
         self.pbx = Pbx(self.clock, app_durations, asterisk_id, stasis_delay=stasis_delay)
-        self.server = AriServer(self.pbx, user=user, password=password)
+        self.server = AriServer(
+            self.pbx, user=user, password=password, rest_over_websocket=rest_over_websocket
+        )
         self.user = user
         self.password = password
         self._runner: web.AppRunner | None = None

@@ -93,6 +93,9 @@ class AsteriskSection(Section):
     app: str = "switchboard"
     endpoints: Endpoints = Endpoints()
     fallback_context: str = "switchboard-fallback"
+    # ARI requests over the events websocket when Asterisk takes them (20.14, 21.9, 22.4
+    # and later); false: always HTTP
+    rest_over_websocket: bool = True
     agi_listen: str = DEFAULT_AGI_LISTEN  # `switchboard agi`; SWITCHBOARD_AGI_LISTEN
 
     @field_validator("agi_listen")
