@@ -19,8 +19,10 @@ over the events websocket as ``RESTRequest`` messages answered by
 with bench/real_asterisk_load.py, that takes about a quarter off the app's CPU
 per call: no HTTP request and response to build and parse for each of a call's
 eight requests.  Asterisk runs them one at a time, in order, on the websocket's
-thread.  A request in flight when the websocket goes is failed as
-`AriUnavailable`; later ones go over HTTP until the websocket is back.
+thread, so past `WEBSOCKET_IN_FLIGHT` waiting there, requests go over HTTP
+(a thread per connection in Asterisk) until the queue is shorter.  A request in
+flight when the websocket goes is failed as `AriUnavailable`; later ones go over
+HTTP until the websocket is back.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ from ari_app.models import (
 
 POOL_SIZE = 50
 REQUEST_TIMEOUT = 10.0
+# requests waiting for Asterisk on the websocket at most; more go over HTTP meanwhile.
+# Asterisk runs websocket requests one by one on one thread, and those it runs
+# synchronously with the channel's own thread (answer, addChannel) hold up the rest:
+# a deep queue there would delay every call, while HTTP has a thread per connection.
+WEBSOCKET_IN_FLIGHT = 4
 
 
 class AriError(Exception):
@@ -93,6 +100,11 @@ class WebsocketRequests:
     @property
     def open(self) -> bool:
         return not self.ws.closed
+
+    @property
+    def free(self) -> bool:
+        """Open, and not so busy that a request had better go over HTTP."""
+        return not self.ws.closed and len(self._waiting) < WEBSOCKET_IN_FLIGHT
 
     async def request(
         self, method: str, path: str, query: dict[str, str], body: Any
@@ -184,7 +196,7 @@ class AriClient:
     ) -> Any:
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         ws = self.over_websocket
-        if ws is not None and ws.open:
+        if ws is not None and ws.free:
             try:
                 status, text = await ws.request(method, path, query, body)
             except TimeoutError as exc:

@@ -809,11 +809,17 @@ class CallSession:
             await self.client.add_channel(bridge_id, [self.channel.id, leg.channel_id])
             leg.bridged = True
         except AriError as exc:
-            # a side that just hung up: 404 for the bridge, 400 "Channel not found" from
-            # addChannel; its hang-up event ends the conversation
-            if not isinstance(exc, CallGone) and exc.status != 400:
-                raise
             leg.bridged = True
+            # a side that just hung up: 404 for the bridge, 400 "Channel not found" or 422
+            # "Channel not in Stasis application" from addChannel; its end ends the talk
+            if not isinstance(exc, CallGone) and exc.status not in (400, 422):
+                # Asterisk could not connect them (overloaded, unreachable): the call ends
+                # as if the employee had hung up, and leaves its record
+                self.runtime.warnings.warning(
+                    ("could not connect", str(exc.status), exc.message),
+                    "could not connect the caller and the employee", error=str(exc),
+                )  # fmt: skip
+                self.deliver(ev.LegHungUp(leg.leg_id))
         if leg.ring.employee_id is not None:
             self.agent = leg.ring.employee_id
             self.runtime.pool.set(leg.ring.employee_id, "busy")
