@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,7 @@ from ari_app.models import (
     Bridge,
     Channel,
     LiveRecording,
+    MalformedEvent,
     Playback,
     parse_bridge,
     parse_channel,
@@ -240,8 +242,13 @@ class AriClient:
     # --- channels -----------------------------------------------------------------------
 
     async def list_channels(self) -> list[Channel]:
+        """The live channels; an item that is no channel (no id) is left out."""
         data = await self.request("GET", "/channels")
-        return [parse_channel(c) for c in data or []]
+        channels = []
+        for item in data if isinstance(data, list) else []:
+            with contextlib.suppress(MalformedEvent):
+                channels.append(parse_channel(item))
+        return channels
 
     async def get_channel(self, channel_id: str) -> Channel:
         return parse_channel(await self.request("GET", f"/channels/{quote(channel_id)}"))

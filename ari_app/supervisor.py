@@ -73,6 +73,9 @@ class AriSupervisor:
             except (aiohttp.ClientError, AriError, OSError, TimeoutError) as exc:
                 failures += 1
                 log.warning("ari connection failed", error=str(exc), attempt=failures)
+            except Exception:  # anything else: never the end of the connection's owner
+                failures += 1
+                log.exception("ari connection failed unexpectedly", attempt=failures)
             self.ready.clear()
             self.sink.on_disconnected()
             delay = min(self._backoff_max, self._backoff_first * 2 ** max(0, failures - 1))

@@ -229,7 +229,15 @@ class ServeFailed(Exception):
 def _run(args: argparse.Namespace) -> int:
     # the runtime (aiohttp and friends) loads only for `run`: `check` stays quick
     from ari_app.app import serve  # noqa: PLC0415
+    from switchboard.config.model import check_ari_url  # noqa: PLC0415
 
+    from_env = os.environ.get("SWITCHBOARD_ARI_URL")
+    if from_env is not None:
+        try:
+            check_ari_url(from_env)
+        except ValueError as exc:
+            print(f"switchboard run: SWITCHBOARD_ARI_URL: {exc}", file=sys.stderr)
+            return EXIT_INVALID
     return _serve(args, "run", serve)
 
 

@@ -201,9 +201,14 @@ def _describe(error: ErrorDetails, data: Any) -> tuple[Path, str]:
         return tuple(path), "missing required key 'type'"
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
+    secret = bool(path) and path[-1] in _SECRET_KEYS
+    if isinstance(value, str | int | float) and not isinstance(value, bool) and not secret:
         message = f"{message}, got {value!r}"
     return tuple(path), message[0].lower() + message[1:] if message else message
+
+
+# keys whose values may hold a password: an error about them never repeats the value
+_SECRET_KEYS = frozenset({"ari_url", "ari_password", "dsn"})
 
 
 def _in_node(path: list[str | int]) -> bool:

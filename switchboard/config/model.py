@@ -8,6 +8,7 @@ look across the file (references, duplicates, loops) live in `validate`.
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -78,6 +79,26 @@ class Endpoints(Section):
 DEFAULT_AGI_LISTEN = "127.0.0.1:4573"
 
 
+def check_ari_url(url: str) -> str:
+    """``url`` if it is an ARI base URL (``http(s)://host[:port][/prefix]``); ValueError
+    otherwise -- credentials in it above all, which would end up in logs."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("use http://HOST:PORT, e.g. http://127.0.0.1:8088")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "no user or password in the URL (logs would show them): "
+            "set asterisk.ari_user and asterisk.ari_password instead"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("no query string or fragment (an api_key belongs in ari_user)")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("the port must be a number") from None
+    return url.strip()
+
+
 def parse_listen(text: str, what: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:4573`` for IPv6) -> (host, port); ValueError naming ``what``."""
     host, sep, port = text.strip().rpartition(":")
@@ -103,6 +124,11 @@ class AsteriskSection(Section):
     def _host_port(cls, value: str) -> str:
         parse_listen(value, "agi_listen")
         return value
+
+    @field_validator("ari_url")
+    @classmethod
+    def _ari_url(cls, value: str) -> str:
+        return check_ari_url(value)
 
 
 class DatabaseSection(Section):
