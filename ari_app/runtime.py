@@ -231,7 +231,7 @@ class AriRuntime:
 
     def forget(self, session: CallSession) -> None:
         self.sessions.pop(session.channel.id, None)
-        for channel_id in session.owned:
+        for channel_id in (session.channel.id, *session.leg_by_channel):
             if self.owners.get(channel_id) is session:
                 del self.owners[channel_id]
 
@@ -338,7 +338,6 @@ class CallSession:
         self.agent: str | None = None
         self.holding: dict[str, set[str]] = {}  # employee -> legs of our queue offer ringing them
         self.told_of_agents = False  # subscribed to the agent pool (while waiting in a queue)
-        self.owned: list[str] = [channel.id]  # channels in `runtime.owners` for this call
         self.hung_up = False  # the caller's hang-up was asked
         self.ring_budget = RingBudget(runtime.clock.now())
         self.log = log.bind(call_id=call_id, channel=channel.name)
@@ -672,7 +671,6 @@ class CallSession:
             return
         self.leg_by_channel[channel_id] = leg
         self.runtime.owners[channel_id] = self  # before the create: its events may come first
-        self.owned.append(channel_id)
         wait = self.ring_budget.wait(self.runtime.clock.now())
         if wait > 0:
             self._spawn(self._create_later(leg, wait))
@@ -697,11 +695,11 @@ class CallSession:
             leg.gone = True
             if isinstance(exc, AriUnavailable):
                 # no answer in time: Asterisk may have made it all the same
-                await self._safe(self.client.hangup(leg.channel_id))
+                await self._clean_up(self.client.hangup, leg.channel_id)
             return
         leg.created = True
         if leg.gone:  # stopped while it was being created
-            await self._safe(self.client.hangup(leg.channel_id))
+            await self._clean_up(self.client.hangup, leg.channel_id)
         elif leg.in_stasis:  # its StasisStart beat the answer to the create
             await self._dial(leg)
         else:
@@ -717,7 +715,7 @@ class CallSession:
             leg.stasis_timer.cancel()
             leg.stasis_timer = None
         if leg.gone:  # stopped (or given up) before it arrived
-            await self._safe(self.client.hangup(leg.channel_id))
+            await self._clean_up(self.client.hangup, leg.channel_id)
         elif leg.created and not leg.dialled:
             await self._dial(leg)
 
@@ -844,10 +842,13 @@ class CallSession:
         except CallGone:
             pass
         except AriError as exc:
-            self.runtime.warnings.warning(
-                ("ari request failed", str(exc.status), exc.message),
-                "ari request failed", call_id=self.call_id, error=str(exc),
-            )  # fmt: skip
+            self._request_failed(exc)
+
+    def _request_failed(self, exc: AriError) -> None:
+        self.runtime.warnings.warning(
+            ("ari request failed", str(exc.status), exc.message),
+            "ari request failed", call_id=self.call_id, error=str(exc),
+        )  # fmt: skip
 
     async def _clean_up(self, request: Callable[[str], Awaitable[None]], target: str) -> None:
         """A request that releases something in Asterisk (``client.hangup``,
@@ -868,10 +869,7 @@ class CallSession:
                     return
                 await self.runtime.clock.sleep(delay)
             except AriError as exc:
-                self.runtime.warnings.warning(
-                    ("ari request failed", str(exc.status), exc.message),
-                    "ari request failed", call_id=self.call_id, error=str(exc),
-                )  # fmt: skip
+                self._request_failed(exc)
                 return
 
     async def _teardown(self) -> None:

@@ -79,6 +79,10 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
+def _failed(error: AriError) -> web.Response:
+    return web.json_response(error.body(), status=error.status)
+
+
 class Params:
     """An ARI request's parameters: query string first, then the JSON body's keys."""
 
@@ -288,7 +292,7 @@ class AriServer:
             try:
                 return await handler(request)
             except AriError as error:
-                return web.json_response(error.body(), status=error.status)
+                return _failed(error)
         body, parsed = await self._read_body(request)
         record = RequestRecord(
             t=self.pbx.now(),
@@ -316,7 +320,7 @@ class AriServer:
             try:
                 response = await handler(request)
             except AriError as error:
-                response = web.json_response(error.body(), status=error.status)
+                response = _failed(error)
             except web.HTTPMethodNotAllowed:
                 response = _error(405, "Invalid method")
             except web.HTTPNotFound:

@@ -393,8 +393,7 @@ class QueueActivity(Activity):
         # member -> when this call may be offered to them again: a member just rung for
         # it (no answer, busy, failed) rests `retry` seconds, whatever the pool says
         self.resting: dict[str, float] = {}
-        retry = node.retry if node.retry is not None else self.department.retry
-        self.retry = retry
+        self.retry = node.retry if node.retry is not None else self.department.retry
 
     def enter(self) -> str | None:
         self.run.ensure_answered()
