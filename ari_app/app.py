@@ -23,6 +23,7 @@ from ari_app.supervisor import AriSupervisor, EventSink
 from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
+from switchboard.redaction import redact
 from switchboard.serving import open_records, tune_gc
 
 log = structlog.get_logger("switchboard.ari")
@@ -116,6 +117,8 @@ class AriApp:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # first, while Asterisk still hears us: calls are handed on, conversations kept
+        await self.runtime.drain()
         if self.callbacks is not None:
             await self.callbacks.stop()  # first: it hangs up its legs through the client
         if self._task is not None:
@@ -141,7 +144,7 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     tune_gc()
     settings = ari_settings(current)
     instance = os.environ.get("SWITCHBOARD_INSTANCE", settings.app)
-    log.info("starting", ari=settings.url, app=settings.app, instance=instance)
+    log.info("starting", ari=redact(settings.url), app=settings.app, instance=instance)
     # the sink closes after the app: records of calls ending at shutdown still get written
     async with open_records(current, instance) as (sink, stored):
         pool = stored.pool if stored is not None else None

@@ -23,13 +23,14 @@ import functools
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
 
+from ari_app.adopt import DRAIN, STATE_VARIABLE, AdoptedCall, ConversationState, Drain
 from ari_app.client import AriClient, AriError, AriUnavailable, CallGone
 from ari_app.legs import LEG_MARKER, STASIS_WAIT, RepeatedWarnings, RingBudget, leg_end
 from ari_app.models import (
@@ -53,7 +54,7 @@ from switchboard.config.company import Company
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
-from switchboard.engine.trace import Outcome
+from switchboard.engine.trace import Outcome, Result
 from switchboard.lookups import look_up
 from switchboard.queues import WaitingCalls
 
@@ -66,6 +67,9 @@ TEARDOWN_WAIT = 5.0  # seconds to wait for legs to leave a bridge before destroy
 # a hang-up or a bridge's destruction that times out (Asterisk overloaded, the connection
 # lost) is tried again after these clock seconds: what we created must not stay behind
 CLEANUP_RETRIES = (1.0, 2.0, 4.0)
+# the requests that connect caller and employee, tried again after these clock seconds
+# when Asterisk answered 5xx or not at all (the two wait a moment rather than lose the call)
+BRIDGE_RETRIES = (0.5, 1.0)
 # actions on the caller's own channel (skipped once it has hung up)
 _CALLER_ACTIONS = (
     act.Answer, act.Play, act.StopPlayback, act.StartMoh, act.StopMoh,
@@ -74,6 +78,23 @@ _CALLER_ACTIONS = (
 # engine events the session's own tasks, the agent pool and the queue deliver as they are
 _PASSED_ON = (ev.AgentStatus, ev.TimerFired, ev.LookupResult, ev.CallbackStored)
 ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
+
+
+class Call(Protocol):
+    """What the runtime routes a channel's events to: a call it runs (`CallSession`)
+    or a conversation it adopted after a restart (`AdoptedCall`)."""
+
+    channel: Channel  # the caller's
+
+    def channel_ids(self) -> Iterable[str]: ...
+
+    def deliver(self, event: AriEvent | ev.Event | Drain) -> None: ...
+
+    def drain(self) -> None: ...
+
+    def unlisted(self, live: set[str]) -> list[str]:
+        """Its channels that are up as far as it knows, missing from ``live``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -107,8 +128,9 @@ class AriRuntime:
         self.clock = clock or Clock()
         self.pool = AgentPool()
         self.waiting = WaitingCalls()  # queue positions, announced to the callers
-        self.sessions: dict[str, CallSession] = {}  # by caller channel id
-        self.owners: dict[str, CallSession] = {}  # every channel a session owns
+        self.sessions: dict[str, Call] = {}  # by caller channel id
+        self.owners: dict[str, Call] = {}  # every channel a call owns
+        self.draining = False  # stopping: new calls go to the fallback
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = http
         self.warnings = RepeatedWarnings(log)  # a storm of one failure: a line and a count
@@ -130,29 +152,74 @@ class AriRuntime:
         if orphans:
             self._background(self._send_on(orphans), "ari-orphans")
         for session in list(self.sessions.values()):
-            session.reconcile(live)
+            missing = session.unlisted(live)
+            if missing:
+                self._background(self._confirm_gone(session, missing), "ari-reconcile")
+
+    async def _confirm_gone(self, call: Call, channel_ids: list[str]) -> None:
+        """Channels a call has that the list after a reconnect lacks: hung up while we
+        were away — or made after the list was taken (a call arriving meanwhile), so
+        each is asked for before its call hears it is gone."""
+        for channel_id in channel_ids:
+            try:
+                await self.client.get_channel(channel_id)
+            except CallGone:
+                call.deliver(ChannelDestroyed(Channel(channel_id, "", ""), 16, "gone"))
+            except AriError:
+                continue  # Asterisk away again: the next connect asks again
 
     async def _send_on(self, channels: list[Channel]) -> None:
-        """Channels parked in our app that no call owns: callers go to the dialplan's
-        fallback, legs we created to ring someone (a call that is over) are hung up.
+        """Channels parked in our app that no call owns: a conversation an earlier
+        process connected is adopted (`ari_app.adopt`); other callers go to the
+        dialplan's fallback, with a record; legs we created to ring someone (for a
+        call that is over) are hung up.
 
         A call that entered the app while we reconnected has its StasisStart on
         the way: give it `ORPHAN_GRACE` seconds to arrive before judging.
         """
         await asyncio.sleep(ORPHAN_GRACE)
+        legs = [c for c in channels if c.app_data.split(",")[1:2] == [LEG_MARKER]]
+        leg_ids = {c.id for c in legs}
         for channel in channels:
-            if channel.id in self.owners:
+            if channel.id in self.owners or channel.id in leg_ids:
                 continue
-            if channel.app_data.split(",")[1:2] == [LEG_MARKER]:
+            if await self._adopt(channel):
+                continue
+            log.warning("unknown channel in the app: sent to the fallback", channel=channel.name)
+            call_id = self._call_id()
+            reason = "found in the app without its call (a restart?): sent to the fallback"
+            await self._to_fallback(
+                channel, tuple(channel.app_data.split(",")[1:]), call_id, reason
+            )
+        for channel in legs:
+            if channel.id not in self.owners:
                 log.warning("a ringing leg nobody owns: hung up", channel=channel.name)
                 with contextlib.suppress(AriError):
                     await self.client.hangup(channel.id)
-                continue
-            log.warning("unknown channel in the app: sent to the fallback", channel=channel.name)
-            with contextlib.suppress(AriError):
-                await self.client.continue_in_dialplan(
-                    channel.id, self.settings.fallback_context, "s", 1
-                )
+
+    async def _adopt(self, channel: Channel) -> bool:
+        """Adopt the conversation ``channel`` is in, if a call left its state on it."""
+        try:
+            text = await self.client.get_variable(channel.id, STATE_VARIABLE)
+        except AriError:
+            return False  # 404: no such variable (or the channel is gone)
+        if not text:
+            return False
+        try:
+            state = ConversationState.from_json(text)
+        except ValueError as exc:
+            log.warning(
+                "a conversation's state is unreadable", channel=channel.name, error=str(exc)
+            )
+            return False
+        if channel.id in self.owners or state.leg_channel in self.owners:
+            return True  # its StasisStart (or another adoption) came meanwhile
+        call = AdoptedCall(self, channel, state)
+        self.sessions[channel.id] = call
+        for channel_id in call.channel_ids():
+            self.owners[channel_id] = call
+        self._background(call.run(), f"adopted-{state.call_id}")
+        return True
 
     async def _hang_up_stray(self, channel: Channel) -> None:
         """A leg whose call ended before it entered the app (its create was in flight)."""
@@ -191,9 +258,18 @@ class AriRuntime:
 
     # --- sessions ---------------------------------------------------------------------
 
-    def _start_call(self, event: StasisStart) -> None:
+    def _call_id(self) -> str:
         # unique across restarts and instances: call records and call-backs are keyed by it
-        call_id = f"{self.instance}-{uuid.uuid4().hex[:12]}"
+        return f"{self.instance}-{uuid.uuid4().hex[:12]}"
+
+    def _start_call(self, event: StasisStart) -> None:
+        call_id = self._call_id()
+        if self.draining:
+            reason = "switchboard stopping: sent to the fallback"
+            self._background(
+                self._to_fallback(event.channel, event.args, call_id, reason), "ari-drain"
+            )
+            return
         company = self.company()
         if len(self.sessions) >= company.config.limits.max_calls:
             self.shed += 1
@@ -207,38 +283,96 @@ class AriRuntime:
     async def _shed(self, event: StasisStart, call_id: str, company: Company) -> None:
         """Over `limits.max_calls`: the dialplan's fallback serves the call, which is
         recorded as handed to the dialplan (supervisors see it was not run)."""
-        channel = event.channel
-        info = inbound_info(channel, event.args, company)
         reason = f"too many calls ({company.config.limits.max_calls}): sent to the fallback"
-        log.warning("overloaded: call sent to the fallback", channel=channel.name)
+        log.warning("overloaded: call sent to the fallback", channel=event.channel.name)
+        await self._to_fallback(event.channel, event.args, call_id, reason)
+
+    async def _to_fallback(
+        self, channel: Channel, args: tuple[str, ...], call_id: str, reason: str
+    ) -> None:
+        """A caller Switchboard does not run a scenario for: the dialplan's fallback
+        serves it, and its record says why."""
+        info = inbound_info(channel, args, self.company())
         with contextlib.suppress(AriError):
             await self.client.continue_in_dialplan(
                 channel.id, self.settings.fallback_context, info.called_raw or "s", 1
             )
-        await self.sink.call_finished(
-            CallRecord.for_call(
-                call_id,
-                channel.name,
-                channel.id,
-                info,
-                company,
-                started_at=self.wall_clock().astimezone(company.tz),
-                scenario=company.select_scenario(info.called or None, info.line) or "",
-                steps=[],
-                outcome=Outcome(result="dialplan", reason=reason, duration=0.0, wait=0.0),
-            )
+        await self.sink.call_finished(self.bare_record(call_id, channel, args, "dialplan", reason))
+
+    def bare_record(
+        self, call_id: str, channel: Channel, args: tuple[str, ...], result: Result, reason: str
+    ) -> CallRecord:
+        """The record of a call no scenario ran for (or whose run was lost): what its
+        channel tells."""
+        company = self.company()
+        info = inbound_info(channel, args, company)
+        return CallRecord.for_call(
+            call_id,
+            channel.name,
+            channel.id,
+            info,
+            company,
+            started_at=self.wall_clock().astimezone(company.tz),
+            scenario=company.select_scenario(info.called or None, info.line) or "",
+            steps=[],
+            outcome=Outcome(result=result, reason=reason, duration=0.0, wait=0.0),
         )
 
-    def forget(self, session: CallSession) -> None:
+    def forget(self, session: Call) -> None:
         self.sessions.pop(session.channel.id, None)
-        for channel_id in (session.channel.id, *session.leg_by_channel):
+        for channel_id in session.channel_ids():
             if self.owners.get(channel_id) is session:
                 del self.owners[channel_id]
+
+    async def clean_up(
+        self, request: Callable[[str], Awaitable[None]], target: str, call_id: str
+    ) -> None:
+        """A request that releases something in Asterisk (``client.hangup``,
+        ``client.destroy_bridge``): gone already is done, and a timeout, a lost
+        connection or a 5xx is tried again (`CLEANUP_RETRIES`) before it is given up."""
+        for delay in (*CLEANUP_RETRIES, None):
+            try:
+                await request(target)
+                return
+            except CallGone:
+                return
+            except AriError as exc:
+                if not (isinstance(exc, AriUnavailable) or exc.status >= 500):
+                    self.request_failed(exc, call_id)
+                    return
+                if delay is None:
+                    self.warnings.warning(
+                        ("could not release", str(exc.status), str(exc.message)),
+                        "could not release a channel or bridge", target=target, error=str(exc),
+                    )  # fmt: skip
+                    return
+            await self.clock.sleep(delay)
+
+    def request_failed(self, exc: AriError, call_id: str) -> None:
+        self.warnings.warning(
+            ("ari request failed", str(exc.status), exc.message),
+            "ari request failed", call_id=call_id, error=str(exc),
+        )  # fmt: skip
 
     async def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession()
         return self._http
+
+    async def drain(self, within: float = 5.0) -> None:
+        """Stop taking calls (SIGTERM): new ones go to the fallback; calls still in the
+        scenario are handed to the dialplan's fallback with their record; conversations
+        stay up in Asterisk for the next instance to adopt (`ari_app.adopt`).  Waits up
+        to ``within`` real seconds for the calls to let go."""
+        self.draining = True
+        calls = list(self.sessions.values())
+        log.info("stopping: calls handed on", calls=len(calls))
+        for call in calls:
+            call.drain()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while self.sessions:
+                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
         """Stop every call task and wait for it (on shutdown)."""
@@ -321,7 +455,7 @@ class CallSession:
         self.args = args
         self.client = runtime.client
         self.arrived = time.perf_counter()  # its StasisStart reached the runtime
-        self.queue: asyncio.Queue[AriEvent | ev.Event] = asyncio.Queue()
+        self.queue: asyncio.Queue[AriEvent | ev.Event | Drain] = asyncio.Queue()
         self.t0 = runtime.clock.now()
         self.company = runtime.company()
         self.run_: CallRun | None = None
@@ -339,22 +473,31 @@ class CallSession:
         self.holding: dict[str, set[str]] = {}  # employee -> legs of our queue offer ringing them
         self.told_of_agents = False  # subscribed to the agent pool (while waiting in a queue)
         self.hung_up = False  # the caller's hang-up was asked
+        self.recorded = False  # its record is written (once, however the call ends)
+        self.left_to_asterisk = False  # a conversation kept up while Switchboard stops
         self.ring_budget = RingBudget(runtime.clock.now())
         self.log = log.bind(call_id=call_id, channel=channel.name)
 
     def now(self) -> float:
         return self.runtime.clock.now() - self.t0
 
-    def deliver(self, event: AriEvent | ev.Event) -> None:
+    def deliver(self, event: AriEvent | ev.Event | Drain) -> None:
         self.queue.put_nowait(event)
 
-    def reconcile(self, live: set[str]) -> None:
-        """After a reconnect: channels that vanished while we were away have hung up."""
-        if self.channel.id not in live and not self.caller_gone:
-            self.deliver(ChannelDestroyed(self.channel, 16, "gone during reconnect"))
-        for leg in self.legs.values():
-            if leg.created and leg.channel_id not in live and not leg.gone:
-                self.deliver(ChannelDestroyed(Channel(leg.channel_id, "", ""), 16, "gone"))
+    def channel_ids(self) -> Iterable[str]:
+        return (self.channel.id, *self.leg_by_channel)
+
+    def drain(self) -> None:
+        self.deliver(DRAIN)
+
+    def unlisted(self, live: set[str]) -> list[str]:
+        missing = [self.channel.id] if self.channel.id not in live and not self.caller_gone else []
+        missing += [
+            leg.channel_id
+            for leg in self.legs.values()
+            if leg.created and leg.channel_id not in live and not leg.gone
+        ]
+        return missing
 
     # --- the call's life --------------------------------------------------------------
 
@@ -364,12 +507,13 @@ class CallSession:
             await self._run()
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug must end this call cleanly, never the runtime
+        except Exception as exc:  # a bug must end this call cleanly, never the runtime
             self.runtime.failures += 1
             self.log.exception("call failed")
             if not (self.caller_gone or self.hung_up or self.continued):
                 self.hung_up = True
                 await self._clean_up(self.client.hangup, self.channel.id)
+            await self._record_failure(f"switchboard error: {type(exc).__name__}")
         finally:
             await self._teardown()
             self.runtime.forget(self)
@@ -402,6 +546,10 @@ class CallSession:
             self._track_queue(run)
             while not run.finished:
                 item = await self.queue.get()
+                if isinstance(item, Drain):
+                    if await self._let_go(run):
+                        return
+                    continue
                 event = await self._translate(item)
                 if isinstance(event, ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
                     self._unhold(event.leg_id)
@@ -427,6 +575,32 @@ class CallSession:
             self.runtime.waiting.leave(self)
         await self._record(run)
 
+    async def _let_go(self, run: CallRun) -> bool:
+        """Switchboard stops: a conversation stays up in Asterisk (its state is on the
+        caller's channel: the next instance adopts it and writes its record); a call
+        still in its scenario is handed to the dialplan's fallback and recorded.
+        False: the call is ending anyway, let it."""
+        if run.connected and self.bridge_id is not None:
+            if not any(leg.bridged and not leg.gone for leg in self.legs.values()):
+                return False  # the employee just left: the call ends and is recorded here
+            self.left_to_asterisk = True
+            self.log.info("stopping: the conversation stays up for the next instance")
+            return True
+        moh = run.moh
+        run.now = self.now()
+        run.finish("dialplan", "switchboard stopping: handed to the dialplan", hang_up=False)
+        if not (self.caller_gone or self.continued):
+            if moh:
+                await self._safe(self.client.stop_moh(self.channel.id))
+            self.continued = True
+            called = run.call.called_raw or "s"
+            await self._safe(
+                self.client.continue_in_dialplan(
+                    self.channel.id, self.runtime.settings.fallback_context, called, 1
+                )
+            )
+        return False
+
     def _track_queue(self, run: CallRun) -> None:
         """After each step: a call waiting in a queue keeps its place there and is told
         when an employee frees up (`AgentPool`); no other call needs to be."""
@@ -441,10 +615,29 @@ class CallSession:
 
     async def _record(self, run: CallRun) -> None:
         assert run.outcome is not None
+        if self.recorded:
+            return
+        self.recorded = True
         self.log.info("call finished", result=run.outcome.result, reason=run.outcome.reason)
         await self.runtime.sink.call_finished(
             CallRecord.of(self.call_id, self.channel.name, self.channel.id, run)
         )
+
+    async def _record_failure(self, reason: str) -> None:
+        """A call ended by a bug in its task still leaves one record: what its run
+        knew, or (a bug before the run began) what its channel says."""
+        run = self.run_
+        if run is None:
+            if not self.continued:
+                self.recorded = True
+                await self.runtime.sink.call_finished(
+                    self.runtime.bare_record(
+                        self.call_id, self.channel, self.args, "hangup", reason
+                    )
+                )
+            return
+        run.finish("hangup", reason, hang_up=False)
+        await self._record(run)
 
     # --- ARI events -> engine events --------------------------------------------------
 
@@ -803,9 +996,15 @@ class CallSession:
         bridge_id = f"{self.call_id}-bridge"
         self.bridge_id = bridge_id  # destroyed at the end even if the create timed out
         try:
-            await self.client.create_bridge(bridge_id)
-            await self.client.add_channel(bridge_id, [self.channel.id, leg.channel_id])
+            await self._retried(self._create_bridge, bridge_id)
+            await self._retried(
+                functools.partial(
+                    self.client.add_channel, channel_ids=[self.channel.id, leg.channel_id]
+                ),
+                bridge_id,
+            )
             leg.bridged = True
+            await self._remember(leg)
         except AriError as exc:
             leg.bridged = True
             # a side that just hung up: 404 for the bridge, 400 "Channel not found" or 422
@@ -821,6 +1020,58 @@ class CallSession:
         if leg.ring.employee_id is not None:
             self.agent = leg.ring.employee_id
             self.runtime.pool.set(leg.ring.employee_id, "busy")
+
+    async def _remember(self, leg: LegChannel) -> None:
+        """Leave the conversation's state on the caller's channel: whatever happens to
+        this process, the next instance can end the call and write its record."""
+        run = self.run_
+        if run is None or self.bridge_id is None:
+            return
+        outcome = run.outcome_now("connected", "in conversation")
+        state = ConversationState(
+            call_id=self.call_id,
+            bridge_id=self.bridge_id,
+            leg_channel=leg.channel_id,
+            employee=leg.ring.employee_id,
+            answered_at=float(outcome.extra.get("answered_at", run.now)),
+            record=CallRecord.for_call(
+                self.call_id,
+                self.channel.name,
+                self.channel.id,
+                run.call,
+                run.company,
+                started_at=run.started_at,
+                scenario=run.trace[0].scenario if run.trace else run.scenario,
+                steps=run.trace,
+                outcome=outcome,
+            ),
+        )
+        await self._safe(self.client.set_variable(self.channel.id, STATE_VARIABLE, state.to_json()))
+
+    async def _create_bridge(self, bridge_id: str) -> None:
+        try:
+            await self.client.create_bridge(bridge_id)
+        except AriError as exc:
+            # a try that timed out was made all the same: "Bridge with id ... already
+            # exists" (res/ari/resource_bridges.c, ast_ari_bridges_create) is ours
+            if exc.status != 409:
+                raise
+
+    async def _retried(self, request: Callable[[str], Awaitable[object]], target: str) -> None:
+        """A request the conversation needs (a bridge's create, adding the two to it):
+        a timeout, a lost connection or a 5xx is tried again after `BRIDGE_RETRIES`.
+        Each may be repeated: the bridge's id is the call's, and a channel added again
+        departs and rejoins the same bridge (``res/stasis/control.c``,
+        ``control_swap_channel_in_bridge``): a blip, not a lost call."""
+        for delay in (*BRIDGE_RETRIES, None):
+            try:
+                await request(target)
+                return
+            except AriError as exc:
+                if delay is None or not (isinstance(exc, AriUnavailable) or exc.status >= 500):
+                    raise
+                self._request_failed(exc)
+            await self.runtime.clock.sleep(delay)
 
     async def _lookup(self, lookup: act.Lookup) -> None:
         http = await self.runtime.http()
@@ -845,32 +1096,10 @@ class CallSession:
             self._request_failed(exc)
 
     def _request_failed(self, exc: AriError) -> None:
-        self.runtime.warnings.warning(
-            ("ari request failed", str(exc.status), exc.message),
-            "ari request failed", call_id=self.call_id, error=str(exc),
-        )  # fmt: skip
+        self.runtime.request_failed(exc, self.call_id)
 
     async def _clean_up(self, request: Callable[[str], Awaitable[None]], target: str) -> None:
-        """A request that releases something in Asterisk (``client.hangup``,
-        ``client.destroy_bridge``): gone already is done, and a timeout or a lost
-        connection is tried again (`CLEANUP_RETRIES`) before it is given up."""
-        for delay in (*CLEANUP_RETRIES, None):
-            try:
-                await request(target)
-                return
-            except CallGone:
-                return
-            except AriUnavailable as exc:
-                if delay is None:
-                    self.runtime.warnings.warning(
-                        ("could not release", str(exc.message)),
-                        "could not release a channel or bridge", target=target, error=str(exc),
-                    )  # fmt: skip
-                    return
-                await self.runtime.clock.sleep(delay)
-            except AriError as exc:
-                self._request_failed(exc)
-                return
+        await self.runtime.clean_up(request, target, self.call_id)
 
     async def _teardown(self) -> None:
         """Release everything the call created: timers, legs, the bridge."""
@@ -882,9 +1111,12 @@ class CallSession:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        kept = self.left_to_asterisk
         for leg in self.legs.values():
-            if not leg.gone:
+            if not leg.gone and not (kept and leg.bridged):
                 await self._clean_up(self.client.hangup, leg.channel_id)
+        if kept:
+            return  # the caller, the employee and their bridge stay: the next instance's
         for employee in list(self.holding):
             if employee != self.agent:
                 self.runtime.pool.release(employee, self)

@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from switchboard.config.company import Company
 from switchboard.engine import actions as act
@@ -84,6 +84,46 @@ class CallRecord:
             config_version=company.config_version,
             steps=steps,
             outcome=outcome,
+        )
+
+
+    def as_json(self) -> dict[str, Any]:
+        """The record as JSON (a conversation left for the next instance carries it)."""
+        return {
+            "call_id": self.call_id,
+            "channel": self.channel,
+            "channel_id": self.channel_id,
+            "called_raw": self.called_raw,
+            "called": self.called,
+            "caller": self.caller,
+            "caller_name": self.caller_name,
+            "line": self.line,
+            "scenario": self.scenario,
+            "started_at": self.started_at.isoformat(),
+            "config_version": self.config_version,
+            "steps": [step.as_json() for step in self.steps],
+            "outcome": self.outcome.as_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallRecord:
+        """A record back from `as_json`; ValueError (or KeyError, TypeError) if it is not one."""
+        line = data["line"]
+        version = data.get("config_version")
+        return cls(
+            call_id=str(data["call_id"]),
+            channel=str(data["channel"]),
+            channel_id=str(data["channel_id"]),
+            called_raw=str(data["called_raw"]),
+            called=str(data["called"]),
+            caller=str(data["caller"]),
+            caller_name=str(data.get("caller_name", "")),
+            line=None if line is None else int(line),
+            scenario=str(data["scenario"]),
+            started_at=dt.datetime.fromisoformat(str(data["started_at"])),
+            config_version=None if version is None else int(version),
+            steps=[Step.from_json(step) for step in data["steps"]],
+            outcome=Outcome.from_json(data["outcome"]),
         )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from ari_app.app import AriApp, AriSettings
 from asterisk_sim import AsteriskSimulator, EndpointScript, Press
+from switchboard.calls import MemorySink
 from switchboard.clock import ScaledClock
 from switchboard.demo import AriStack
 from switchboard.simulate import AgentBehaviour
@@ -212,14 +213,23 @@ async def test_channels_in_the_app_that_the_runtime_does_not_know_go_to_the_fall
             orphan = await sim.place_call("79035550002", "74951234567", app="switchboard")
             await previous.receive_json(timeout=5)  # its StasisStart, then the instance dies
         settings = AriSettings(sim.url, "u", "p", "switchboard")
-        async with AriApp(lambda: company, settings, clock=clock) as app:
+        sink = MemorySink()
+        async with AriApp(lambda: company, settings, sink=sink, clock=clock) as app:
             await app.wait_ready()
             await sim.wait_for(
                 lambda s: s.channels[orphan].continued_to is not None, what="sent on"
             )
         location = sim.channels[orphan].continued_to
         assert location is not None
-        assert (location.context, location.exten) == ("switchboard-fallback", "s")
+        # the fallback context's `_X.` extension keeps the number the caller dialled
+        assert (location.context, location.exten) == ("switchboard-fallback", "74951234567")
+        # and the call has its record (issue 10: none was written on this path)
+        (record,) = sink.records
+        assert (record.channel_id, record.called, record.outcome.result) == (
+            orphan,
+            "74951234567",
+            "dialplan",
+        )
 
 
 async def test_a_call_no_scenario_takes_goes_to_the_fallback_and_is_not_hung_up_there() -> None:

@@ -384,11 +384,16 @@ class CallRun:
         self._timers.clear()
         if self._step is not None and self._step.t_end is None:
             self._step.t_end = self.now
-        final: Result = self._significant or result
+        self.outcome = self.outcome_now(result, reason)
+        self._activity = None
+
+    def outcome_now(self, result: Result, reason: str) -> Outcome:
+        """The outcome the call would have if it ended now for ``reason``: a connected
+        call's is "connected" whatever ends it."""
         if self._connected is not None:
             answered, since, department = self._connected
             answered_at = float(self._extra["answered_at"])
-            self.outcome = Outcome(
+            return Outcome(
                 result="connected",
                 reason=reason,
                 duration=self.now,
@@ -398,11 +403,10 @@ class CallRun:
                 talk=self.now - answered_at,
                 extra=self._extra,
             )
-        else:
-            self.outcome = Outcome(
-                result=final, reason=reason, duration=self.now, wait=self.now, extra=self._extra
-            )
-        self._activity = None
+        final: Result = self._significant or result
+        return Outcome(
+            result=final, reason=reason, duration=self.now, wait=self.now, extra=self._extra
+        )
 
     def _template_value(self, name: str) -> str:
         """The value of one placeholder (`switchboard.templates.CALL_FIELDS`, ``var.X``)."""

@@ -46,6 +46,21 @@ class Step:
             out["events"] = [{**e, "t": round(e["t"], 3)} for e in self.events]
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Step:
+        """A step back from `as_json` (a call adopted after a restart carries its steps)."""
+        return cls(
+            scenario=str(data["scenario"]),
+            node=str(data["node"]),
+            type=str(data["type"]),
+            t=float(data["t"]),
+            exit=data.get("exit"),
+            via=data.get("via"),
+            t_end=data.get("t_end"),
+            details=dict(data.get("details", {})),
+            events=list(data.get("events", [])),
+        )
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -71,3 +86,22 @@ class Outcome:
         out["reason"] = self.reason
         out.update(self.extra)
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        """An outcome back from `as_json`: what is not a field of its own is ``extra``."""
+        fields = {"result", "agent", "department", "wait", "talk", "duration", "reason"}
+        result = data["result"]
+        if result not in RESULTS:
+            raise ValueError(f"unknown result {result!r}")
+        talk = data.get("talk")
+        return cls(
+            result=result,
+            reason=str(data["reason"]),
+            duration=float(data["duration"]),
+            wait=float(data["wait"]),
+            agent=data.get("agent"),
+            department=data.get("department"),
+            talk=None if talk is None else float(talk),
+            extra={k: v for k, v in data.items() if k not in fields},
+        )
