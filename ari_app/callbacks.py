@@ -19,9 +19,9 @@ Every other outcome (``no employee``, ``busy``, ``no answer``, ``failed``, a
 hang-up before the two met) is recorded and retried after a back-off, up to
 ``max_attempts``; then the job is ``failed``.  Before the customer is dialled
 the worker re-checks its claim atomically (`mark_calling_customer`): a job
-released meanwhile is never dialled by its old holder, and a job whose
-customer was being dialled is never dialled again by anyone (see
-`switchboard.storage.callbacks`).
+released meanwhile is never dialled by its old holder.  A call-back whose
+instance died while the customer's phone rang is made again after the first
+back-off (at least once: see `switchboard.storage.callbacks`).
 
 Events: the worker's channels are made with ``channels/create`` + ``dial``
 and the StasisStart argument `CALLBACK_MARKER`; `CallbackEvents` is the
@@ -306,7 +306,10 @@ class CallbackWorker:
             if job.id not in kept and attempt is not None and attempt.holding:
                 self.log.warning("call-back claim lost", callback_id=job.id)
         released = await store.release_stale(
-            conn, self.clock.real(self.settings.lease), self.settings.max_attempts
+            conn,
+            self.clock.real(self.settings.lease),
+            self.settings.max_attempts,
+            customer_retry=self.clock.real(self.settings.backoff[0]),
         )
         for job in released:
             self.log.warning(

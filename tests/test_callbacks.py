@@ -319,22 +319,27 @@ async def test_a_stale_claim_is_released_and_its_old_holder_can_no_longer_write_
 
 
 @pytest.mark.asyncio
-async def test_a_claim_lost_while_its_customer_was_dialled_is_failed_never_dialled_again(
+async def test_a_claim_lost_while_its_customer_was_dialled_is_retried_after_the_first_backoff(
     db: str,
 ) -> None:
+    """Issue 10, finding 5: such a call-back was failed for good (at most once)."""
     async with connect(db) as conn:
         await request(conn, 1)
         (job,) = await store.claim_due(conn, "a", 1)
         await store.mark_calling_customer(conn, job)
         await conn.execute("UPDATE callbacks SET claimed_at = now() - interval '1 hour'")
-        await store.release_stale(conn, older_than=120, max_attempts=3)
-        row = await conn.fetchrow("SELECT status, last_result FROM callbacks")
+        await store.release_stale(conn, older_than=120, max_attempts=3, customer_retry=60)
+        row = await conn.fetchrow(
+            "SELECT status, last_result, due_at > now() + interval '50 s' FROM callbacks"
+        )
         assert row is not None
-        assert tuple(row) == ("failed", store.LOST_CALLING_CUSTOMER)
-        assert await store.claim_due(conn, "b", 10) == []
+        assert tuple(row) == ("pending", store.LOST_CALLING_CUSTOMER, True)
+        assert await store.claim_due(conn, "b", 10) == []  # not before the back-off
         # its holder was only cut off from the database: back, it knows the call was kept
         await store.finish(conn, job, DONE, "e01")
         assert await conn.fetchval("SELECT status FROM callbacks") == "done"
+        await conn.execute("UPDATE callbacks SET due_at = now() - interval '1 s'")
+        assert await store.claim_due(conn, "b", 10) == []  # done: never made again
 
 
 @pytest.mark.asyncio
@@ -521,6 +526,70 @@ async def test_a_callback_claimed_by_an_instance_killed_with_sigkill_is_made_onc
         count = await conn.fetchval("SELECT attempts FROM callbacks WHERE id = $1", job_id)
     assert [(a.result, a.agent) for a in attempts] == [(store.LOST, None), (DONE, "e01")]
     assert count == 2
+
+
+@pytest.mark.asyncio
+async def test_a_callback_whose_instance_was_killed_while_the_customer_rang_is_made_again(
+    db: str, tmp_path: Path
+) -> None:
+    """Issue 10, finding 5: 10 of 40 such call-backs ended "lost while calling the
+    customer" and were never made (371d264)."""
+    clock = ScaledClock(SCALE)
+    config = tmp_path / "company.yaml"
+    config.write_text(CONFIG)
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    settings = {"poll_interval": 1.0, "lease": 100.0, "customer_ring": 300.0, "backoff": [5.0]}
+    async with connect(db) as conn:
+        job_id = await request(conn, 1)
+    async with simulator(clock) as sim:
+        script_support(sim, EndpointScript("answer", after=0.5, hangup_after=30.0))
+        # the customer's phone rings and rings: the instance dies meanwhile
+        sim.script_endpoint(mobile(customer(1)), EndpointScript("noanswer"))
+        args = {
+            "config": str(config),
+            "scale": SCALE,
+            "dsn": db,
+            "url": sim.url,
+            "user": USER,
+            "password": PASSWORD,
+            "app": "switchboard-a",
+            "instance": "a",
+            "settings": settings,
+        }
+        with (tmp_path / "worker.log").open("w") as out:
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable, str(script), json.dumps(args), cwd=ROOT, stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            await sim.wait_for(
+                lambda s: customer_dials(s) == Counter({mobile(customer(1)): 1}),
+                timeout=10,
+                what="the customer ringing",
+            )
+        finally:
+            os.kill(worker.pid, signal.SIGKILL)  # kill -9 while the customer's phone rings
+            async with asyncio.timeout(10):
+                await worker.wait()
+        assert worker.returncode == -signal.SIGKILL
+
+        # restarted; this time the customer answers
+        sim.script_endpoint(
+            mobile(customer(1)), EndpointScript("answer", after=1.0, hangup_after=10.0)
+        )
+        restarted = CallbackSettings(poll_interval=1.0, lease=100.0, backoff=(5.0,))
+        async with instance(sim, db, "a", clock, restarted):
+            done = "SELECT status FROM callbacks WHERE id = $1"
+            await until(db, done, "done", job_id)
+        await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+    assert customer_dials(sim) == Counter({mobile(customer(1)): 2})
+    async with connect(db) as conn:
+        attempts = await store.attempts_of(conn, job_id)
+    assert [(a.result, a.agent) for a in attempts] == [
+        (store.LOST_CALLING_CUSTOMER, None),
+        (DONE, "e01"),
+    ]
 
 
 @pytest.mark.asyncio

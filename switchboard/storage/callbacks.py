@@ -15,10 +15,17 @@ Every later write is fenced by the claim: ``id``, ``claimed_by`` and
 ``attempts`` must still be what the claim returned, and ``status`` still
 ``in_progress``; otherwise it changes nothing and raises `ClaimLost`.  The
 customer is dialled only after `mark_calling_customer` — a fenced write —
-succeeded, and `release_stale` never hands such a row back: it fails it as
-``lost while calling the customer``.  So a customer is dialled at most once
-per claim, by the claim's holder, and a claim that may have reached the
-customer is never repeated by anyone else.
+succeeded: a customer is dialled at most once per claim, by its holder.
+
+Call-backs are made at least once.  A claim whose instance died while the
+customer was being dialled (``lost while calling the customer``) is handed
+back like any other, after the first back-off rather than at once: the
+customer's phone may have rung, and they were promised a conversation, not a
+ring.  It is the conversation that is idempotent: the holder writes ``done``
+as soon as the two are bridged, and a holder that comes back after its claim
+was released may still settle it while nobody has claimed it again.  The
+one case that calls a customer twice is an instance that connected the two,
+could not write ``done`` (its database away) and died before it could.
 """
 
 from __future__ import annotations
@@ -267,15 +274,17 @@ async def mark_calling_customer(conn: Conn, job: CallbackJob) -> None:
         raise ClaimLost(job)
 
 
-async def release_stale(conn: Conn, older_than: float, max_attempts: int) -> list[CallbackJob]:
+async def release_stale(
+    conn: Conn, older_than: float, max_attempts: int, customer_retry: float = 0.0
+) -> list[CallbackJob]:
     """Claims not renewed for ``older_than`` seconds (their instance died) end as ``lost``.
 
     The lost attempt is recorded (its ``started_at`` is the claim's last
-    renewal: the table keeps no other trace of when it began).  A job whose
-    customer was not being dialled goes back to ``pending``, due now
-    (``failed`` if it has had ``max_attempts``); one whose customer was being
-    dialled is ``failed`` with `LOST_CALLING_CUSTOMER`: it may have been
-    answered, so it is never dialled again.  Returns the jobs as released.
+    renewal: the table keeps no other trace of when it began) and the job goes
+    back to ``pending`` (``failed`` if it has had ``max_attempts``): due now,
+    or in ``customer_retry`` seconds when its customer was being dialled
+    (`LOST_CALLING_CUSTOMER`: their phone may have just rung).  Returns the jobs
+    as released.
     """
     rows = await conn.fetch(
         """WITH stale AS (
@@ -286,10 +295,10 @@ async def release_stale(conn: Conn, older_than: float, max_attempts: int) -> lis
                 FOR UPDATE SKIP LOCKED
             ), released AS (
                 UPDATE callbacks AS c
-                SET status = CASE WHEN c.last_result = $3 OR c.attempts >= $2
-                                  THEN 'failed' ELSE 'pending' END,
+                SET status = CASE WHEN c.attempts >= $2 THEN 'failed' ELSE 'pending' END,
                     last_result = CASE WHEN c.last_result = $3 THEN $4 ELSE $5 END,
-                    due_at = CASE WHEN c.last_result = $3 THEN c.due_at ELSE now() END
+                    due_at = CASE WHEN c.last_result = $3
+                                  THEN now() + make_interval(secs => $6) ELSE now() END
                 FROM stale WHERE c.id = stale.id
                 RETURNING c.*
             ), recorded AS (
@@ -302,6 +311,7 @@ async def release_stale(conn: Conn, older_than: float, max_attempts: int) -> lis
         CALLING_CUSTOMER,
         LOST_CALLING_CUSTOMER,
         LOST,
+        customer_retry,
     )
     return [_job(r) for r in rows]
 
@@ -342,7 +352,7 @@ SET status = CASE WHEN $5 THEN 'done' WHEN attempts >= $6 THEN 'failed' ELSE 'pe
                   ELSE due_at END,
     last_result = $8
 WHERE id = $1 AND claimed_by = $2 AND attempts = $3
-  AND (status = 'in_progress' OR (status = 'failed' AND last_result = $4))
+  AND (status = 'in_progress' OR (status IN ('pending', 'failed') AND last_result = $4))
 RETURNING status
 """
 
