@@ -34,6 +34,7 @@ from ari_app.adopt import DRAIN, STATE_VARIABLE, AdoptedCall, ConversationState,
 from ari_app.client import AriClient, AriError, AriUnavailable, CallGone
 from ari_app.legs import LEG_MARKER, STASIS_WAIT, RepeatedWarnings, RingBudget, leg_end
 from ari_app.models import (
+    ApplicationReplaced,
     AriEvent,
     Channel,
     ChannelDestroyed,
@@ -137,6 +138,7 @@ class AriRuntime:
         self.unknown_events = 0
         self.failures = 0  # calls ended by a bug in their task (logged with the traceback)
         self.shed = 0  # calls sent to the fallback because `limits.max_calls` were up
+        self.pool.subscribe(self.offer_agent)
         # seconds from a call's StasisStart reaching the runtime to its answer request
         # being sent (the last 100,000 calls): bench/real_asterisk_load.py reads them
         self.answer_delays: deque[float] = deque(maxlen=100_000)
@@ -227,12 +229,16 @@ class AriRuntime:
         with contextlib.suppress(AriError):
             await self.client.hangup(channel.id)
 
-    def _background(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+    def _background(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def on_event(self, event: AriEvent) -> None:
+        if isinstance(event, ApplicationReplaced):
+            self._abandon()
+            return
         if isinstance(event, UnknownEvent):
             self.unknown_events += 1
             log.debug("ari event ignored", type=event.type)
@@ -252,6 +258,40 @@ class AriRuntime:
         owner = self.owners.get(channel_id) if channel_id else None
         if owner is not None and not _news_to_nobody(event, owner.channel.id):
             owner.deliver(event)
+
+    def _abandon(self) -> None:
+        """Another connection took our Stasis app: its events (and its channels) are
+        the other's now, which adopts or sends on our calls and records them.  Ours
+        are dropped without a request or a record, so nothing is done twice."""
+        log.error(
+            "stasis app taken over: calls left to the other connection", calls=len(self.sessions)
+        )
+        for call in list(self.sessions.values()):
+            if isinstance(call, CallSession):
+                call.abandon()
+            else:
+                call.drain()  # an adopted conversation: left as it is
+
+    def offer_agent(self, status: ev.AgentStatus) -> None:
+        """An employee freed up: offered to the one caller who has waited longest among
+        those who would ring them now (`CallRun.takes_agent`), not to every caller in
+        the queue — a thousand callers told at once made a thousand refused offers,
+        each a made-up ring in a record and a reason to rest on a free employee."""
+        if status.state != "available":
+            return
+        employee = status.employee_id
+        first: CallSession | None = None
+        for department in self.company().departments.values():
+            if employee not in department.members:
+                continue
+            for call in self.waiting.line(department.id):
+                if isinstance(call, CallSession) and call.takes(employee):
+                    if first is None or call.arrived < first.arrived:
+                        first = call
+                    break
+        if first is not None:
+            first.offered = employee
+            first.deliver(status)
 
     def on_disconnected(self) -> None:
         log.warning("ari disconnected: calls keep their state until Asterisk is back")
@@ -278,7 +318,7 @@ class AriRuntime:
         session = CallSession(self, call_id, event.channel, event.args)
         self.sessions[event.channel.id] = session
         self.owners[event.channel.id] = session
-        self._background(session.run(), f"call-{call_id}")
+        session.task = self._background(session.run(), f"call-{call_id}")
 
     async def _shed(self, event: StasisStart, call_id: str, company: Company) -> None:
         """Over `limits.max_calls`: the dialplan's fallback serves the call, which is
@@ -471,10 +511,13 @@ class CallSession:
         self.left_stasis = False
         self.agent: str | None = None
         self.holding: dict[str, set[str]] = {}  # employee -> legs of our queue offer ringing them
-        self.told_of_agents = False  # subscribed to the agent pool (while waiting in a queue)
+        self.offered: str | None = None  # a freed employee offered to it, not yet rung
+        self.held: dict[str, bool] = {}  # leg -> whether its offer got its employee
         self.hung_up = False  # the caller's hang-up was asked
         self.recorded = False  # its record is written (once, however the call ends)
         self.left_to_asterisk = False  # a conversation kept up while Switchboard stops
+        self.abandoned = False  # another connection took the app: hands off everything
+        self.task: asyncio.Task[None] | None = None
         self.ring_budget = RingBudget(runtime.clock.now())
         self.log = log.bind(call_id=call_id, channel=channel.name)
 
@@ -489,6 +532,13 @@ class CallSession:
 
     def drain(self) -> None:
         self.deliver(DRAIN)
+
+    def abandon(self) -> None:
+        """Stop at once, asking nothing of Asterisk and writing no record (`_abandon`)."""
+        self.abandoned = True
+        self.recorded = True
+        if self.task is not None:
+            self.task.cancel()
 
     def unlisted(self, live: set[str]) -> list[str]:
         missing = [self.channel.id] if self.channel.id not in live and not self.caller_gone else []
@@ -555,6 +605,9 @@ class CallSession:
                     self._unhold(event.leg_id)
                 if isinstance(event, ev.TimerFired):
                     await self._tell_position(run)  # an announcement says it
+                if isinstance(item, ev.AgentStatus):
+                    await self._offered(run, item)
+                    continue
                 if event is not None:
                     before = run.node_name
                     actions = run.handle(event, self.now())
@@ -571,7 +624,6 @@ class CallSession:
             await self._record(run)
             raise
         finally:
-            self.runtime.pool.unsubscribe(self.deliver)
             self.runtime.waiting.leave(self)
         await self._record(run)
 
@@ -602,16 +654,30 @@ class CallSession:
         return False
 
     def _track_queue(self, run: CallRun) -> None:
-        """After each step: a call waiting in a queue keeps its place there and is told
-        when an employee frees up (`AgentPool`); no other call needs to be."""
-        waiting = self.runtime.waiting
-        waiting.track(self, run)
-        in_queue = waiting.waits(self)
-        if in_queue and not self.told_of_agents:
-            self.runtime.pool.subscribe(self.deliver)
-        elif not in_queue and self.told_of_agents:
-            self.runtime.pool.unsubscribe(self.deliver)
-        self.told_of_agents = in_queue
+        """After each step: a call waiting in a queue keeps its place in the line (from
+        which freed employees are offered, `AriRuntime.offer_agent`)."""
+        self.runtime.waiting.track(self, run)
+
+    def takes(self, employee_id: str) -> bool:
+        """Would this call ring ``employee_id`` now, were they free?"""
+        run = self.run_
+        return (
+            not self.holding
+            and self.offered is None
+            and run is not None
+            and run.takes_agent(employee_id)
+        )
+
+    async def _offered(self, run: CallRun, status: ev.AgentStatus) -> None:
+        """A freed employee offered to this call: it rings them (and maybe others of
+        its department).  One it did not ring is offered to the next caller."""
+        self.offered = None
+        await self._apply(run.handle(status, self.now()))
+        self._track_queue(run)
+        employee = status.employee_id
+        pool = self.runtime.pool
+        if employee not in self.holding and pool.states.get(employee, "available") == "available":
+            self.runtime.offer_agent(status)
 
     async def _record(self, run: CallRun) -> None:
         assert run.outcome is not None
@@ -763,6 +829,12 @@ class CallSession:
     # --- engine actions -> ARI requests -----------------------------------------------
 
     async def _apply(self, actions: list[act.Action]) -> None:
+        # the employees a step offers the call to are held at once, before any request
+        # is awaited: the engine read the pool just now, and another call's step must
+        # not take them in between (it made a refused "ring" and a rest on a free one)
+        for action in actions:
+            if isinstance(action, act.Ring) and action.offer:
+                self.held[action.leg_id] = self._hold(action)
         for action in actions:
             await self._carry_out(action)
 
@@ -857,7 +929,8 @@ class CallSession:
         channel_id = f"{self.call_id}-{ring.leg_id}"
         leg = LegChannel(ring.leg_id, channel_id, ring)
         self.legs[ring.leg_id] = leg
-        if not self._hold(ring):
+        held = self.held.pop(ring.leg_id, None)
+        if not (self._hold(ring) if held is None else held):
             # another caller's offer rings them (or they are on a call): taken
             leg.gone = True
             self.deliver(ev.LegBusy(ring.leg_id))
@@ -965,10 +1038,11 @@ class CallSession:
         """A queue offer holds the employee for this call while it rings (`AgentPool`)."""
         if not ring.offer or ring.employee_id is None:
             return True
-        # first come, first served: a caller who has waited longer and is not ringing
-        # anyone yet takes precedence (it is told of the freed employee too)
+        # first come, first served: a caller who has waited longer and would ring them
+        # takes precedence (`AriRuntime.offer_agent` tells it first)
+        employee = ring.employee_id
         ahead = self.runtime.waiting.ahead(self)
-        if any(isinstance(call, CallSession) and not call.holding for call in ahead):
+        if any(isinstance(call, CallSession) and call.takes(employee) for call in ahead):
             return False
         if not self.runtime.pool.reserve(ring.employee_id, self):
             return False
@@ -1111,6 +1185,8 @@ class CallSession:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.abandoned:
+            return  # the channels are the other connection's now
         kept = self.left_to_asterisk
         for leg in self.legs.values():
             if not leg.gone and not (kept and leg.bridged):

@@ -73,6 +73,10 @@ class WaitingCalls:
                 return number
         return None  # unreachable: `_where` and `_lines` change together
 
+    def line(self, department: str) -> Iterator[object]:
+        """The calls waiting in ``department``'s queue, the first first."""
+        yield from self._lines.get(department, ())
+
     def ahead(self, call: object) -> Iterator[object]:
         """The calls waiting in ``call``'s queue that came before it, the first first."""
         department = self._where.get(call)

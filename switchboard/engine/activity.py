@@ -26,5 +26,10 @@ class Activity:
         """An event for this node: an exit label to leave, or None to keep waiting."""
         return None
 
+    def takes(self, employee_id: str) -> bool:
+        """Would this call ring ``employee_id`` now, told they are free?  (A queue
+        waiting for a member who is not resting: `QueueActivity`.)"""
+        return False
+
     def leave(self) -> None:
         """The caller hung up or the call is ending: release what the node holds."""

@@ -224,6 +224,14 @@ class CallRun:
             self._timers.discard(timer_id)
             self._out.append(CancelTimer(timer_id))
 
+    def takes_agent(self, employee_id: str) -> bool:
+        """Would the call ring ``employee_id`` now if they were free (it waits in a queue
+        they serve, rings nobody and has not just rung them)?  The runtime offers a
+        freed employee to the first waiting call that would."""
+        return not self.finished and self._activity is not None and self._activity.takes(
+            employee_id
+        )
+
     def agent_state(self, employee_id: str) -> AgentState:
         return self._agents.get(employee_id, "available")
 

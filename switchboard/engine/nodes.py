@@ -439,6 +439,13 @@ class QueueActivity(Activity):
                 return self._result(self.ringing.handle(event))
         return None
 
+    def takes(self, employee_id: str) -> bool:
+        return (
+            self.ringing is None
+            and employee_id in self.department.members
+            and not self._rests(employee_id)
+        )
+
     def leave(self) -> None:
         self._leave_queue()
 
@@ -603,6 +610,10 @@ class IcmActivity(Activity):
                                 source.timeout,
                                 url=run.render(source.url, for_url=True),
                                 path=source.path,
+                                max_body=source.max_body,
+                                max_depth=source.max_depth,
+                                max_redirects=source.max_redirects,
+                                allowed_hosts=source.allowed_hosts,
                             )
                         )
                     return None
