@@ -61,6 +61,16 @@ def listen_address(
     return parse_listen(company.config.asterisk.agi_listen, "asterisk.agi_listen")
 
 
+def agi_limits(company: Company) -> AgiLimits:
+    """The server's bounds from `limits`; read once, when it starts listening."""
+    limits = company.config.limits
+    return AgiLimits(
+        header_timeout=limits.agi_header_timeout,
+        max_pending=limits.agi_max_pending,
+        max_pending_per_peer=limits.agi_max_pending_per_peer,
+    )
+
+
 class AgiApp:
     """What each FastAGI session runs, by the path of its ``agi://`` URL."""
 
@@ -207,7 +217,7 @@ async def serve(
         sink, _ = await stack.enter_async_context(open_records(current, instance))
         app = AgiApp(company, sink, instance=instance)
         stack.push_async_callback(app.close)
-        server = AgiServer(app.handle, AgiLimits())
+        server = AgiServer(app.handle, agi_limits(current))
         try:
             bound = await server.start(host, port)
         except OSError as exc:
@@ -217,4 +227,4 @@ async def serve(
         await stop.wait()
 
 
-__all__ = ["AgiApp", "AgiError", "CannotListen", "listen_address", "serve"]
+__all__ = ["AgiApp", "AgiError", "CannotListen", "agi_limits", "listen_address", "serve"]

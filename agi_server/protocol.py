@@ -73,13 +73,35 @@ class AgiCommandError(AgiError):
 
 @dataclass(frozen=True)
 class AgiLimits:
-    """What one peer may cost us."""
+    """What one peer may cost us.
+
+    `header_timeout` never cuts a real Asterisk: res_agi.c waits for nothing
+    between its connect and the environment.  `launch_netscript` writes
+    `agi_network: yes` as soon as the connect completes (`handle_connection`
+    spends up to MAX_AGI_CONNECT, 2000 ms, on the connect itself, before we
+    ever see the connection), then `agi_exec_full` goes straight to `run_agi`,
+    whose `setup_env` writes the rest a line at a time through `ast_agi_send`,
+    that is `ast_carefulwrite(fd, ..., 100)`: 100 ms at most a line, and only
+    if our receive buffer were full, which it is not while we read.  The block
+    arrives within milliseconds and a round trip; 5 s is a long WAN's margin.
+
+    A connection holds a session slot (`max_sessions`) only once its
+    environment is in; until then it is one of at most `max_pending`, and of
+    at most `max_pending_per_peer` from its IP address (the server closes the
+    oldest beyond them), so peers that connect and never finish cannot take
+    the slots of real calls.
+    """
 
     max_line: int = 8192  # bytes of one line we accept (environment and answers)
     max_header_lines: int = 256  # environment lines; also extra lines around one answer
     header_timeout: float = 5.0  # seconds for the whole environment block from connect
     idle_timeout: float = 30.0  # default wait for one command's answer
-    max_sessions: int = 2000
+    max_sessions: int = 2000  # sessions running at once (environment in, handler running)
+    # connections still sending their environment: cheap (a socket, a line's buffer, at
+    # most header_timeout), so room for any burst of calls; one address (a real
+    # Asterisk is one) may hold half, and evictions take from the address holding most
+    max_pending: int = 2000
+    max_pending_per_peer: int = 1000
 
 
 UNKNOWN = "unknown"  # what Asterisk sends for an absent caller ID, name or DNID

@@ -16,15 +16,15 @@ How a leg ended is read from its hang-up cause as much as from ``Dial``
 events: a real PJSIP leg often ends with no final dial status.
 
 `RingBudget` caps how fast one call may start legs, and `RepeatedWarnings`
-keeps a storm of one failure to a line and a count.
+(switchboard.logs) keeps a storm of one failure to a line and a count.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+# moved to switchboard.logs (the FastAGI server uses it too); still importable from here
+from switchboard.logs import RepeatedWarnings
 
 LEG_MARKER = "switchboard-leg"  # StasisStart argument of the runtime's ringing legs
 STASIS_WAIT = 5.0  # clock seconds a created channel has to enter the app before it is given up
@@ -69,55 +69,15 @@ class RingBudget:
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
 
-@dataclass
-class _Run:
-    first: float
-    repeats: int = 0
-
-
-class RepeatedWarnings:
-    """Logs the first of a run of one warning, then counts the rest.
-
-    A run lasts ``window`` seconds from its first line; then the count of what
-    it held is logged (at the next warning of any kind, or at `flush`, on
-    shutdown), and the warning may be logged again.  Four thousand failed
-    rings are two lines, not four thousand.
-    """
-
-    def __init__(
-        self,
-        logger: Any,
-        window: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.log = logger
-        self.window = window
-        self._clock = clock
-        self._runs: dict[tuple[str, ...], _Run] = {}
-
-    def warning(self, key: tuple[str, ...], event: str, **fields: Any) -> None:
-        """``event`` once per run of ``key`` (its first item names the warning)."""
-        now = self._clock()
-        self._close_runs(now)
-        run = self._runs.get(key)
-        if run is not None:
-            run.repeats += 1
-            return
-        self._runs[key] = _Run(now)
-        self.log.warning(event, **fields)
-
-    def flush(self) -> None:
-        """Log the counts of every run now (shutdown)."""
-        self._close_runs(None)
-
-    def _close_runs(self, now: float | None) -> None:
-        for key, run in list(self._runs.items()):
-            if now is not None and now - run.first < self.window:
-                continue
-            del self._runs[key]
-            if run.repeats:
-                seconds = (now if now is not None else self._clock()) - run.first
-                self.log.warning(
-                    "warning repeated", warning=key[0], key=list(key[1:]),
-                    repeats=run.repeats, seconds=round(seconds, 1),
-                )  # fmt: skip
+__all__ = [
+    "CAUSES_NO_ANSWER",
+    "CAUSE_BUSY",
+    "LEG_MARKER",
+    "RINGS_PER_SECOND",
+    "RING_BURST",
+    "STASIS_WAIT",
+    "LegEnd",
+    "RepeatedWarnings",
+    "RingBudget",
+    "leg_end",
+]

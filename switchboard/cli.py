@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.config.company import Company
-from switchboard.config.load import load_file
+from switchboard.config.load import load_file, read_config
 from switchboard.config.problems import ConfigError, Problem
 from switchboard.engine.trace import Outcome, Step
 from switchboard.logs import configure_logging, log_notifications
+from switchboard.redaction import redact
 from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, SimulationError, simulate
+from switchboard.textfile import TextFileError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -265,7 +267,7 @@ def _agi(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
     """`run` and `agi`: a config file, or the database's current version (and the next)."""
-    from switchboard.serving import run_serving  # noqa: PLC0415 - `check` stays quick
+    from switchboard.serving import SpillDirUnusable, run_serving  # noqa: PLC0415 - `check` stays quick
 
     if args.from_db == (args.config is not None):
         print(f"switchboard {command}: give CONFIG or --from-db (one of them)", file=sys.stderr)
@@ -280,13 +282,18 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
         except ServeFailed as exc:
             print(f"switchboard {command}: {exc}", file=sys.stderr)
             return EXIT_FAILURE
+        except SpillDirUnusable as exc:
+            print(f"switchboard {command}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
     result = load_file(args.config)
     if result.company is None:
         for problem in result.errors:
             print(problem.format(args.config), file=sys.stderr)
         return EXIT_INVALID
-    configure_logging(json_output=args.json_logs, level="info", cache=True)
     company = result.company
+    if _unusable_spill_dir(company, command):
+        return EXIT_INVALID
+    configure_logging(json_output=args.json_logs, level="info", cache=True)
 
     async def main() -> None:
         await serve(lambda: company, _stop_on_signals())
@@ -296,7 +303,24 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
     except ServeFailed as exc:
         print(f"switchboard {command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except SpillDirUnusable as exc:  # the check above passed, then the folder changed
+        print(f"switchboard {command}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     return EXIT_OK
+
+
+def _unusable_spill_dir(company: Company, command: str) -> bool:
+    """True, said in one line, when records could not be kept while the database is away."""
+    from switchboard.serving import SpillDirUnusable, check_spill_dir, database_dsn  # noqa: PLC0415
+
+    if database_dsn(company) is None:
+        return False  # no database: records stay in memory, nothing spills
+    try:
+        check_spill_dir(company)
+    except SpillDirUnusable as exc:
+        print(f"switchboard {command}: {exc}", file=sys.stderr)
+        return True
+    return False
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -318,13 +342,19 @@ async def _run_from_db(dsn: str, command: str, serve: Serve) -> int:
     try:
         await watcher.start(dsn)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        print(f"switchboard {command}: cannot read the configuration: {exc}", file=sys.stderr)
+        print(
+            f"switchboard {command}: cannot read the configuration: {redact(str(exc))}",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     except NoConfigStored as exc:
         print(f"switchboard {command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    if _unusable_spill_dir(watcher.company(), command):
+        await watcher.stop()
         return EXIT_INVALID
     try:
         await serve(watcher.company, _stop_on_signals())
@@ -346,9 +376,9 @@ def _config_import(args: argparse.Namespace) -> int:
     if dsn is None:
         return EXIT_INVALID
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"{args.file}:1: cannot read the file: {exc}")  # as `check` says it
+        text = read_config(args.file)
+    except TextFileError as exc:
+        print(f"{args.file}:{exc.line}: {exc.message}")  # as `check` says it
         return EXIT_INVALID
 
     def shown(problems: Sequence[Problem]) -> list[str]:
@@ -360,7 +390,7 @@ def _config_import(args: argparse.Namespace) -> int:
         try:
             conn = await asyncpg.connect(dsn, timeout=10)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            print(f"switchboard config import: cannot connect: {exc}", file=sys.stderr)
+            print(f"switchboard config import: cannot connect: {redact(str(exc))}", file=sys.stderr)
             return EXIT_FAILURE
         try:
             result = await import_config(conn, text, args.file, args.comment)
@@ -404,7 +434,7 @@ def _config_export(args: argparse.Namespace) -> int:
         try:
             conn = await asyncpg.connect(dsn, timeout=10)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            return f"cannot connect: {exc}"
+            return f"cannot connect: {redact(str(exc))}"
         try:
             stored = await stored_config(conn, args.version)
         except asyncpg.UndefinedTableError:
@@ -490,11 +520,8 @@ def _messages(args: argparse.Namespace) -> int:
 def _contacts_import(args: argparse.Namespace) -> int:
     import asyncpg  # noqa: PLC0415 - only the db commands need the driver
 
-    from switchboard.storage.contacts import (  # noqa: PLC0415
-        ContactsImport,
-        import_contacts,
-        parse_contacts_csv,
-    )
+    from switchboard.storage.contacts import import_contacts, parse_contacts_csv  # noqa: PLC0415
+    from switchboard.textfile import read_text_file  # noqa: PLC0415
 
     result = load_file(args.config)
     if result.company is None:
@@ -505,21 +532,20 @@ def _contacts_import(args: argparse.Namespace) -> int:
     if dsn is None:
         return EXIT_INVALID
     try:
-        with open(args.csv, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        print(f"switchboard contacts import: {exc}", file=sys.stderr)
+        text = read_text_file(args.csv)
+    except TextFileError as exc:  # a latin-1 export names the line of its first bad byte
+        print(f"{args.csv}:{exc.line}: {exc.message}", file=sys.stderr)
         return EXIT_INVALID
     parsed = parse_contacts_csv(text, result.company, args.csv)
-    if isinstance(parsed, ContactsImport):
-        for line in parsed.problems:
-            print(line, file=sys.stderr)
+    for line in parsed.problems + parsed.repeats:
+        print(line, file=sys.stderr)
+    if parsed.problems:
         return EXIT_INVALID
 
     async def main() -> int:
         conn = await asyncpg.connect(dsn, timeout=10)
         try:
-            count = await import_contacts(conn, parsed, f"csv:{args.csv}")
+            count = await import_contacts(conn, parsed.rows, f"csv:{args.csv}")
         finally:
             await conn.close()
         print(f"{count} contacts imported")
@@ -542,7 +568,7 @@ def _db_migrate(args: argparse.Namespace) -> int:
         try:
             conn = await asyncpg.connect(dsn, timeout=10)
         except (OSError, asyncpg.PostgresError) as exc:
-            print(f"switchboard db migrate: cannot connect: {exc}", file=sys.stderr)
+            print(f"switchboard db migrate: cannot connect: {redact(str(exc))}", file=sys.stderr)
             return EXIT_FAILURE
         try:
             applied = await migrate(conn)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from switchboard.engine.actions import Notify
+from switchboard.redaction import redact
 
 if TYPE_CHECKING:
     from switchboard.simulate import Simulation
@@ -36,16 +41,31 @@ def configure_logging(json_output: bool, level: str = "info", cache: bool = Fals
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            # the traceback as text in both forms (the console renderer prints a text one
+            # as it would its own), so that the redaction sees it too
+            structlog.processors.format_exc_info,
+            # before level and time are added: two values fewer to look at, no secret there
+            redact_secrets,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            # JSON lines carry the traceback as text (the console renderer prints its own)
-            *([structlog.processors.format_exc_info] if json_output else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
         logger_factory=factory,
         cache_logger_on_first_use=cache,
     )
+
+
+def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """The last line of defence: no password, token or secret in any text of a line,
+    whoever wrote it (a DSN or URL quoted by a driver's error, a traceback ...).
+
+    Costs two substring tests a text value when there is nothing to hide (every
+    form of secret needs an '@' or an '='): cheap enough for every line."""
+    for key, value in event_dict.items():
+        if type(value) is str and ("@" in value or "=" in value):
+            event_dict[key] = redact(value)
+    return event_dict
 
 
 def log_notifications(sim: Simulation) -> None:
@@ -57,3 +77,65 @@ def log_notifications(sim: Simulation) -> None:
         if isinstance(action, Notify):
             emit = log.warning if action.level == "warning" else log.info
             emit("notify", message=action.message, t=t)
+
+
+@dataclass
+class _Run:
+    first: float
+    repeats: int = 0
+
+
+class RepeatedWarnings:
+    """Logs the first of a run of one warning, then counts the rest.
+
+    A run lasts ``window`` seconds from its first line; then the count of what
+    it held is logged (at the next warning of any kind, at `expire` or at
+    `flush`, on shutdown), and the warning may be logged again.  Four thousand
+    failed rings are two lines, not four thousand.
+    """
+
+    def __init__(
+        self,
+        logger: Any,
+        window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = logger
+        self.window = window
+        self._clock = clock
+        self._runs: dict[tuple[str, ...], _Run] = {}
+
+    def warning(self, key: tuple[str, ...], event: str, **fields: Any) -> bool:
+        """``event`` once per run of ``key`` (its first item names the warning).
+
+        True when the line was logged (a run started), False when only counted.
+        """
+        now = self._clock()
+        self._close_runs(now)
+        run = self._runs.get(key)
+        if run is not None:
+            run.repeats += 1
+            return False
+        self._runs[key] = _Run(now)
+        self.log.warning(event, **fields)
+        return True
+
+    def expire(self) -> None:
+        """Log the counts of the runs whose window is over (a timer, when no warning comes)."""
+        self._close_runs(self._clock())
+
+    def flush(self) -> None:
+        """Log the counts of every run now (shutdown)."""
+        self._close_runs(None)
+
+    def _close_runs(self, now: float | None) -> None:
+        for key, run in list(self._runs.items()):
+            if now is not None and now - run.first < self.window:
+                continue
+            del self._runs[key]
+            if run.repeats:
+                seconds = (now if now is not None else self._clock()) - run.first
+                self.log.warning(
+                    "warning repeated", warning=key[0], key=list(key[1:]),
+                    repeats=run.repeats, seconds=round(seconds, 1),
+                )  # fmt: skip

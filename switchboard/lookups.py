@@ -2,23 +2,43 @@
 responsible for them (the contacts table), what the CRM says.
 
 Both runtimes ask them the same way.  A failing source answers None (and the
-scenario moves on to the next source); the engine's own timer decides how
-long the caller waits, the HTTP timeout here only keeps a hung CRM from
+scenario moves on to the next source) after one warning line that says why;
+no failure of a source ever reaches the call.  The engine's own timer decides
+how long the caller waits, the deadline here only keeps a hung CRM from
 holding a socket for ever.
+
+The CRM is outside our control, so its answer is bounded (the `http` source's
+keys): at most ``max_body`` bytes are read, JSON nested deeper than
+``max_depth`` is refused, a redirect is followed only to the same host and port
+(or from http to https of the same host) or to a host of ``allowed_hosts``, at
+most ``max_redirects`` times, and no host outside a non-empty ``allowed_hosts``
+is asked at all.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 import structlog
+from yarl import URL
 
 from switchboard.calls import CallSink
 from switchboard.clock import Clock
 from switchboard.engine.actions import Lookup
+from switchboard.redaction import describe
 
 log = structlog.get_logger("switchboard.lookups")
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class CrmRefused(Exception):
+    """The CRM's answer is not taken; the message says why, for the log line."""
 
 
 async def look_up(
@@ -31,17 +51,111 @@ async def look_up(
         if lookup.source == "contacts":
             return await sink.contact(lookup.caller)
         return await _ask_crm(lookup, http, clock)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        log.warning("lookup failed", source=lookup.source, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - whatever one source does, the next one is asked
+        where = {"host": _host_of(lookup.url)} if lookup.source == "http" else {}
+        log.warning("lookup failed", source=lookup.source, **where, error=describe(exc))
         return None
 
 
 async def _ask_crm(lookup: Lookup, http: aiohttp.ClientSession, clock: Clock) -> str | None:
-    timeout = aiohttp.ClientTimeout(total=clock.real(lookup.timeout) + 1.0)
-    async with http.get(lookup.url, timeout=timeout) as response:
-        if response.status != 200:
-            return None
-        data: Any = await response.json(content_type=None)
-    for part in lookup.path.split("."):
+    allowed = frozenset(host.lower().strip("[]") for host in lookup.allowed_hosts)
+    url = URL(lookup.url)
+    async with asyncio.timeout(clock.real(lookup.timeout) + 1.0):
+        for _ in range(lookup.max_redirects + 1):
+            _check_host(url, allowed)
+            # redirects by hand: aiohttp would follow one to any host (127.0.0.1 too)
+            async with http.get(url, allow_redirects=False) as response:
+                if response.status in _REDIRECTS:
+                    url = _redirect_target(url, response, allowed)
+                    continue
+                if response.status == 404:  # the CRM does not know this caller
+                    return None
+                if response.status != 200:
+                    raise CrmRefused(f"HTTP {response.status}")
+                body = await _read_at_most(response, lookup.max_body)
+                charset = response.charset or "utf-8"
+            return _at_path(_parse(body.decode(charset), lookup.max_depth), lookup.path)
+    raise CrmRefused(f"more than {lookup.max_redirects} redirects (max_redirects)")
+
+
+def _check_host(url: URL, allowed: frozenset[str]) -> None:
+    if url.scheme not in ("http", "https"):
+        raise CrmRefused(f"not an http(s) URL: {url.scheme}://")
+    if allowed and (url.host or "").lower() not in allowed:
+        raise CrmRefused(f"host {url.host} is not in allowed_hosts")
+
+
+def _redirect_target(url: URL, response: aiohttp.ClientResponse, allowed: frozenset[str]) -> URL:
+    """Where a redirect leads, if it may be followed: the same host and port, http to
+    https of the same host, or a host of ``allowed``; CrmRefused otherwise."""
+    location = response.headers.get("Location")
+    if not location:
+        raise CrmRefused(f"HTTP {response.status} without a Location")
+    target = url.join(URL(location))
+    same_host = target.host == url.host
+    same_port = target.port == url.port and target.scheme == url.scheme
+    upgrade = (url.scheme, target.scheme) == ("http", "https")
+    if not (same_host and (same_port or upgrade)) and (target.host or "").lower() not in allowed:
+        raise CrmRefused(f"redirect to another host not followed: {target.host}:{target.port}")
+    return target
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or CrmRefused as soon as it is longer than ``limit`` bytes: the rest is
+    never read (the connection is closed, not kept for another request)."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise CrmRefused(f"answer of {declared} bytes, more than max_body ({limit})")
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise CrmRefused(f"answer longer than max_body ({limit} bytes)")
+    return bytes(body)
+
+
+def _parse(text: str, max_depth: int) -> Any:
+    """The JSON document, or CrmRefused: not JSON, or nested deeper than ``max_depth``
+    (orjson itself stops at 1,024 levels, with no recursion)."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise CrmRefused(f"unreadable JSON: {exc}") from None
+    if _deeper_than(data, max_depth):
+        raise CrmRefused(f"JSON nested deeper than max_depth ({max_depth})")
+    return data
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels (a walk, no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children: Iterable[Any]
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _at_path(data: Any, path: str) -> str | None:
+    """The value at the dotted ``path``; only a plain value names somebody."""
+    for part in path.split("."):
         data = data.get(part) if isinstance(data, dict) else None
-    return None if data is None else str(data)
+    if isinstance(data, bool) or not isinstance(data, str | int | float):
+        return None
+    return str(data)
+
+
+def _host_of(url: str) -> str:
+    """The host of ``url`` for a log line (never its user, password or query)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # a broken [IPv6] part
+        return ""

@@ -3,7 +3,8 @@
 Once the configuration is loaded: the garbage collector tuned for many live
 calls (`tune_gc`), and where call records go (`open_records`): PostgreSQL
 when a database is configured, spilled to `database.spill_dir` while it is
-away; otherwise memory only, lost at exit (a warning says so).
+away (a folder that cannot take the file stops the start: `check_spill_dir`);
+otherwise memory only, lost at exit (a warning says so).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import tempfile
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,6 +64,33 @@ def database_dsn(company: Company, env: dict[str, str] | None = None) -> str | N
     )
 
 
+class SpillDirUnusable(Exception):
+    """`database.spill_dir` cannot take files: `run` and `agi` say so in one line, exit 2."""
+
+    error_id = "config.spill_dir"
+
+
+def check_spill_dir(company: Company) -> Path:
+    """The folder records spill to, created if need be and shown to take a new file.
+
+    Checked at start, before any call: found out at the first database outage,
+    an unusable folder would lose the records it was meant to keep.  Raises
+    `SpillDirUnusable` (a file where the folder should be, no permission, a
+    read-only file system ...).
+    """
+    folder = Path(company.config.database.spill_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise SpillDirUnusable(
+            f"database.spill_dir {str(folder)!r} cannot take the call records' spill file: "
+            f"{exc.strerror or exc}"
+        ) from None
+    return folder
+
+
 @contextlib.asynccontextmanager
 async def open_records(
     company: Company, instance: str
@@ -73,7 +102,6 @@ async def open_records(
         log.warning("no database configured: call records are kept in memory only")
         yield MemorySink(), None
         return
-    spill = Path(company.config.database.spill_dir) / f"records-{instance}.jsonl"
-    spill.parent.mkdir(parents=True, exist_ok=True)
+    spill = check_spill_dir(company) / f"records-{instance}.jsonl"
     async with await open_sink(dsn, spill, instance) as sink:
         yield sink, sink

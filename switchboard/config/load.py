@@ -20,7 +20,15 @@ from switchboard.config.company import Company
 from switchboard.config.model import NODE_TYPES, Config, NodeBase
 from switchboard.config.problems import ConfigError, Problem
 from switchboard.config.validate import check_config
-from switchboard.config.yaml_source import Path, YamlDocument, YamlSyntaxError, load_yaml
+from switchboard.config.yaml_source import (
+    MAX_BYTES,
+    Path,
+    YamlDocument,
+    YamlSyntaxError,
+    load_yaml,
+    size_error,
+)
+from switchboard.textfile import TextFileError, TooBig, read_text_file
 
 # list/dict containers whose entries can be set aside when one is malformed
 _PRUNABLE: tuple[tuple[str, ...], ...] = (
@@ -69,10 +77,21 @@ class LoadResult:
 def load_file(filename: str | FsPath) -> LoadResult:
     name = str(filename)
     try:
-        text = FsPath(filename).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return LoadResult(name, None, [Problem((), f"cannot read the file: {exc}", line=1)])
+        text = read_config(filename)
+    except TextFileError as exc:
+        return LoadResult(name, None, [Problem((), exc.message, line=exc.line)])
     return load_text(text, name)
+
+
+def read_config(filename: str | FsPath) -> str:
+    """A configuration file's text; `TextFileError` (with its line) if it cannot be one.
+
+    A file over `MAX_BYTES` is refused after reading one byte past the bound.
+    """
+    try:
+        return read_text_file(filename, MAX_BYTES)
+    except TooBig as exc:
+        raise TextFileError(1, size_error(exc.size).message) from None
 
 
 def load_company(filename: str | FsPath) -> Company:

@@ -176,6 +176,12 @@ class Limits(Section):
     # calls one `switchboard run` carries at once; beyond, new calls go straight to the
     # fallback context (Asterisk, not Switchboard, serves them) instead of everyone waiting
     max_calls: Annotated[int, Field(ge=1)] = 2_000
+    # `switchboard agi`: seconds a FastAGI connection has to send its whole environment
+    # (Asterisk sends it as it connects), and how many connections still sending it are
+    # kept, in all and from one address; beyond, the oldest of them is closed
+    agi_header_timeout: PositiveSeconds = 5.0
+    agi_max_pending: Annotated[int, Field(ge=1)] = 2_000
+    agi_max_pending_per_peer: Annotated[int, Field(ge=1)] = 1_000
 
 
 # --- nodes -------------------------------------------------------------------------
@@ -361,11 +367,26 @@ class ContactsSource(Section):
     timeout: PositiveSeconds = 1.0  # for the contacts table; the config's map answers at once
 
 
+# What a CRM (an ICM `http` source) may answer; beyond any of these the lookup fails: one
+# log line, and the next source.  A CRM is outside our control: without them one answer
+# of 300 MB, nested 100,000 deep or redirected to 127.0.0.1 held or misrouted calls.
+CRM_MAX_BODY = 64 * 1024  # bytes; an answer naming one employee is a few hundred
+CRM_MAX_DEPTH = 32  # JSON nesting
+CRM_MAX_REDIRECTS = 3
+
+
 class HttpSource(Section):
     type: Literal["http"]
     url: str
     path: str = "employee"  # dotted JSON path to the employee id or extension
     timeout: PositiveSeconds = 1.5
+    max_body: Annotated[int, Field(ge=1, le=16 * 2**20)] = CRM_MAX_BODY  # bytes read at most
+    max_depth: Annotated[int, Field(ge=1, le=512)] = CRM_MAX_DEPTH  # of the JSON answer
+    # redirects followed, each to the same host and port (or from http to https of the
+    # same host) or to a host of `allowed_hosts`; 0: none
+    max_redirects: Annotated[int, Field(ge=0, le=10)] = CRM_MAX_REDIRECTS
+    # the hosts this source may ask (names or addresses, no port); empty: any host
+    allowed_hosts: tuple[str, ...] = ()
 
 
 IcmSource = Annotated[LastAgentSource | ContactsSource | HttpSource, Field(discriminator="type")]

@@ -7,9 +7,11 @@ objects, duplicates, schedules and templates, node exits, reachability
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import deque
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from switchboard.config.company import CaseMatcher, Company, TargetKind
@@ -305,7 +307,7 @@ class _Checker:
                         self._unknown((*path, "exceptions", i), "employee", exc, "employees")
                 for i, source in enumerate(node.sources):
                     if isinstance(source, HttpSource):
-                        self._template((*path, "sources", i, "url"), source.url)
+                        self._crm_source((*path, "sources", i), source)
                 if not node.sources:
                     self.error((*path, "sources"), "an icm node needs at least one source")
                 if (
@@ -343,6 +345,35 @@ class _Checker:
             case HangupNode():
                 if node.prompt is not None:
                     self._prompts((*path, "prompt"), node.prompt)
+
+    def _crm_source(self, path: Path, source: HttpSource) -> None:
+        """The URL is a template of an http(s) URL; ``allowed_hosts`` are host names or
+        addresses and, when the URL names its host literally, that host is one of them."""
+        self._template((*path, "url"), source.url)
+        for j, host in enumerate(source.allowed_hosts):
+            if not _is_host(host):
+                self.error(
+                    (*path, "allowed_hosts", j),
+                    f"{host!r} is not a host name or address "
+                    "(write the host alone, e.g. crm.example.com: no scheme, port or path)",
+                )
+        # the URL up to its first placeholder: what the check can know of it
+        literal = source.url.partition("{")[0]
+        scheme, sep, rest = literal.partition("://")
+        # no "://" before the first placeholder: fine only if the URL starts with one
+        wrong_scheme = scheme.lower() not in ("http", "https") if sep else bool(literal)
+        if wrong_scheme:
+            self.error((*path, "url"), "use http:// or https://, e.g. https://crm/find?n={caller}")
+            return
+        host_ends = any(c in rest for c in "/?#") or literal == source.url
+        allowed = {h.lower().strip("[]") for h in source.allowed_hosts}
+        if sep and host_ends and allowed:
+            try:
+                host = urlsplit(literal).hostname or ""
+            except ValueError:
+                host = ""
+            if host not in allowed:
+                self.error((*path, "url"), f"host {host!r} is not in allowed_hosts")
 
     def _template(self, path: Path, text: str) -> None:
         try:
@@ -492,6 +523,18 @@ class _Checker:
                 f"loop that never waits for the caller or the clock: {route} "
                 "(it would spin forever in a live call; put a play, menu or dial in it)",
             )
+
+
+# a host name (letters, digits, '-', '_', dots) or an IPv4 or IPv6 address
+_HOST_NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
+
+
+def _is_host(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return _HOST_NAME.match(text) is not None
+    return True
 
 
 def _exit_field(node: Node, exit_name: str) -> Path:

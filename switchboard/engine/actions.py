@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from switchboard.config.model import CRM_MAX_BODY, CRM_MAX_DEPTH, CRM_MAX_REDIRECTS
 from switchboard.engine.message import message
 
 Device = Literal["desk", "mobile", "external"]
@@ -117,6 +118,11 @@ class Lookup:
     days: float = 0.0  # last_agent: how far back to look
     url: str = ""  # http: the rendered URL
     path: str = ""  # http: dotted JSON path to the employee
+    # http: what the CRM may answer (the source's keys of the same names)
+    max_body: int = CRM_MAX_BODY
+    max_depth: int = CRM_MAX_DEPTH
+    max_redirects: int = CRM_MAX_REDIRECTS
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @message

@@ -39,6 +39,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from switchboard.engine.actions import RequestCallback
+from switchboard.storage.pg_text import pg_text
 
 Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
@@ -136,8 +137,13 @@ async def insert_request(
 
     Writing the same request again (a retry) returns the stored row's id and
     changes nothing; the same ``request_id`` for another call or number
-    raises `RequestConflict`.
+    raises `RequestConflict`.  The number and caller come from the caller:
+    NUL and lone surrogates are stored as U+FFFD (`pg_text`), the rest as sent.
     """
+    request_id, call_id, number, caller, scenario, node = (
+        pg_text(text) for text in (request_id, call_id, number, caller, scenario, node)
+    )
+    department = None if department is None else pg_text(department)
     row = await conn.fetchrow(
         """INSERT INTO callbacks (request_id, call_id, number, caller, department, scenario,
                                   node, due_at)

@@ -39,6 +39,7 @@ from switchboard.config.company import Company
 from switchboard.config.export import canonical_form
 from switchboard.config.load import LoadResult, load_text
 from switchboard.config.problems import ConfigError, Problem
+from switchboard.redaction import redact
 
 log = structlog.get_logger("switchboard.storage")
 
@@ -365,7 +366,9 @@ class ConfigWatcher:
                         self.connect_failures += 1
                         await self._notify()
                         log.warning(
-                            "config listener cannot connect", error=str(exc), attempt=failures
+                            "config listener cannot connect",
+                            error=redact(str(exc)),
+                            attempt=failures,
                         )
                         delay = min(self._backoff_max, self._backoff_first * 2 ** (failures - 1))
                         await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
@@ -376,7 +379,9 @@ class ConfigWatcher:
                     await self._serve(conn)
                     log.warning("config listener connection lost: reconnecting")
                 except _CONNECTION_ERRORS as exc:
-                    log.warning("config listener connection failed: reconnecting", error=str(exc))
+                    log.warning(
+                        "config listener connection failed: reconnecting", error=redact(str(exc))
+                    )
                 await self._discard(conn)
                 conn = None
                 await asyncio.sleep(self._backoff_first * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto

@@ -40,7 +40,9 @@ Replaying safely
     one of the two files, or both (and then the second write does nothing).
     A row the database refuses as bad data (a constraint, an invalid value)
     is written to ``<spill>.rejected`` for a person to look at, so one bad
-    row never blocks the others.
+    row never blocks the others.  Text from the network is never the reason:
+    rows are made with `storable_row`, which keeps caller IDs as sent except
+    for NUL and lone surrogates (U+FFFD instead, `switchboard.storage.pg_text`).
 
 What a stop or a crash can lose
     `stop` writes what is still in memory, and whatever it cannot write
@@ -69,13 +71,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import structlog
 
 from switchboard.engine.actions import SaveMessage
 from switchboard.engine.trace import Outcome, Step
+from switchboard.redaction import describe, redact
+from switchboard.storage.pg_text import pg_text, pg_value
 
 log = structlog.get_logger("switchboard.storage")
 
@@ -147,11 +150,26 @@ def steps_json(steps: Sequence[Step]) -> str:
     return json.dumps([step.as_json() for step in steps], ensure_ascii=False)
 
 
+def storable_row(row: Row) -> Row:
+    """``row`` as PostgreSQL takes it: NUL and lone surrogates in any text become U+FFFD.
+
+    Caller names and numbers come from the network (`switchboard.storage.pg_text`);
+    a row PostgreSQL refused would be set aside whole for one character.
+    """
+    clean = {
+        column: pg_text(value) if isinstance(value, str) else value for column, value in row.items()
+    }
+    steps = clean.get("steps")
+    if isinstance(steps, str) and "\\u0000" in steps:  # JSON's NUL, which jsonb refuses
+        clean["steps"] = json.dumps(pg_value(json.loads(steps)), ensure_ascii=False)
+    return clean
+
+
 def record_row(record: FinishedCall, instance: str, config_version: int | None) -> Row:
-    """The ``calls`` row of a finished call."""
+    """The ``calls`` row of a finished call (`storable_row`: hostile caller IDs kept)."""
     outcome = record.outcome
     started = record.started_at
-    return {
+    row = {
         "call_id": record.call_id,
         "instance": instance,
         "channel": record.channel,
@@ -175,25 +193,28 @@ def record_row(record: FinishedCall, instance: str, config_version: int | None) 
         "repeats": repeats(record.steps),
         "steps": steps_json(record.steps),
     }
+    return storable_row(row)
 
 
 def message_row(
     call_id: str, message: SaveMessage, created_at: dt.datetime, recording: str | None = None
 ) -> Row:
-    """The ``messages`` row of a voicemail message.
+    """The ``messages`` row of a voicemail message (`storable_row`, as for calls).
 
     ``recording`` is the name Asterisk stored it under (default: the engine's
     recording id).
     """
-    return {
-        "call_id": call_id,
-        "recording": recording or message.recording_id,
-        "caller": message.caller,
-        "called": message.called,
-        "mailbox": message.mailbox,
-        "created_at": created_at,
-        "length_s": message.length,
-    }
+    return storable_row(
+        {
+            "call_id": call_id,
+            "recording": recording or message.recording_id,
+            "caller": message.caller,
+            "called": message.called,
+            "mailbox": message.mailbox,
+            "created_at": created_at,
+            "length_s": message.length,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,17 +320,8 @@ def _decode(line: bytes) -> _Item:
     for column in _TIMES[table]:
         if row.get(column) is not None:
             row[column] = dt.datetime.fromisoformat(row[column])
-    return table, row
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password, for logs."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    # a spill file an earlier release wrote may hold text PostgreSQL refuses
+    return table, storable_row(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,7 +557,7 @@ class RecordWriter:
     def _lost_database(self, exc: BaseException) -> None:
         loop = asyncio.get_running_loop()
         self._failures += 1
-        self._last_error = f"{type(exc).__name__}: {exc}"
+        self._last_error = describe(exc)  # asyncpg may quote the DSN
         if self._down_since is None:
             self._down_since = loop.time()
             self.log.warning("database unreachable: keeping records", error=self._last_error)

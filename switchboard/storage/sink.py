@@ -20,15 +20,16 @@ import asyncpg
 import structlog
 
 from switchboard.engine.actions import RequestCallback, SaveMessage, recording_name
+from switchboard.redaction import describe, redact
 from switchboard.storage.callbacks import RequestConflict, store_request
 from switchboard.storage.contacts import lookup_contact
+from switchboard.storage.pg_text import pg_text
 from switchboard.storage.records import (
     DATABASE_DOWN,
     FinishedCall,
     RecordWriter,
     message_row,
     record_row,
-    redact,
 )
 
 log = structlog.get_logger("switchboard.storage")
@@ -89,7 +90,7 @@ class PostgresSink:
                 "call-back not stored",
                 call_id=call_id,
                 number=request.number,
-                error=f"{type(exc).__name__}: {exc}",
+                error=describe(exc),
             )
             return False
         return True
@@ -98,9 +99,10 @@ class PostgresSink:
         """The employee who last talked to ``caller`` within ``days``; None if unknown."""
         try:
             async with asyncio.timeout(self.timeout), self.pool.acquire() as conn:
-                agent = await conn.fetchval(LAST_AGENT, caller, float(days))
+                # the caller as records store it (`pg_text`): a hostile one is found too
+                agent = await conn.fetchval(LAST_AGENT, pg_text(caller), float(days))
         except DATABASE_DOWN as exc:
-            log.warning("last agent lookup failed", error=f"{type(exc).__name__}: {exc}")
+            log.warning("last agent lookup failed", error=describe(exc))
             return None
         return None if agent is None else str(agent)
 
@@ -108,9 +110,9 @@ class PostgresSink:
         """The employee responsible for ``caller`` (the ``contacts`` table); None if unknown."""
         try:
             async with asyncio.timeout(self.timeout):
-                return await lookup_contact(self.pool, caller)
+                return await lookup_contact(self.pool, pg_text(caller))
         except DATABASE_DOWN as exc:
-            log.warning("contact lookup failed", error=f"{type(exc).__name__}: {exc}")
+            log.warning("contact lookup failed", error=describe(exc))
             return None
 
     async def close(self) -> None:
@@ -173,6 +175,6 @@ async def open_sink(
         log.warning(
             "database unreachable at start: call records are kept until it is back",
             database=redact(dsn),
-            error=f"{type(exc).__name__}: {exc}",
+            error=describe(exc),
         )
     return sink
