@@ -53,6 +53,9 @@ from ari_app.models import (
 )
 
 POOL_SIZE = 50
+# the supervisor's own requests (event filter, channel list) have connections of their
+# own: after a reconnect they must not queue behind calls' requests stalled in the pool
+CONTROL_POOL_SIZE = 2
 REQUEST_TIMEOUT = 10.0
 # requests waiting for Asterisk on the websocket at most; more go over HTTP meanwhile.
 # Asterisk runs websocket requests one by one on one thread, and those it runs
@@ -166,6 +169,7 @@ class AriClient:
         self._headers = {"Authorization": f"Basic {token}"}
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._control: aiohttp.ClientSession | None = None
         self.over_websocket: WebsocketRequests | None = None  # set by the supervisor
 
     async def __aenter__(self) -> AriClient:
@@ -184,21 +188,41 @@ class AriClient:
             )
         return self._session
 
+    @property
+    def control_session(self) -> aiohttp.ClientSession:
+        if self._control is None or self._control.closed:
+            self._control = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=CONTROL_POOL_SIZE),
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+            )
+        return self._control
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._control is not None:
+            await self._control.close()
+            self._control = None
 
     def events_url(self) -> str:
         url = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         return f"{url}/ari/events?app={quote(self.app)}"
 
     async def request(
-        self, method: str, path: str, params: Params | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        params: Params | None = None,
+        body: Any = None,
+        *,
+        control: bool = False,
     ) -> Any:
+        """One ARI request; ``control``: the supervisor's, on connections of its own."""
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         ws = self.over_websocket
-        if ws is not None and ws.free:
+        if ws is not None and ws.free and not control:
             try:
                 status, text = await ws.request(method, path, query, body)
             except TimeoutError as exc:
@@ -209,7 +233,8 @@ class AriClient:
                 raise _error(status, text, method, path)
             return orjson.loads(text) if text else None
         try:
-            async with self.session.request(
+            session = self.control_session if control else self.session
+            async with session.request(
                 method,
                 f"{self.base_url}/ari{path}",
                 params=query or None,
@@ -237,13 +262,15 @@ class AriClient:
 
     async def set_event_filter(self, allowed: Iterable[str]) -> None:
         body = {"allowed": [{"type": t} for t in allowed], "disallowed": []}
-        await self.request("PUT", f"/applications/{quote(self.app)}/eventFilter", body=body)
+        await self.request(
+            "PUT", f"/applications/{quote(self.app)}/eventFilter", body=body, control=True
+        )
 
     # --- channels -----------------------------------------------------------------------
 
     async def list_channels(self) -> list[Channel]:
         """The live channels; an item that is no channel (no id) is left out."""
-        data = await self.request("GET", "/channels")
+        data = await self.request("GET", "/channels", control=True)
         channels = []
         for item in data if isinstance(data, list) else []:
             with contextlib.suppress(MalformedEvent):

@@ -22,16 +22,17 @@ import datetime as dt
 import functools
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 import structlog
 
 from ari_app.adopt import DRAIN, STATE_VARIABLE, AdoptedCall, ConversationState, Drain
-from ari_app.client import AriClient, AriError, AriUnavailable, CallGone
+from ari_app.client import REQUEST_TIMEOUT, AriClient, AriError, AriUnavailable, CallGone
 from ari_app.legs import LEG_MARKER, STASIS_WAIT, RepeatedWarnings, RingBudget, leg_end
 from ari_app.models import (
     ApplicationReplaced,
@@ -77,8 +78,16 @@ _CALLER_ACTIONS = (
     act.StartRecording, act.ContinueInDialplan, act.Hangup,
 )  # fmt: skip
 # engine events the session's own tasks, the agent pool and the queue deliver as they are
-_PASSED_ON = (ev.AgentStatus, ev.TimerFired, ev.LookupResult, ev.CallbackStored)
+_PASSED_ON = (
+    ev.AgentStatus, ev.TimerFired, ev.LookupResult, ev.CallbackStored,
+    # what the session itself tells when a request failed: a playback or a recording
+    # that will never finish, a conversation Asterisk could not connect
+    ev.PlaybackFinished, ev.RecordingFinished, ev.LegHungUp,
+)  # fmt: skip
 ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
+# real seconds after a call's end when a bridge whose create timed out is destroyed again
+LATE_SWEEPS = (2 * REQUEST_TIMEOUT, 6 * REQUEST_TIMEOUT)
+SENT_ON_KEPT = 10_000  # callers sent to the fallback remembered (recorded once each)
 
 
 class Call(Protocol):
@@ -132,6 +141,7 @@ class AriRuntime:
         self.sessions: dict[str, Call] = {}  # by caller channel id
         self.owners: dict[str, Call] = {}  # every channel a call owns
         self.draining = False  # stopping: new calls go to the fallback
+        self.sent_on: OrderedDict[str, None] = OrderedDict()  # callers sent to the fallback
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = http
         self.warnings = RepeatedWarnings(log)  # a storm of one failure: a line and a count
@@ -157,6 +167,8 @@ class AriRuntime:
             missing = session.unlisted(live)
             if missing:
                 self._background(self._confirm_gone(session, missing), "ari-reconcile")
+            if isinstance(session, CallSession) and (session.playbacks or session.recordings):
+                self._background(session.catch_up(), "ari-catch-up")
 
     async def _confirm_gone(self, call: Call, channel_ids: list[str]) -> None:
         """Channels a call has that the list after a reconnect lacks: hung up while we
@@ -337,6 +349,11 @@ class AriRuntime:
             await self.client.continue_in_dialplan(
                 channel.id, self.settings.fallback_context, info.called_raw or "s", 1
             )
+        if channel.id in self.sent_on:
+            return  # tried before (its continue failed): recorded then
+        self.sent_on[channel.id] = None
+        if len(self.sent_on) > SENT_ON_KEPT:
+            self.sent_on.popitem(last=False)
         await self.sink.call_finished(self.bare_record(call_id, channel, args, "dialplan", reason))
 
     def bare_record(
@@ -387,6 +404,18 @@ class AriRuntime:
                     )  # fmt: skip
                     return
             await self.clock.sleep(delay)
+
+    def destroy_later(self, bridge_id: str, call_id: str) -> None:
+        """A bridge whose create timed out may reach Asterisk after the call destroyed
+        it (a request stalled on the way): destroy it again when such a request would
+        have arrived (real seconds: the network's time, not the call's)."""
+
+        async def sweep() -> None:
+            for delay in LATE_SWEEPS:
+                await asyncio.sleep(delay)
+                await self.clean_up(self.client.destroy_bridge, bridge_id, call_id)
+
+        self._background(sweep(), f"late-{bridge_id}")
 
     def request_failed(self, exc: AriError, call_id: str) -> None:
         self.warnings.warning(
@@ -505,7 +534,9 @@ class CallSession:
         self.leg_by_channel: dict[str, LegChannel] = {}
         self.playbacks: dict[str, str] = {}  # ARI playback id -> engine playback id
         self.recordings: dict[str, str] = {}  # ARI recording name -> engine recording id
+        self.recording_since: dict[str, float] = {}  # ARI recording name -> call time begun
         self.bridge_id: str | None = None
+        self.bridge_unsure = False  # a create of it timed out: it may come late
         self.caller_gone = False
         self.continued = False  # sent back to the dialplan: no more requests on its channel
         self.left_stasis = False
@@ -539,6 +570,29 @@ class CallSession:
         self.recorded = True
         if self.task is not None:
             self.task.cancel()
+
+    async def catch_up(self) -> None:
+        """After a reconnect: a playback or a recording that ended while the websocket
+        was down told nobody (the call would wait for it for ever).  Each one the call
+        waits for is asked for; one Asterisk no longer has has ended."""
+        for ari_id, engine_id in list(self.playbacks.items()):
+            try:
+                await self.client.request("GET", f"/playbacks/{quote(ari_id)}")
+            except CallGone:
+                if self.playbacks.pop(ari_id, None) is not None:
+                    self.deliver(ev.PlaybackFinished(engine_id))
+            except AriError:
+                return  # away again: the next connect asks again
+        for name, recording_id in list(self.recordings.items()):
+            try:
+                await self.client.request("GET", f"/recordings/live/{quote(name)}")
+            except CallGone:
+                if self.recordings.pop(name, None) is not None:
+                    # its length is lost with its event: at most the time since it began
+                    length = self.now() - self.recording_since.pop(name, self.now())
+                    self.deliver(ev.RecordingFinished(recording_id, length))
+            except AriError:
+                return
 
     def unlisted(self, live: set[str]) -> list[str]:
         missing = [self.channel.id] if self.channel.id not in live and not self.caller_gone else []
@@ -725,6 +779,7 @@ class CallSession:
                 return ev.PlaybackFinished(engine_id) if engine_id else None
             case AriRecordingFinished() | RecordingFailed():
                 rec = self.recordings.pop(item.recording.name, None)
+                self.recording_since.pop(item.recording.name, None)
                 return ev.RecordingFinished(rec, item.recording.duration) if rec else None
             case Dial():
                 leg = self.leg_by_channel.get(item.peer.id)
@@ -891,6 +946,7 @@ class CallSession:
             case act.StartRecording():
                 name = act.recording_name(self.call_id, action.recording_id)
                 self.recordings[name] = action.recording_id
+                self.recording_since[name] = self.now()
                 try:
                     await client.record(caller, name, int(action.max_length), action.beep)
                 except AriError:
@@ -1125,6 +1181,9 @@ class CallSession:
     async def _create_bridge(self, bridge_id: str) -> None:
         try:
             await self.client.create_bridge(bridge_id)
+        except AriUnavailable:
+            self.bridge_unsure = True  # it may still reach Asterisk, after we destroyed it
+            raise
         except AriError as exc:
             # a try that timed out was made all the same: "Bridge with id ... already
             # exists" (res/ari/resource_bridges.c, ast_ari_bridges_create) is ours
@@ -1206,6 +1265,8 @@ class CallSession:
             # wait (briefly) until every leg has gone, then destroy it.
             await self._wait_gone()
             await self._clean_up(self.client.destroy_bridge, self.bridge_id)
+            if self.bridge_unsure:
+                self.runtime.destroy_later(self.bridge_id, self.call_id)
 
     async def _wait_gone(self) -> None:
         deadline = self.runtime.clock.real(TEARDOWN_WAIT)

@@ -25,6 +25,7 @@ import structlog
 from ari_app.client import AriClient, AriError, WebsocketRequests
 from ari_app.models import USED_EVENTS, ApplicationReplaced, AriEvent, Channel, MalformedEvent
 from ari_app.models import parse_event as parse
+from switchboard.redaction import redact
 
 log = structlog.get_logger("switchboard.ari")
 
@@ -32,6 +33,7 @@ HEARTBEAT = 10.0  # websocket ping interval, seconds
 PROBE_WAIT = 2.0  # seconds an Asterisk has to answer a request over the websocket
 BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 30.0
+REPLACED_REMINDER = 300.0  # seconds between the errors of an instance whose app was taken
 
 
 class EventSink(Protocol):
@@ -60,6 +62,7 @@ class AriSupervisor:
         self._backoff_max = backoff_max
         self._sleep = sleep
         self._replaced = False
+        self.replaced = asyncio.Event()  # another connection took the app: staying off
         self._rest_over_websocket = rest_over_websocket
         self._requests: WebsocketRequests | None = None  # answers read off this websocket
 
@@ -69,17 +72,36 @@ class AriSupervisor:
         while True:
             try:
                 await self._session()
-                failures = 0 if not self._replaced else failures + 5
+                failures = 0
             except (aiohttp.ClientError, AriError, OSError, TimeoutError) as exc:
                 failures += 1
-                log.warning("ari connection failed", error=str(exc), attempt=failures)
+                log.warning("ari connection failed", error=redact(str(exc)), attempt=failures)
             except Exception:  # anything else: never the end of the connection's owner
                 failures += 1
                 log.exception("ari connection failed unexpectedly", attempt=failures)
             self.ready.clear()
             self.sink.on_disconnected()
+            if self._replaced:
+                await self._stay_off()
             delay = min(self._backoff_max, self._backoff_first * 2 ** max(0, failures - 1))
             await self._sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+
+    async def _stay_off(self) -> None:
+        """Another connection took our Stasis app (Asterisk sent ``ApplicationReplaced``:
+        ``res/stasis/app.c``, ``app_update``).  Taking it back would take it from the
+        other one, which would take it back in turn: two instances on one app name
+        replace each other for ever and drop calls each time.  So this one stays off
+        (its calls were left to the other, which adopts them) and says so now and then;
+        restart it, or give each instance its own `asterisk.app`, to end it."""
+        self.replaced.set()
+        while True:
+            log.error(
+                "another connection took this instance's Stasis app: staying off",
+                app=self.client.app,
+                hint="two instances use one asterisk.app: give each its own (and its own "
+                "Stasis() in the dialplan), or stop one; restart this one to take the app back",
+            )
+            await self._sleep(REPLACED_REMINDER)
 
     async def _session(self) -> None:
         self._replaced = False
@@ -96,7 +118,7 @@ class AriSupervisor:
                 await self.sink.on_connected(channels)
                 self.connections += 1
                 self.ready.set()
-                log.info("ari connected", url=self.client.base_url, app=self.client.app)
+                log.info("ari connected", url=redact(self.client.base_url), app=self.client.app)
                 await reader
             finally:
                 self.ready.clear()
@@ -126,6 +148,8 @@ class AriSupervisor:
         async for message in ws:
             if message.type == aiohttp.WSMsgType.TEXT:
                 self._dispatch(message.data)
+                if self._replaced:
+                    break  # nothing more comes for us on it: close it ourselves
             elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                 break
 
@@ -141,6 +165,5 @@ class AriSupervisor:
             log.warning("ari event unreadable", error=str(exc), data=text[:200])
             return
         if isinstance(event, ApplicationReplaced):
-            log.error("another application took over our Stasis app name", app=self.client.app)
             self._replaced = True
         self.sink.on_event(event)

@@ -450,9 +450,13 @@ class Pbx:
         if target and registered is not None and registered.active:
             self.enter_stasis(channel, target, args)
         else:
+            # res_stasis.c, stasis_app_exec: "Stasis app '%s' not registered" / "not
+            # active" and -1; app_stasis.c sets STASISSTATUS=FAILED and the dialplan goes
+            # on to its next priority (the fallback): the channel is in no Stasis app,
+            # and `GET /channels` shows it running that next application, not Stasis
             channel.stasis_failed = True
-            channel.dialplan.app_name = "Stasis"
-            channel.dialplan.app_data = ",".join([target or "", *args])
+            channel.dialplan.app_name = ""
+            channel.dialplan.app_data = ""
             log.info("stasis failed: no application connected", channel=channel.name)
         if script is not None:
             channel.silent_after = script.silent_after

@@ -86,7 +86,6 @@ class CallRecord:
             outcome=outcome,
         )
 
-
     def as_json(self) -> dict[str, Any]:
         """The record as JSON (a conversation left for the next instance carries it)."""
         return {

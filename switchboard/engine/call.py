@@ -228,8 +228,8 @@ class CallRun:
         """Would the call ring ``employee_id`` now if they were free (it waits in a queue
         they serve, rings nobody and has not just rung them)?  The runtime offers a
         freed employee to the first waiting call that would."""
-        return not self.finished and self._activity is not None and self._activity.takes(
-            employee_id
+        return (
+            not self.finished and self._activity is not None and self._activity.takes(employee_id)
         )
 
     def agent_state(self, employee_id: str) -> AgentState:
