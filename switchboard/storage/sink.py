@@ -34,6 +34,12 @@ from switchboard.storage.records import (
 
 log = structlog.get_logger("switchboard.storage")
 
+# a call-back request waits this long for the database before the caller is told it
+# could not be taken: at 50 calls/s the pool may be busy with lookups for a moment, and
+# a short wait is better than a lost promise (2 s lost 2 of 1,215 requests)
+CALLBACK_COMMIT_WAIT = 5.0
+POOL_SIZE = 10  # connections for call-backs and lookups (records have their own)
+
 # days may be fractional: make_interval(days => ...) takes whole days only
 LAST_AGENT = """
 SELECT agent FROM calls
@@ -53,12 +59,14 @@ class PostgresSink:
         *,
         config_version: int | None = None,
         timeout: float = 2.0,
+        callback_timeout: float = CALLBACK_COMMIT_WAIT,
     ) -> None:
         self.writer = writer
         self.pool = pool
         self.instance = instance
         self.config_version = config_version
         self.timeout = timeout
+        self.callback_timeout = callback_timeout
 
     async def call_finished(self, record: FinishedCall) -> None:
         version = getattr(record, "config_version", None) or self.config_version
@@ -80,7 +88,7 @@ class PostgresSink:
         request): a retry of the same request is stored once and still True.
         """
         try:
-            async with asyncio.timeout(self.timeout), self.pool.acquire() as conn:
+            async with asyncio.timeout(self.callback_timeout), self.pool.acquire() as conn:
                 await store_request(conn, call_id, request)
         except RequestConflict as exc:  # the same request id for another call: never overwritten
             log.error("call-back not stored", call_id=call_id, error=str(exc))
@@ -159,7 +167,7 @@ async def open_sink(
         # away; a connection is made on first use and kept while in use (asyncpg closes
         # it after 300 s idle)
         min_size=0,
-        max_size=5,
+        max_size=POOL_SIZE,
         timeout=db_timeout,
         command_timeout=db_timeout,
     )
