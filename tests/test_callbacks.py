@@ -461,41 +461,44 @@ asyncio.run(main(json.loads(sys.argv[1])))
 """
 
 
+async def worker_process(
+    tmp_path: Path, sim: AsteriskSimulator, db: str, settings: dict[str, Any]
+) -> asyncio.subprocess.Process:
+    """Instance "a" (its Stasis app and call-back worker) in a process of its own, to kill."""
+    config = tmp_path / "company.yaml"
+    config.write_text(CONFIG)
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    args = {
+        "config": str(config),
+        "scale": SCALE,
+        "dsn": db,
+        "url": sim.url,
+        "user": USER,
+        "password": PASSWORD,
+        "app": "switchboard-a",
+        "instance": "a",
+        "settings": settings,
+    }
+    with (tmp_path / "worker.log").open("w") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, str(script), json.dumps(args), cwd=ROOT, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
 @pytest.mark.asyncio
 async def test_a_callback_claimed_by_an_instance_killed_with_sigkill_is_made_once_after_restart(
     db: str, tmp_path: Path
 ) -> None:
     clock = ScaledClock(SCALE)
-    config = tmp_path / "company.yaml"
-    config.write_text(CONFIG)
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER_SCRIPT)
     settings = {"poll_interval": 1.0, "lease": 100.0, "employee_ring": 300.0}
     async with connect(db) as conn:
         job_id = await request(conn, 1)
     async with simulator(clock) as sim:
         # employees take 150 s (1.5 real s) to answer: the instance dies mid-attempt
         script_support(sim, EndpointScript("answer", after=150.0, hangup_after=30.0))
-        args = {
-            "config": str(config),
-            "scale": SCALE,
-            "dsn": db,
-            "url": sim.url,
-            "user": USER,
-            "password": PASSWORD,
-            "app": "switchboard-a",
-            "instance": "a",
-            "settings": settings,
-        }
-        with (tmp_path / "worker.log").open("w") as out:
-            worker = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(script),
-                json.dumps(args),
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        worker = await worker_process(tmp_path, sim, db, settings)
         try:
             claimed = "SELECT status FROM callbacks WHERE id = $1"
             await until(db, claimed, "in_progress", job_id)
@@ -535,10 +538,6 @@ async def test_a_callback_whose_instance_was_killed_while_the_customer_rang_is_m
     """Issue 10, finding 5: 10 of 40 such call-backs ended "lost while calling the
     customer" and were never made (371d264)."""
     clock = ScaledClock(SCALE)
-    config = tmp_path / "company.yaml"
-    config.write_text(CONFIG)
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER_SCRIPT)
     settings = {"poll_interval": 1.0, "lease": 100.0, "customer_ring": 300.0, "backoff": [5.0]}
     async with connect(db) as conn:
         job_id = await request(conn, 1)
@@ -546,22 +545,7 @@ async def test_a_callback_whose_instance_was_killed_while_the_customer_rang_is_m
         script_support(sim, EndpointScript("answer", after=0.5, hangup_after=30.0))
         # the customer's phone rings and rings: the instance dies meanwhile
         sim.script_endpoint(mobile(customer(1)), EndpointScript("noanswer"))
-        args = {
-            "config": str(config),
-            "scale": SCALE,
-            "dsn": db,
-            "url": sim.url,
-            "user": USER,
-            "password": PASSWORD,
-            "app": "switchboard-a",
-            "instance": "a",
-            "settings": settings,
-        }
-        with (tmp_path / "worker.log").open("w") as out:
-            worker = await asyncio.create_subprocess_exec(
-                sys.executable, str(script), json.dumps(args), cwd=ROOT, stdout=out,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        worker = await worker_process(tmp_path, sim, db, settings)
         try:
             await sim.wait_for(
                 lambda s: customer_dials(s) == Counter({mobile(customer(1)): 1}),
