@@ -405,17 +405,21 @@ class AriRuntime:
                     return
             await self.clock.sleep(delay)
 
-    def destroy_later(self, bridge_id: str, call_id: str) -> None:
-        """A bridge whose create timed out may reach Asterisk after the call destroyed
-        it (a request stalled on the way): destroy it again when such a request would
-        have arrived (real seconds: the network's time, not the call's)."""
+    def release_later(
+        self, request: Callable[[str], Awaitable[None]], target: str, call_id: str
+    ) -> None:
+        """A channel or bridge whose create timed out may reach Asterisk after the call
+        released it (a request stalled on the way): release it again when such a
+        request would have arrived (real seconds: the network's time, not the call's).
+        A leg that comes so late and finds its StasisStart heard is hung up at once
+        anyway; this is for one whose StasisStart fell in a websocket cut."""
 
         async def sweep() -> None:
             for delay in LATE_SWEEPS:
                 await asyncio.sleep(delay)
-                await self.clean_up(self.client.destroy_bridge, bridge_id, call_id)
+                await self.clean_up(request, target, call_id)
 
-        self._background(sweep(), f"late-{bridge_id}")
+        self._background(sweep(), f"late-{target}")
 
     def request_failed(self, exc: AriError, call_id: str) -> None:
         self.warnings.warning(
@@ -837,7 +841,8 @@ class CallSession:
         )
 
     async def _dial_status(self, leg: LegChannel, status: str) -> ev.Event | None:
-        if leg.reported or status in _DIAL_PROGRESS:
+        if leg.reported or leg.gone or status in _DIAL_PROGRESS:
+            # a leg we hung up (its dial looked failed) that answered meanwhile is moot
             return None
         if status == "ANSWER":
             leg.answered = True
@@ -1016,8 +1021,9 @@ class CallSession:
             self._could_not_ring(leg, endpoint, exc)
             leg.gone = True
             if isinstance(exc, AriUnavailable):
-                # no answer in time: Asterisk may have made it all the same
+                # no answer in time: Asterisk may have made it all the same, or make it yet
                 await self._clean_up(self.client.hangup, leg.channel_id)
+                self.runtime.release_later(self.client.hangup, leg.channel_id, self.call_id)
             return
         leg.created = True
         if leg.gone:  # stopped while it was being created
@@ -1138,8 +1144,13 @@ class CallSession:
         except AriError as exc:
             leg.bridged = True
             # a side that just hung up: 404 for the bridge, 400 "Channel not found" or 422
-            # "Channel not in Stasis application" from addChannel; its end ends the talk
-            if not isinstance(exc, CallGone) and exc.status not in (400, 422):
+            # "Channel not in Stasis application" from addChannel; its end ends the talk —
+            # unless its end was already told (or lost with a websocket cut): then now
+            if isinstance(exc, CallGone) or exc.status in (400, 422):
+                if leg.gone or not await self._exists(leg.channel_id):
+                    leg.gone = True
+                    self.deliver(ev.LegHungUp(leg.leg_id))
+            else:
                 # Asterisk could not connect them (overloaded, unreachable): the call ends
                 # as if the employee had hung up, and leaves its record
                 self.runtime.warnings.warning(
@@ -1150,6 +1161,15 @@ class CallSession:
         if leg.ring.employee_id is not None:
             self.agent = leg.ring.employee_id
             self.runtime.pool.set(leg.ring.employee_id, "busy")
+
+    async def _exists(self, channel_id: str) -> bool:
+        try:
+            await self.client.get_channel(channel_id)
+        except CallGone:
+            return False
+        except AriError:
+            return True  # cannot tell: its events decide
+        return True
 
     async def _remember(self, leg: LegChannel) -> None:
         """Leave the conversation's state on the caller's channel: whatever happens to
@@ -1266,7 +1286,7 @@ class CallSession:
             await self._wait_gone()
             await self._clean_up(self.client.destroy_bridge, self.bridge_id)
             if self.bridge_unsure:
-                self.runtime.destroy_later(self.bridge_id, self.call_id)
+                self.runtime.release_later(self.client.destroy_bridge, self.bridge_id, self.call_id)
 
     async def _wait_gone(self) -> None:
         deadline = self.runtime.clock.real(TEARDOWN_WAIT)
