@@ -580,23 +580,30 @@ class CallSession:
         was down told nobody (the call would wait for it for ever).  Each one the call
         waits for is asked for; one Asterisk no longer has has ended."""
         for ari_id, engine_id in list(self.playbacks.items()):
-            try:
-                await self.client.request("GET", f"/playbacks/{quote(ari_id)}")
-            except CallGone:
-                if self.playbacks.pop(ari_id, None) is not None:
-                    self.deliver(ev.PlaybackFinished(engine_id))
-            except AriError:
-                return  # away again: the next connect asks again
+            gone = await self._gone(f"/playbacks/{quote(ari_id)}")
+            if gone and self.playbacks.pop(ari_id, None) is not None:
+                self.deliver(ev.PlaybackFinished(engine_id))
         for name, recording_id in list(self.recordings.items()):
+            gone = await self._gone(f"/recordings/live/{quote(name)}")
+            if gone and self.recordings.pop(name, None) is not None:
+                # its length is lost with its event: at most the time since it began
+                length = self.now() - self.recording_since.pop(name, self.now())
+                self.deliver(ev.RecordingFinished(recording_id, length))
+
+    async def _gone(self, path: str) -> bool:
+        """Has Asterisk no ``path`` any more?  Asked again (`CLEANUP_RETRIES`) when it
+        does not answer: a call must not wait for ever on one lost answer."""
+        for delay in (*CLEANUP_RETRIES, None):
             try:
-                await self.client.request("GET", f"/recordings/live/{quote(name)}")
+                await self.client.request("GET", path)
+                return False
             except CallGone:
-                if self.recordings.pop(name, None) is not None:
-                    # its length is lost with its event: at most the time since it began
-                    length = self.now() - self.recording_since.pop(name, self.now())
-                    self.deliver(ev.RecordingFinished(recording_id, length))
+                return True
             except AriError:
-                return
+                if delay is None:
+                    return False  # the next reconnect asks again
+            await self.runtime.clock.sleep(delay)
+        return False
 
     def unlisted(self, live: set[str]) -> list[str]:
         missing = [self.channel.id] if self.channel.id not in live and not self.caller_gone else []
