@@ -142,6 +142,7 @@ class AriRuntime:
         self.owners: dict[str, Call] = {}  # every channel a call owns
         self.draining = False  # stopping: new calls go to the fallback
         self.sent_on: OrderedDict[str, None] = OrderedDict()  # callers sent to the fallback
+        self.ended: OrderedDict[str, None] = OrderedDict()  # callers of calls recorded, hung up
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = http
         self.warnings = RepeatedWarnings(log)  # a storm of one failure: a line and a count
@@ -196,6 +197,10 @@ class AriRuntime:
         leg_ids = {c.id for c in legs}
         for channel in channels:
             if channel.id in self.owners or channel.id in leg_ids:
+                continue
+            if channel.id in self.ended:
+                # its call ended here and hung it up (the list was taken before it went)
+                await self.clean_up(self.client.hangup, channel.id, "")
                 continue
             if await self._adopt(channel):
                 continue
@@ -351,9 +356,7 @@ class AriRuntime:
             )
         if channel.id in self.sent_on:
             return  # tried before (its continue failed): recorded then
-        self.sent_on[channel.id] = None
-        if len(self.sent_on) > SENT_ON_KEPT:
-            self.sent_on.popitem(last=False)
+        remember(self.sent_on, channel.id)
         await self.sink.call_finished(self.bare_record(call_id, channel, args, "dialplan", reason))
 
     def bare_record(
@@ -374,6 +377,11 @@ class AriRuntime:
             steps=[],
             outcome=Outcome(result=result, reason=reason, duration=0.0, wait=0.0),
         )
+
+    def ended_here(self, channel_id: str) -> None:
+        """A call recorded and its caller hung up: a reconnect that still lists the
+        caller hangs it up again rather than sending it on with a second record."""
+        remember(self.ended, channel_id)
 
     def forget(self, session: Call) -> None:
         self.sessions.pop(session.channel.id, None)
@@ -474,6 +482,13 @@ class AriRuntime:
 
 # Dial statuses that only say a leg is on its way: a call waits for the final one
 _DIAL_PROGRESS = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
+
+
+def remember(recent: OrderedDict[str, None], key: str) -> None:
+    """Add ``key`` to a bounded record of the latest (`SENT_ON_KEPT`)."""
+    recent[key] = None
+    if len(recent) > SENT_ON_KEPT:
+        recent.popitem(last=False)
 
 
 def _news_to_nobody(event: AriEvent, caller: str) -> bool:
@@ -631,6 +646,8 @@ class CallSession:
             await self._record_failure(f"switchboard error: {type(exc).__name__}")
         finally:
             await self._teardown()
+            if self.recorded and not (self.continued or self.abandoned or self.left_to_asterisk):
+                self.runtime.ended_here(self.channel.id)
             self.runtime.forget(self)
 
     async def _run(self) -> None:
