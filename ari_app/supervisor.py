@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -33,7 +34,11 @@ HEARTBEAT = 10.0  # websocket ping interval, seconds
 PROBE_WAIT = 2.0  # seconds an Asterisk has to answer a request over the websocket
 BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 30.0
-REPLACED_REMINDER = 300.0  # seconds between the errors of an instance whose app was taken
+# an instance whose app was taken stays off this long (real seconds), doubling each time
+# it is taken again, up to the maximum; a connection that lasts REPLACED_RESET starts over
+REPLACED_WAIT = 60.0
+REPLACED_WAIT_MAX = 1800.0
+REPLACED_RESET = 600.0
 
 
 class EventSink(Protocol):
@@ -63,6 +68,7 @@ class AriSupervisor:
         self._sleep = sleep
         self._replaced = False
         self.replaced = asyncio.Event()  # another connection took the app: staying off
+        self._replacements = 0  # times in a row it was taken
         self._rest_over_websocket = rest_over_websocket
         self._requests: WebsocketRequests | None = None  # answers read off this websocket
 
@@ -70,9 +76,12 @@ class AriSupervisor:
         """Stay connected until cancelled."""
         failures = 0
         while True:
+            started = time.monotonic()
             try:
                 await self._session()
                 failures = 0
+                if not self._replaced and time.monotonic() - started > REPLACED_RESET:
+                    self._replacements = 0
             except (aiohttp.ClientError, AriError, OSError, TimeoutError) as exc:
                 failures += 1
                 log.warning("ari connection failed", error=redact(str(exc)), attempt=failures)
@@ -88,20 +97,25 @@ class AriSupervisor:
 
     async def _stay_off(self) -> None:
         """Another connection took our Stasis app (Asterisk sent ``ApplicationReplaced``:
-        ``res/stasis/app.c``, ``app_update``).  Taking it back would take it from the
-        other one, which would take it back in turn: two instances on one app name
-        replace each other for ever and drop calls each time.  So this one stays off
-        (its calls were left to the other, which adopts them) and says so now and then;
-        restart it, or give each instance its own `asterisk.app`, to end it."""
+        ``res/stasis/app.c``, ``app_update``).  Taking it back at once would take it from
+        the other one, which would take it back in turn: two instances on one app name
+        replace each other over and over and drop calls each time.  So this one stays
+        off (its calls were left to the other, which adopts them) for `REPLACED_WAIT`,
+        doubling each time it is taken again, and says why.  It does come back: a
+        connection of its own that lingered (a handshake the network delayed) can take
+        the app from it too, and that must not stop the service for good."""
         self.replaced.set()
-        while True:
-            log.error(
-                "another connection took this instance's Stasis app: staying off",
-                app=self.client.app,
-                hint="two instances use one asterisk.app: give each its own (and its own "
-                "Stasis() in the dialplan), or stop one; restart this one to take the app back",
-            )
-            await self._sleep(REPLACED_REMINDER)
+        self._replacements += 1
+        wait = min(REPLACED_WAIT_MAX, REPLACED_WAIT * 2 ** (self._replacements - 1))
+        log.error(
+            "another connection took this instance's Stasis app: staying off",
+            app=self.client.app,
+            seconds=wait,
+            hint="two instances use one asterisk.app: give each its own (and its own "
+            "Stasis() in the dialplan), or stop one",
+        )
+        await self._sleep(wait)
+        self.replaced.clear()
 
     async def _session(self) -> None:
         self._replaced = False
