@@ -182,7 +182,7 @@ class AdoptedCall:
         record = finished(self.state, reason, self.runtime.wall_clock(), self.runtime.instance)
         self.log.info("call finished", result=record.outcome.result, reason=reason)
         await self.runtime.sink.call_finished(record)
-        self.runtime.ended_here(self.channel.id)
+        self.runtime.remember(self.channel.id, "hung up")
 
     def _ended(self, item: AriEvent | ev.Event) -> str | None:
         """The channel ``item`` says has left, if it is one of ours."""

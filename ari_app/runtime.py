@@ -25,7 +25,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -87,7 +87,7 @@ _PASSED_ON = (
 ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
 # real seconds after a call's end when a bridge whose create timed out is destroyed again
 LATE_SWEEPS = (2 * REQUEST_TIMEOUT, 6 * REQUEST_TIMEOUT)
-SENT_ON_KEPT = 10_000  # callers sent to the fallback remembered (recorded once each)
+RECORDED_KEPT = 10_000  # callers whose call was recorded here, remembered (the latest)
 
 
 class Call(Protocol):
@@ -141,8 +141,10 @@ class AriRuntime:
         self.sessions: dict[str, Call] = {}  # by caller channel id
         self.owners: dict[str, Call] = {}  # every channel a call owns
         self.draining = False  # stopping: new calls go to the fallback
-        self.sent_on: OrderedDict[str, None] = OrderedDict()  # callers sent to the fallback
-        self.ended: OrderedDict[str, None] = OrderedDict()  # callers of calls recorded, hung up
+        # callers whose call this runtime recorded, and how it let them go ("fallback":
+        # continued into the dialplan, "hung up"): a reconnect that still lists one never
+        # records it again
+        self.recorded: OrderedDict[str, Literal["fallback", "hung up"]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = http
         self.warnings = RepeatedWarnings(log)  # a storm of one failure: a line and a count
@@ -198,7 +200,7 @@ class AriRuntime:
         for channel in channels:
             if channel.id in self.owners or channel.id in leg_ids:
                 continue
-            if channel.id in self.ended:
+            if self.recorded.get(channel.id) == "hung up":
                 # its call ended here and hung it up (the list was taken before it went)
                 await self.clean_up(self.client.hangup, channel.id, "")
                 continue
@@ -354,9 +356,9 @@ class AriRuntime:
             await self.client.continue_in_dialplan(
                 channel.id, self.settings.fallback_context, info.called_raw or "s", 1
             )
-        if channel.id in self.sent_on:
+        if channel.id in self.recorded:
             return  # tried before (its continue failed): recorded then
-        remember(self.sent_on, channel.id)
+        self.remember(channel.id, "fallback")
         await self.sink.call_finished(self.bare_record(call_id, channel, args, "dialplan", reason))
 
     def bare_record(
@@ -378,10 +380,12 @@ class AriRuntime:
             outcome=Outcome(result=result, reason=reason, duration=0.0, wait=0.0),
         )
 
-    def ended_here(self, channel_id: str) -> None:
-        """A call recorded and its caller hung up: a reconnect that still lists the
-        caller hangs it up again rather than sending it on with a second record."""
-        remember(self.ended, channel_id)
+    def remember(self, channel_id: str, how: Literal["fallback", "hung up"]) -> None:
+        """A caller whose call was recorded here (`recorded`): one still listed at a
+        reconnect is hung up again, or sent on again, never recorded twice."""
+        self.recorded[channel_id] = how
+        if len(self.recorded) > RECORDED_KEPT:
+            self.recorded.popitem(last=False)
 
     def forget(self, session: Call) -> None:
         self.sessions.pop(session.channel.id, None)
@@ -395,23 +399,18 @@ class AriRuntime:
         """A request that releases something in Asterisk (``client.hangup``,
         ``client.destroy_bridge``): gone already is done, and a timeout, a lost
         connection or a 5xx is tried again (`CLEANUP_RETRIES`) before it is given up."""
-        for delay in (*CLEANUP_RETRIES, None):
-            try:
-                await request(target)
+        try:
+            await retried(lambda: request(target), CLEANUP_RETRIES, self.clock.sleep)
+        except CallGone:
+            return
+        except AriError as exc:
+            if not transient(exc):
+                self.request_failed(exc, call_id)
                 return
-            except CallGone:
-                return
-            except AriError as exc:
-                if not (isinstance(exc, AriUnavailable) or exc.status >= 500):
-                    self.request_failed(exc, call_id)
-                    return
-                if delay is None:
-                    self.warnings.warning(
-                        ("could not release", str(exc.status), str(exc.message)),
-                        "could not release a channel or bridge", target=target, error=str(exc),
-                    )  # fmt: skip
-                    return
-            await self.clock.sleep(delay)
+            self.warnings.warning(
+                ("could not release", str(exc.status), str(exc.message)),
+                "could not release a channel or bridge", target=target, error=str(exc),
+            )  # fmt: skip
 
     def release_later(
         self, request: Callable[[str], Awaitable[None]], target: str, call_id: str
@@ -484,11 +483,29 @@ class AriRuntime:
 _DIAL_PROGRESS = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
 
 
-def remember(recent: OrderedDict[str, None], key: str) -> None:
-    """Add ``key`` to a bounded record of the latest (`SENT_ON_KEPT`)."""
-    recent[key] = None
-    if len(recent) > SENT_ON_KEPT:
-        recent.popitem(last=False)
+def transient(exc: AriError) -> bool:
+    """A failure worth trying again: no answer, a lost connection, a 5xx."""
+    return isinstance(exc, AriUnavailable) or exc.status >= 500
+
+
+async def retried(
+    request: Callable[[], Awaitable[object]],
+    delays: tuple[float, ...],
+    sleep: Callable[[float], Awaitable[None]],
+    on_retry: Callable[[AriError], None] | None = None,
+) -> None:
+    """``request()``, tried again after each of ``delays`` while it fails `transient`ly;
+    the last failure (or the first that is not transient) is raised."""
+    for delay in (*delays, None):
+        try:
+            await request()
+            return
+        except AriError as exc:
+            if delay is None or not transient(exc):
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+        await sleep(delay)
 
 
 def _news_to_nobody(event: AriEvent, caller: str) -> bool:
@@ -608,16 +625,14 @@ class CallSession:
     async def _gone(self, path: str) -> bool:
         """Has Asterisk no ``path`` any more?  Asked again (`CLEANUP_RETRIES`) when it
         does not answer: a call must not wait for ever on one lost answer."""
-        for delay in (*CLEANUP_RETRIES, None):
-            try:
-                await self.client.request("GET", path)
-                return False
-            except CallGone:
-                return True
-            except AriError:
-                if delay is None:
-                    return False  # the next reconnect asks again
-            await self.runtime.clock.sleep(delay)
+        try:
+            await retried(
+                lambda: self.client.request("GET", path), CLEANUP_RETRIES, self.runtime.clock.sleep
+            )
+        except CallGone:
+            return True
+        except AriError:
+            return False  # the next reconnect asks again
         return False
 
     def unlisted(self, live: set[str]) -> list[str]:
@@ -647,7 +662,7 @@ class CallSession:
         finally:
             await self._teardown()
             if self.recorded and not (self.continued or self.abandoned or self.left_to_asterisk):
-                self.runtime.ended_here(self.channel.id)
+                self.runtime.remember(self.channel.id, "hung up")
             self.runtime.forget(self)
 
     async def _run(self) -> None:
@@ -1240,15 +1255,9 @@ class CallSession:
         Each may be repeated: the bridge's id is the call's, and a channel added again
         departs and rejoins the same bridge (``res/stasis/control.c``,
         ``control_swap_channel_in_bridge``): a blip, not a lost call."""
-        for delay in (*BRIDGE_RETRIES, None):
-            try:
-                await request(target)
-                return
-            except AriError as exc:
-                if delay is None or not (isinstance(exc, AriUnavailable) or exc.status >= 500):
-                    raise
-                self._request_failed(exc)
-            await self.runtime.clock.sleep(delay)
+        await retried(
+            lambda: request(target), BRIDGE_RETRIES, self.runtime.clock.sleep, self._request_failed
+        )
 
     async def _lookup(self, lookup: act.Lookup) -> None:
         http = await self.runtime.http()

@@ -128,8 +128,8 @@ class AriSupervisor:
                 await self.client.set_event_filter(USED_EVENTS)
                 if self._rest_over_websocket:
                     await self._requests_over(ws)
-                channels = await self.client.list_channels()
-                await self.sink.on_connected(channels)
+                # not kept while connected: it is every channel Asterisk has
+                await self.sink.on_connected(await self.client.list_channels())
                 self.connections += 1
                 self.ready.set()
                 log.info("ari connected", url=redact(self.client.base_url), app=self.client.app)
