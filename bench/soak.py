@@ -1,7 +1,7 @@
 """Soak: calls through the fault proxy for N minutes, then what is left (issue 10).
 
     .venv/bin/python -m bench.soak [--minutes 10] [--rate 50] [--fault-rate 0.05]
-        [--cut-every 30] [--stall 12] [--seed 1] [--dsn DSN] [--keep]
+        [--cut-every 30] [--stall 12] [--seed 1] [--give-up-after 120] [--dsn DSN] [--keep]
 
 (from the repository's root: ``-m`` so that ``tests.faults`` and ``tests.postgres`` import.)
 
@@ -14,7 +14,8 @@ this run's records are told apart by their ``instance`` (``SWITCHBOARD_INSTANCE`
 
 Every call plays a prompt, rings the operators' department (``one_by_one``; the
 operators all answer at ``PJSIP/op`` after ``--answer-after`` s and hang up
-``--talk`` s later) and is connected through a bridge.  A ``--fault-rate``
+``--talk`` s later) and is connected through a bridge.  A caller still on the
+line ``--give-up-after`` s after calling hangs up (the dialplan fallback's too).  A ``--fault-rate``
 share of ARI requests -- over HTTP and on the events websocket alike -- fails
 (500), stalls ``--stall`` s (longer than the app's request timeout, then
 forwarded or dropped), is dropped, or is forwarded and then failed or left
@@ -286,15 +287,21 @@ class Placed:
 class Callers:
     """Places calls at a steady rate through the simulator's control API."""
 
-    def __init__(self, http: aiohttp.ClientSession, sim_url: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, sim_url: str, give_up_after: float) -> None:
         self.http = http
         self.sim_url = sim_url
+        self.give_up_after = give_up_after
         self.placed: dict[str, Placed] = {}  # by channel name
         self.refused = 0
 
     async def place(self, n: int) -> None:
         caller = f"7903{n:07d}"
-        body = {"caller": caller, "called": CALLED, "app": APP}
+        # a caller still on the line after ``give_up_after`` s hangs up, as people do: a
+        # caller Asterisk could not hand to the app (Stasis() failed during a cut) would
+        # otherwise sit in the dialplan's fallback for good and grow Asterisk's channel
+        # list, which the app reads after each reconnection
+        script = {"hangup_after": self.give_up_after}
+        body = {"caller": caller, "called": CALLED, "app": APP, "script": script}
         async with self.http.post(f"{self.sim_url}/_sim/calls", json=body) as response:
             if response.status != 201:
                 self.refused += 1
@@ -772,7 +779,7 @@ async def drive(
     log: Path,
     keep: bool,
 ) -> Outcome:
-    callers = Callers(http, sim_url)
+    callers = Callers(http, sim_url, args.give_up_after)
     watch = Watch(app.pid, args.sample_every, proxy, db, instance)
     watcher = asyncio.create_task(watch.run(callers))
     if args.cut_every > 0:
@@ -919,6 +926,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="the fault plan's random seed")
     parser.add_argument("--answer-after", type=float, default=1.0, help="s an operator rings")
     parser.add_argument("--talk", type=float, default=3.0, help="s an operator talks")
+    parser.add_argument(
+        "--give-up-after",
+        type=float,
+        default=120.0,
+        help="s after which a caller still on the line hangs up (the fallback's callers too)",
+    )
     parser.add_argument("--sample-every", type=float, default=30.0, help="s between RSS samples")
     parser.add_argument(
         "--warm-up",
