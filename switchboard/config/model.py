@@ -30,16 +30,38 @@ class Numbering(Section):
     national_length: Annotated[int, Field(ge=4, le=15)] = 10
 
 
+SkillLevel = Annotated[int, Field(ge=1, le=100)]
+
+
 class Employee(Section):
     id: str
     name: str = ""
     extension: str | None = None
     mobile: str | None = None
     forward_to_mobile_after: Seconds | None = None
-    skills: tuple[str, ...] = ()
+    # skill -> level (higher: better); a plain list gives each skill level 1
+    skills: dict[str, SkillLevel] = Field(default_factory=dict)
+
+    @field_validator("skills", mode="before")
+    @classmethod
+    def _skill_list(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return {str(skill): 1 for skill in value}
+        return value
 
 
-RingStrategy = Literal["all_at_once", "one_by_one", "cascade"]
+# How members are rung (`all_at_once`, `one_by_one`, `cascade`) or chosen one at a
+# time by their statistics; app_queue's names: ringall, linear, -, leastrecent,
+# fewestcalls, rrmemory, random.
+RingStrategy = Literal[
+    "all_at_once",
+    "one_by_one",
+    "cascade",
+    "least_recent",
+    "fewest_calls",
+    "round_robin",
+    "random",
+]
 
 
 class Department(Section):
@@ -49,11 +71,47 @@ class Department(Section):
     strategy: RingStrategy = "all_at_once"
     ring_delay: PositiveSeconds = 10
     ring_timeout: PositiveSeconds = 30
+    # employee ids, or ``{employee: id, penalty: N}``: a member with a higher penalty
+    # (tier) is rung only when no member of a lower one can be
     members: tuple[str, ...] = ()
+    penalties: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     schedule: str | None = None  # when call-backs for this department may be made
     # a queue does not offer a call again to a member who was just rung for it (no
     # answer, busy, failed) for this long (app_queue's `retry`)
     retry: PositiveSeconds = 5
+    # after a conversation a member rests this long before the next offer (app_queue's
+    # `wrapuptime`)
+    wrapup: Seconds = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _member_entries(cls, data: Any) -> Any:
+        """``{employee: id, penalty: N}`` members: their ids into `members`, their
+        penalties into `penalties`."""
+        if not isinstance(data, dict) or not isinstance(data.get("members"), (list, tuple)):
+            return data
+        members: list[Any] = []
+        penalties = dict(data.get("penalties") or {})
+        for entry in data["members"]:
+            if isinstance(entry, dict) and set(entry) <= {"employee", "penalty"}:
+                employee = entry.get("employee")
+                if employee is None:
+                    raise ValueError("a member entry needs `employee:` (and may have `penalty:`)")
+                members.append(employee)
+                if "penalty" in entry:
+                    penalty = entry["penalty"]
+                    if not isinstance(penalty, int) or isinstance(penalty, bool) or penalty < 0:
+                        raise ValueError(
+                            f"the penalty of member {employee!r} must be a whole number, "
+                            f"0 or more, got {penalty!r}"
+                        )
+                    penalties[str(employee)] = penalty
+            else:
+                members.append(entry)
+        return {**data, "members": members, "penalties": penalties}
+
+    def penalty(self, employee_id: str) -> int:
+        return self.penalties.get(employee_id, 0)
 
 
 class Endpoints(Section):

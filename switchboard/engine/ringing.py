@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from switchboard.acd.service import RING_MODES
 from switchboard.config.model import Employee, RingStrategy
 from switchboard.engine.actions import Device, Ring, StopRinging
 from switchboard.engine.events import (
@@ -92,7 +93,8 @@ class RingAttempt:
         # the members started so far (rung, or tried): a thousand-member department whose
         # first free member answers costs one state, not a thousand
         self._members: dict[int, _MemberState] = {}
-        self._strategy = strategy
+        # the strategies that pick one member at a time ring them one by one
+        self._strategy = RING_MODES[strategy]
         self._delay = ring_delay
         self._timeout = ring_timeout
         self._legs: dict[str, _Leg] = {}

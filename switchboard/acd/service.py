@@ -1,0 +1,519 @@
+"""The ACD: who is offered which call next, for every runtime.
+
+`Acd` keeps the agents (`agents.Agent`) and the calls waiting in each
+department's queue, and answers the two questions distribution asks:
+
+- `ranked`: for a call (or a plain ring of a department), the free members to
+  ring, tier by tier, each tier in the department's strategy's order;
+- `who_takes`: for an agent who just became free, the waiting call that
+  should be offered them -- the highest priority first, first come first
+  served within a priority, across every department they serve.
+
+It is pure: time is the ``now`` each call passes (the runtime's clock, or
+`simulate`'s virtual one), and nothing here does I/O.  What must outlive the
+process -- agent states and their changes -- goes through `AgentStore` (in
+memory here; PostgreSQL in `switchboard.storage`).
+
+Strategies (a department's ``strategy``; app_queue's name in brackets):
+``all_at_once`` [ringall], ``one_by_one`` [linear] and ``cascade`` keep the
+configuration's order; ``least_recent`` [leastrecent] the member whose last
+conversation ended longest ago (never: first); ``fewest_calls`` [fewestcalls]
+the fewest conversations; ``round_robin`` [rrmemory] the member after the one
+who took the department's last call; ``random`` [random].  Ties keep the
+configuration's order.  A member's ``penalty`` is their tier: tier 0 before
+tier 1, and so on.
+
+Skills: a call may require skills (``en``).  Until ``widen_after`` s of waiting
+only members with every skill at the best level any member has are offered
+it; until twice that, any member with the skills, the higher levels first;
+after that any member.  Without ``widen_after`` a call waits for skilled
+members for good.
+
+Wait estimate (app_queue's holdtime, smoothed the same way: each new handle
+time weighs a quarter): ``ceil(position / agents) * handle``, where
+``agents`` is the department's members logged in (not logged out) and
+``handle`` the smoothed talk + wrap-up time of its conversations; None until
+one conversation has been seen or while no member is logged in.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from switchboard.acd.agents import Agent, AgentChange, AgentState, DeviceState
+from switchboard.config.company import Company
+from switchboard.config.model import Department, RingStrategy
+
+# how the members a strategy picked are rung
+RingMode = Literal["all_at_once", "one_by_one", "cascade"]
+RING_MODES: dict[RingStrategy, RingMode] = {
+    "all_at_once": "all_at_once",
+    "one_by_one": "one_by_one",
+    "cascade": "cascade",
+    "least_recent": "one_by_one",
+    "fewest_calls": "one_by_one",
+    "round_robin": "one_by_one",
+    "random": "one_by_one",
+}
+HANDLE_WEIGHT = 0.25  # app_queue: holdtime = (3 * holdtime + new) / 4
+
+
+class AgentStore(Protocol):
+    """Where agent states and their changes outlive the process: the agents' own
+    changes (log in, log out, pause, resume), not the ringing and talking calls
+    make (the call records have those)."""
+
+    def load(self) -> dict[str, tuple[AgentState, str]]:
+        """Each known agent's last state (only ``logged_out``/``paused``/``available``
+        matter after a restart) and pause reason."""
+        ...
+
+    def changed(self, change: AgentChange) -> None: ...
+
+
+class MemoryAgentStore:
+    """Agent states for a single process (`simulate`, a run without a database)."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.changes: deque[AgentChange] = deque(maxlen=keep)  # the latest
+        self.states: dict[str, tuple[AgentState, str]] = {}
+
+    def load(self) -> dict[str, tuple[AgentState, str]]:
+        return dict(self.states)
+
+    def changed(self, change: AgentChange) -> None:
+        self.changes.append(change)
+        self.states[change.agent] = (change.state, change.reason)
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A call waiting in a department's queue."""
+
+    call: str
+    department: str
+    priority: int
+    seq: int
+    joined: float
+    skills: tuple[str, ...] = ()
+    widen_after: float | None = None
+    resting: dict[str, float] = field(default_factory=dict)  # agent -> may be offered again at
+
+
+@dataclass(slots=True)
+class _Line:
+    """One department's queue: calls by priority, each priority first come first served."""
+
+    levels: dict[int, dict[str, Waiting]] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)  # priorities, highest first
+    handle: float | None = None  # smoothed talk + wrap-up of its conversations, s
+    rr_last: int = -1  # round_robin: index of the member who took its last call
+
+    def add(self, waiting: Waiting) -> None:
+        level = self.levels.get(waiting.priority)
+        if level is None:
+            level = self.levels[waiting.priority] = {}
+            self.order.append(waiting.priority)
+            self.order.sort(reverse=True)
+        level[waiting.call] = waiting
+
+    def remove(self, waiting: Waiting) -> None:
+        level = self.levels[waiting.priority]
+        del level[waiting.call]
+        if not level:
+            del self.levels[waiting.priority]
+            self.order.remove(waiting.priority)
+
+    def __iter__(self) -> Iterator[Waiting]:
+        for priority in self.order:
+            yield from self.levels[priority].values()
+
+    def __len__(self) -> int:
+        return sum(len(level) for level in self.levels.values())
+
+
+class Acd:
+    def __init__(
+        self,
+        departments: Iterable[Department],
+        skills: dict[str, dict[str, int]] | None = None,
+        store: AgentStore | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """``skills``: each employee's skills and levels (the config's ``skills``)."""
+        self.store: AgentStore = store or MemoryAgentStore()
+        self.agents: dict[str, Agent] = {}
+        self.skills: dict[str, dict[str, int]] = dict(skills or {})
+        self._departments: dict[str, Department] = {}
+        self._serves: dict[str, list[str]] = {}  # agent -> departments, config order
+        self._lines: dict[str, _Line] = {}
+        self._waiting: dict[str, Waiting] = {}
+        self._seq = 0
+        self._random = random.Random(seed)  # noqa: S311 - an order, not a secret
+        self._listeners: list[Callable[[str], None]] = []
+        for department in departments:
+            self._departments[department.id] = department
+            self._lines[department.id] = _Line()
+            for member in department.members:
+                self.agents.setdefault(member, Agent(member))
+                self._serves.setdefault(member, []).append(department.id)
+        for agent_id, (state, reason) in self.store.load().items():
+            agent = self.agents.get(agent_id)
+            if agent is not None and state in ("logged_out", "paused", "available"):
+                agent.state, agent.reason = state, reason
+
+    @classmethod
+    def for_company(
+        cls, company: Company, store: AgentStore | None = None, seed: int | None = None
+    ) -> Acd:
+        """An ACD over a loaded `Company`'s departments and employees' skills."""
+        config = company.config
+        skills = {e.id: dict(e.skills) for e in config.employees}
+        return cls(config.departments, skills, store, seed)
+
+    def on_free(self, listener: Callable[[str], None]) -> None:
+        """``listener(agent_id)`` whenever an agent may have become free to offer."""
+        self._listeners.append(listener)
+
+    # --- agents: their own changes ------------------------------------------------------
+
+    def login(self, agent_id: str, now: float, by: str = "cli") -> None:
+        agent = self._agent(agent_id)
+        if agent.state in ("logged_out", "paused"):
+            self._set(agent, "available", now, by=by)
+
+    def logout(self, agent_id: str, now: float, by: str = "cli") -> None:
+        """Logged out; a call ringing or talking to them goes on, no new one comes."""
+        self._set(self._agent(agent_id), "logged_out", now, by=by)
+
+    def pause(self, agent_id: str, now: float, reason: str = "", by: str = "cli") -> None:
+        agent = self._agent(agent_id)
+        if agent.state == "logged_out":
+            raise ValueError(f"agent {agent_id!r} is logged out: log in first")
+        self._set(agent, "paused", now, reason=reason, by=by)
+
+    def resume(self, agent_id: str, now: float, by: str = "cli") -> None:
+        agent = self._agent(agent_id)
+        if agent.state == "paused":
+            self._set(agent, "available", now, by=by)
+
+    def device(self, agent_id: str, state: DeviceState, now: float) -> None:
+        """Asterisk says what the agent's phone is doing."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.device == state:
+            return
+        agent.device = state
+        self._freed(agent, now)
+
+    # --- agents: what calls do to them ---------------------------------------------------
+
+    def claim(self, agent_id: str, call: str, now: float) -> bool:
+        """Hold a free agent for ``call``'s offer (ringing); False when they are not
+        free.  The same call claiming again (their other phone) is granted."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return True  # not a member of any department: nothing to hold
+        if agent.holder == call:
+            return True
+        if agent.holder is not None or not agent.free(now):
+            return False
+        agent.holder = call
+        self._set(agent, "ringing", now)
+        return True
+
+    def release(self, agent_id: str, call: str, now: float, rest: float = 0.0) -> None:
+        """``call``'s offer to the agent is over without a conversation; the call will
+        not offer them again for ``rest`` s."""
+        agent = self.agents.get(agent_id)
+        waiting = self._waiting.get(call)
+        if waiting is not None and rest > 0:
+            waiting.resting[agent_id] = now + rest
+        if agent is None or agent.holder != call:
+            return
+        agent.holder = None
+        if agent.state == "ringing":
+            self._set(agent, "available", now)
+        self._freed(agent, now)
+
+    def talking(self, agent_id: str, call: str, now: float) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return
+        agent.holder = call
+        if agent.state != "logged_out":
+            self._set(agent, "talking", now)
+
+    def finished(
+        self, agent_id: str, call: str, now: float, talk: float, department: str | None
+    ) -> None:
+        """The conversation with ``call`` ended after ``talk`` s: statistics, then
+        wrap-up (the department's ``wrapup``) or available."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return
+        if agent.holder == call:
+            agent.holder = None
+        agent.stats.calls += 1
+        agent.stats.last_end = now
+        agent.stats.talk += talk
+        dep = self._departments.get(department) if department else None
+        wrapup = dep.wrapup if dep is not None else 0.0
+        if dep is not None:
+            line = self._lines[dep.id]
+            handle = talk + wrapup
+            line.handle = (
+                handle
+                if line.handle is None
+                else line.handle * (1 - HANDLE_WEIGHT) + handle * HANDLE_WEIGHT
+            )
+            if agent_id in dep.members:
+                line.rr_last = dep.members.index(agent_id)
+        if agent.state in ("talking", "ringing"):
+            if wrapup > 0:
+                agent.wrapup_until = now + wrapup
+                self._set(agent, "wrapup", now)
+            else:
+                self._set(agent, "available", now)
+        self._freed(agent, now)
+
+    def free(self, agent_id: str, now: float) -> bool:
+        agent = self.agents.get(agent_id)
+        return agent is None or (agent.holder is None and agent.free(now))
+
+    def next_change(self, now: float) -> float | None:
+        """When the next agent comes out of wrap-up: the runtime wakes the queues then."""
+        ends = [
+            a.wrapup_until
+            for a in self.agents.values()
+            if a.state == "wrapup" and a.wrapup_until > now
+        ]
+        return min(ends, default=None)
+
+    # --- waiting calls -------------------------------------------------------------------
+
+    def join(
+        self,
+        call: str,
+        department: str,
+        now: float,
+        priority: int = 0,
+        skills: tuple[str, ...] = (),
+        widen_after: float | None = None,
+    ) -> int:
+        """``call`` waits in ``department``'s queue (keeping its place if it already
+        does there); its position."""
+        waiting = self._waiting.get(call)
+        if waiting is not None and waiting.department == department:
+            return self.position(call) or 0
+        self.leave(call)
+        self._seq += 1
+        waiting = Waiting(call, department, priority, self._seq, now, skills, widen_after)
+        self._waiting[call] = waiting
+        self._lines[department].add(waiting)
+        return self.position(call) or 0
+
+    def leave(self, call: str) -> None:
+        waiting = self._waiting.pop(call, None)
+        if waiting is not None:
+            self._lines[waiting.department].remove(waiting)
+
+    def waits(self, call: str) -> bool:
+        return call in self._waiting
+
+    def position(self, call: str) -> int | None:
+        """1 for the next to be offered an agent; None when ``call`` is not waiting."""
+        waiting = self._waiting.get(call)
+        if waiting is None:
+            return None
+        line = self._lines[waiting.department]
+        ahead = 0
+        for priority in line.order:
+            level = line.levels[priority]
+            if priority == waiting.priority:
+                for other in level:
+                    if other == call:
+                        return ahead + 1
+                    ahead += 1
+            ahead += len(level)
+        return None  # unreachable: `_waiting` and the lines change together
+
+    def line(self, department: str) -> Iterator[str]:
+        """The calls waiting in ``department``'s queue, in the order they are served."""
+        for waiting in self._lines[department]:
+            yield waiting.call
+
+    def estimate(self, call: str) -> float | None:
+        """Seconds ``call`` may still wait (see the module's formula); None: unknown."""
+        waiting = self._waiting.get(call)
+        if waiting is None:
+            return None
+        line = self._lines[waiting.department]
+        position = self.position(call)
+        logged_in = sum(
+            1
+            for m in self._departments[waiting.department].members
+            if self.agents[m].state != "logged_out"
+        )
+        if line.handle is None or not logged_in or position is None:
+            return None
+        return math.ceil(position / logged_in) * line.handle
+
+    # --- distribution --------------------------------------------------------------------
+
+    def ranked(self, department: str, now: float, call: str | None = None) -> list[list[str]]:
+        """The members to ring, free now, tier by tier (lowest penalty first), each in the
+        strategy's order.  With ``call`` waiting in the queue: its skills and rests
+        apply too."""
+        dep = self._departments[department]
+        waiting = self._waiting.get(call) if call is not None else None
+        stage = self._stage(waiting, now)
+        candidates: list[tuple[int, int, float, int, str]] = []
+        required = waiting.skills if waiting is not None else ()
+        best = self._best_levels(dep, required) if stage == 0 else {}
+        order = self._order(dep)
+        for index, member in enumerate(dep.members):
+            agent = self.agents[member]
+            if agent.holder is not None or not agent.free(now):
+                continue
+            if waiting is not None and waiting.resting.get(member, 0.0) > now:
+                continue
+            level = self._level(member, required)
+            if required and stage < 2 and level is None:
+                continue
+            if stage == 0 and any(
+                self.skills.get(member, {}).get(skill, 0) < best[skill] for skill in required
+            ):
+                continue
+            candidates.append((dep.penalty(member), -(level or 0), order(index), index, member))
+        candidates.sort()
+        tiers: list[list[str]] = []
+        last: int | None = None
+        for penalty, _, _, _, member in candidates:
+            if penalty != last:
+                tiers.append([])
+                last = penalty
+            tiers[-1].append(member)
+        return tiers
+
+    def who_takes(self, agent_id: str, now: float) -> str | None:
+        """The waiting call to offer a freed agent: the highest priority, then the longest
+        waiting, over every department they serve, that may be offered them now."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.holder is not None or not agent.free(now):
+            return None
+        best: Waiting | None = None
+        for department in self._serves.get(agent_id, ()):
+            for waiting in self._lines[department]:
+                if best is not None and (-waiting.priority, waiting.seq) >= (
+                    -best.priority,
+                    best.seq,
+                ):
+                    break
+                if self._may_offer(agent_id, waiting, now):
+                    best = waiting
+                    break
+        return best.call if best is not None else None
+
+    def ring_mode(self, department: str) -> RingMode:
+        return RING_MODES[self._departments[department].strategy]
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _may_offer(self, agent_id: str, waiting: Waiting, now: float) -> bool:
+        if waiting.resting.get(agent_id, 0.0) > now:
+            return False
+        if not waiting.skills:
+            return True
+        stage = self._stage(waiting, now)
+        if stage == 2:
+            return True
+        level = self._level(agent_id, waiting.skills)
+        if level is None:
+            return False
+        if stage == 1:
+            return True
+        best = self._best_levels(self._departments[waiting.department], waiting.skills)
+        mine = self.skills.get(agent_id, {})
+        return all(mine.get(skill, 0) >= best[skill] for skill in waiting.skills)
+
+    @staticmethod
+    def _stage(waiting: Waiting | None, now: float) -> int:
+        """0: the best levels only; 1: any level of the skills; 2: anyone."""
+        if waiting is None or not waiting.skills:
+            return 2
+        if waiting.widen_after is None:
+            return 0
+        waited = now - waiting.joined
+        if waited < waiting.widen_after:
+            return 0
+        return 1 if waited < 2 * waiting.widen_after else 2
+
+    def _level(self, member: str, required: tuple[str, ...]) -> int | None:
+        """The sum of ``member``'s levels in ``required``; None when one is missing."""
+        mine = self.skills.get(member, {})
+        total = 0
+        for skill in required:
+            level = mine.get(skill)
+            if level is None:
+                return None
+            total += level
+        return total
+
+    def _best_levels(self, dep: Department, required: tuple[str, ...]) -> dict[str, int]:
+        """For each required skill, the best level any member has (logged in or not)."""
+        best: dict[str, int] = {}
+        for skill in required:
+            best[skill] = max(
+                (self.skills.get(m, {}).get(skill, 0) for m in dep.members), default=0
+            )
+        return best
+
+    def _order(self, dep: Department) -> Callable[[int], float]:
+        """The strategy's sort key for member ``index`` (lower: rung first)."""
+        members = dep.members
+        match dep.strategy:
+            case "least_recent":
+
+                def key(index: int) -> float:
+                    last = self.agents[members[index]].stats.last_end
+                    return -math.inf if last is None else last
+
+                return key
+            case "fewest_calls":
+                return lambda index: self.agents[members[index]].stats.calls
+            case "round_robin":
+                start = self._lines[dep.id].rr_last + 1
+                size = len(members)
+                return lambda index: (index - start) % size
+            case "random":
+                draws = [self._random.random() for _ in members]
+                return lambda index: draws[index]
+            case _:
+                return lambda index: 0
+
+    def _agent(self, agent_id: str) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise KeyError(f"{agent_id!r} is not a member of any department")
+        return agent
+
+    def _set(
+        self, agent: Agent, state: AgentState, now: float, reason: str = "", by: str = "acd"
+    ) -> None:
+        was_free = agent.free(now) and agent.holder is None
+        agent.state, agent.since, agent.reason = state, now, reason
+        if by != "acd":
+            self.store.changed(AgentChange(agent.id, now, state, reason, by))
+        if not was_free:
+            self._freed(agent, now)
+
+    def _freed(self, agent: Agent, now: float) -> None:
+        """Tell the listeners when ``agent`` is free to offer now."""
+        if agent.holder is None and agent.free(now):
+            for listener in self._listeners:
+                listener(agent.id)
