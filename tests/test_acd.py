@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from switchboard.acd import Acd, MemoryAgentStore
+from switchboard.acd import Acd, AgentChange
 from switchboard.config.model import Department, RingStrategy
 
 AGENTS = ("anna", "boris", "vera")
@@ -139,20 +139,27 @@ def test_resume_and_an_idle_phone_tell_the_queue() -> None:
     assert freed == ["anna", "boris"]
 
 
-def test_states_the_agents_chose_survive_a_restart_with_the_same_store() -> None:
-    store = MemoryAgentStore()
-    acd = Acd([Department(id="sales", members=AGENTS)], store=store)
+def test_the_states_agents_chose_are_told_and_taken_back_after_a_restart() -> None:
+    acd = Acd([Department(id="sales", members=AGENTS)])
+    told: list[AgentChange] = []
+    acd.on_change(told.append)
     acd.logout("anna", 1.0, by="phone")
     acd.pause("boris", 2.0, reason="lunch", by="cli")
     acd.claim("vera", "c1", 3.0)  # the ACD's own change: not an agent's choice
-    again = Acd([Department(id="sales", members=AGENTS)], store=store)
+    assert [(c.agent, c.state, c.reason, c.by) for c in told] == [
+        ("anna", "logged_out", "", "phone"),
+        ("boris", "paused", "lunch", "cli"),
+    ]
+    kept = acd.kept_states()
+    assert kept == {
+        "anna": ("logged_out", ""),
+        "boris": ("paused", "lunch"),
+        "vera": ("available", ""),
+    }
+    again = Acd([Department(id="sales", members=AGENTS)], states=kept)
     assert again.agents["anna"].state == "logged_out"
     assert (again.agents["boris"].state, again.agents["boris"].reason) == ("paused", "lunch")
     assert again.agents["vera"].state == "available"
-    assert [(c.agent, c.state, c.by) for c in store.changes] == [
-        ("anna", "logged_out", "phone"),
-        ("boris", "paused", "cli"),
-    ]
 
 
 def test_a_paused_agent_cannot_pause_when_logged_out() -> None:

@@ -12,7 +12,7 @@ from switchboard.acd.agents import (
     DeviceState,
     device_state,
 )
-from switchboard.acd.service import Acd, AgentStore, MemoryAgentStore, Waiting
+from switchboard.acd.service import Acd, KeptState, Waiting
 
 __all__ = [
     "AGENT_STATES",
@@ -21,9 +21,8 @@ __all__ = [
     "AgentChange",
     "AgentState",
     "AgentStats",
-    "AgentStore",
     "DeviceState",
-    "MemoryAgentStore",
+    "KeptState",
     "Waiting",
     "device_state",
 ]

@@ -11,8 +11,9 @@ department's queue, and answers the two questions distribution asks:
 
 It is pure: time is the ``now`` each call passes (the runtime's clock, or
 `simulate`'s virtual one), and nothing here does I/O.  What must outlive the
-process -- agent states and their changes -- goes through `AgentStore` (in
-memory here; PostgreSQL in `switchboard.storage`).
+process -- the states agents chose and their changes -- is the runtime's to
+keep: it passes the kept states in (``states``) and hears each change
+(`on_change`); `switchboard.storage.agents` keeps them in PostgreSQL.
 
 Strategies (a department's ``strategy``; app_queue's name in brackets):
 ``all_at_once`` [ringall], ``one_by_one`` [linear] and ``cascade`` keep the
@@ -43,7 +44,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from switchboard.acd.agents import Agent, AgentChange, AgentState, DeviceState
 from switchboard.config.company import Company
@@ -61,34 +62,11 @@ RING_MODES: dict[RingStrategy, RingMode] = {
     "random": "one_by_one",
 }
 HANDLE_WEIGHT = 0.25  # app_queue: holdtime = (3 * holdtime + new) / 4
+CHANGES_KEPT = 10_000  # the agents' latest changes, in memory
 
 
-class AgentStore(Protocol):
-    """Where agent states and their changes outlive the process: the agents' own
-    changes (log in, log out, pause, resume), not the ringing and talking calls
-    make (the call records have those)."""
-
-    def load(self) -> dict[str, tuple[AgentState, str]]:
-        """Each known agent's last state (only ``logged_out``/``paused``/``available``
-        matter after a restart) and pause reason."""
-        ...
-
-    def changed(self, change: AgentChange) -> None: ...
-
-
-class MemoryAgentStore:
-    """Agent states for a single process (`simulate`, a run without a database)."""
-
-    def __init__(self, keep: int = 10_000) -> None:
-        self.changes: deque[AgentChange] = deque(maxlen=keep)  # the latest
-        self.states: dict[str, tuple[AgentState, str]] = {}
-
-    def load(self) -> dict[str, tuple[AgentState, str]]:
-        return dict(self.states)
-
-    def changed(self, change: AgentChange) -> None:
-        self.changes.append(change)
-        self.states[change.agent] = (change.state, change.reason)
+# an agent's own state, as kept for them across restarts: (state, pause reason)
+KeptState = tuple[AgentState, str]
 
 
 @dataclass(slots=True)
@@ -142,11 +120,13 @@ class Acd:
         self,
         departments: Iterable[Department],
         skills: dict[str, dict[str, int]] | None = None,
-        store: AgentStore | None = None,
+        states: dict[str, KeptState] | None = None,
         seed: int | None = None,
     ) -> None:
-        """``skills``: each employee's skills and levels (the config's ``skills``)."""
-        self.store: AgentStore = store or MemoryAgentStore()
+        """``skills``: each employee's skills and levels (the config's ``skills``);
+        ``states``: the states agents chose before (logged out, paused), as kept."""
+        self.changes: deque[AgentChange] = deque(maxlen=CHANGES_KEPT)  # the latest
+        self._change_listeners: list[Callable[[AgentChange], None]] = []
         self.agents: dict[str, Agent] = {}
         self.skills: dict[str, dict[str, int]] = dict(skills or {})
         self._departments: dict[str, Department] = {}
@@ -154,6 +134,7 @@ class Acd:
         self._lines: dict[str, _Line] = {}
         self._waiting: dict[str, Waiting] = {}
         self._seq = 0
+        self._best: dict[tuple[str, str], int] = {}  # (department, skill) -> best level
         self._random = random.Random(seed)  # noqa: S311 - an order, not a secret
         self._listeners: list[Callable[[str], None]] = []
         for department in departments:
@@ -162,23 +143,40 @@ class Acd:
             for member in department.members:
                 self.agents.setdefault(member, Agent(member))
                 self._serves.setdefault(member, []).append(department.id)
-        for agent_id, (state, reason) in self.store.load().items():
+        for agent_id, (state, reason) in (states or {}).items():
             agent = self.agents.get(agent_id)
             if agent is not None and state in ("logged_out", "paused", "available"):
                 agent.state, agent.reason = state, reason
 
     @classmethod
     def for_company(
-        cls, company: Company, store: AgentStore | None = None, seed: int | None = None
+        cls,
+        company: Company,
+        states: dict[str, KeptState] | None = None,
+        seed: int | None = None,
     ) -> Acd:
         """An ACD over a loaded `Company`'s departments and employees' skills."""
         config = company.config
         skills = {e.id: dict(e.skills) for e in config.employees}
-        return cls(config.departments, skills, store, seed)
+        return cls(config.departments, skills, states, seed)
 
     def on_free(self, listener: Callable[[str], None]) -> None:
         """``listener(agent_id)`` whenever an agent may have become free to offer."""
         self._listeners.append(listener)
+
+    def on_change(self, listener: Callable[[AgentChange], None]) -> None:
+        """``listener(change)`` for each change an agent made (log in or out, pause,
+        resume): what a store keeps, and reports read."""
+        self._change_listeners.append(listener)
+
+    def kept_states(self) -> dict[str, KeptState]:
+        """Each agent's own state (``available``, ``logged_out`` or ``paused``) and pause
+        reason, as a store keeps them."""
+        kept: dict[str, KeptState] = {}
+        for agent in self.agents.values():
+            state = agent.state if agent.state in ("logged_out", "paused") else "available"
+            kept[agent.id] = (state, agent.reason if state == "paused" else "")
+        return kept
 
     # --- agents: their own changes ------------------------------------------------------
 
@@ -325,6 +323,11 @@ class Acd:
     def waits(self, call: str) -> bool:
         return call in self._waiting
 
+    def department_of(self, call: str) -> str | None:
+        """The department whose queue ``call`` waits in; None when it does not wait."""
+        waiting = self._waiting.get(call)
+        return waiting.department if waiting is not None else None
+
     def position(self, call: str) -> int | None:
         """1 for the next to be offered an agent; None when ``call`` is not waiting."""
         waiting = self._waiting.get(call)
@@ -465,12 +468,16 @@ class Acd:
         return total
 
     def _best_levels(self, dep: Department, required: tuple[str, ...]) -> dict[str, int]:
-        """For each required skill, the best level any member has (logged in or not)."""
+        """For each required skill, the best level any member has (logged in or not: the
+        configuration's, so worked out once)."""
         best: dict[str, int] = {}
         for skill in required:
-            best[skill] = max(
-                (self.skills.get(m, {}).get(skill, 0) for m in dep.members), default=0
-            )
+            level = self._best.get((dep.id, skill))
+            if level is None:
+                level = self._best[(dep.id, skill)] = max(
+                    (self.skills.get(m, {}).get(skill, 0) for m in dep.members), default=0
+                )
+            best[skill] = level
         return best
 
     def _order(self, dep: Department) -> Callable[[int], float]:
@@ -508,7 +515,10 @@ class Acd:
         was_free = agent.free(now) and agent.holder is None
         agent.state, agent.since, agent.reason = state, now, reason
         if by != "acd":
-            self.store.changed(AgentChange(agent.id, now, state, reason, by))
+            change = AgentChange(agent.id, now, state, reason, by)
+            self.changes.append(change)
+            for listener in self._change_listeners:
+                listener(change)
         if not was_free:
             self._freed(agent, now)
 
