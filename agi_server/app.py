@@ -4,7 +4,8 @@
 ``AGI(agi://host/scenario,${EXTEN})``         the whole scenario over AGI commands
 ``AGI(agi://host/route,${EXTEN})``            decide only: ``SWITCHBOARD_*`` variables
 ``AGI(agi://host/route?scenario=S&node=N)``   decide again from node N (a Dial that
-                                              nobody answered comes back here)
+                                              nobody answered, a Queue() that timed
+                                              out come back here)
 ``AGI(agi://host/schedule?name=office)``      ``SWITCHBOARD_OPEN`` = 1 or 0
 ``AGI(agi://host/icm)``                       the caller's responsible employee
 ============================================  ===========================================
@@ -28,7 +29,7 @@ import aiohttp
 import structlog
 
 from agi_server.call import AgiCall, AgiCallSettings, Mode, call_info, set_variables
-from agi_server.protocol import AgiError, AgiLimits, AgiSession
+from agi_server.protocol import AgiCommandError, AgiError, AgiLimits, AgiSession
 from agi_server.route import schedule_variables
 from agi_server.server import AgiServer
 from switchboard.calls import CallSink, MemorySink
@@ -36,6 +37,7 @@ from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import CallbackNode, IcmNode, parse_listen
 from switchboard.engine.call import CallRun
+from switchboard.engine.nodes import CALLBACK_DEPARTMENT
 from switchboard.queues import WaitingCalls
 from switchboard.serving import open_records, tune_gc
 
@@ -131,6 +133,8 @@ class AgiApp:
         except LookupError as exc:
             await self._no_scenario(session, company, mode, str(exc))
             return
+        if mode == "route" and node is not None:
+            await _queue_department(session, company, run)
         call = AgiCall(
             session,
             company,
@@ -173,6 +177,19 @@ class AgiApp:
     async def _refuse(self, session: AgiSession, reason: str) -> None:
         log.warning("request refused", service=session.env.script, reason=reason)
         await set_variables(session, {"SWITCHBOARD_ERROR": reason})
+
+
+async def _queue_department(session: AgiSession, company: Company, run: CallRun) -> None:
+    """A `route` coming back part-way (``node=``) is a new run: the department of the
+    queue the caller waited in, which a `callback` node without `department:` calls
+    back for, is the ``SWITCHBOARD_QUEUE`` an earlier `route` of this channel set (a
+    whole-scenario call keeps it in the run itself)."""
+    try:
+        answer = await session.command("GET", "VARIABLE", "SWITCHBOARD_QUEUE")
+    except AgiCommandError:
+        return
+    if answer.result == 1 and answer.data in company.departments:
+        run.vars[CALLBACK_DEPARTMENT] = answer.data
 
 
 def _takes_callbacks(company: Company) -> bool:

@@ -50,6 +50,7 @@ numbers:
   - {number: "74950000005", scenario: hours}
   - {number: "74950000006", scenario: returning}
   - {number: "74950000007", scenario: waiting}
+  - {number: "74950000008", scenario: overflowing}
 scenarios:
   together:
     start: ring
@@ -96,6 +97,12 @@ scenarios:
     nodes:
       queue: {type: queue, department: help, moh: jazz, max_wait: 120, callback_key: "1",
               overflow: bye, callback: cb}
+      cb: {type: callback, next: bye}
+      bye: {type: hangup}
+  overflowing:
+    start: queue
+    nodes:
+      queue: {type: queue, department: help, max_wait: 60, overflow: cb}
       cb: {type: callback, next: bye}
       bye: {type: hangup}
 """
@@ -331,6 +338,26 @@ async def test_route_to_a_queue_names_the_department_and_the_longest_wait() -> N
     assert found["SWITCHBOARD_TIMEOUT"] == "120"
     assert found["SWITCHBOARD_MOH"] == "jazz"
     assert found["SWITCHBOARD_NOANSWER"] == "bye"
+
+
+async def test_a_route_back_from_a_queue_overflow_promises_a_callback_of_its_department() -> None:
+    """The dialplan's Queue() timed out: the route from `overflow` is a new run, and the
+    callback node there still calls back for the queue's department (issue 11)."""
+    config = company()
+    async with AgiStack(config, at(TUESDAY, config)) as stack:
+        first = await stack.call("route", caller=STRANGER, extension="74950000008")
+        found = switchboard(first)
+        assert (found["SWITCHBOARD_ACTION"], found["SWITCHBOARD_QUEUE"]) == ("queue", "help")
+        assert found["SWITCHBOARD_NOANSWER"] == "cb"
+        # the same channel comes back, its variables still set (dialplan `overflow`)
+        again = await stack.call(
+            f"route?scenario={found['SWITCHBOARD_SCENARIO']}&node={found['SWITCHBOARD_NOANSWER']}",
+            caller=STRANGER,
+            extension="74950000008",
+            variables=found,
+        )
+    assert switchboard(again)["SWITCHBOARD_ACTION"] == "hangup"
+    assert [(c.number, c.department) for c in stack.memory.callbacks] == [(STRANGER, "help")]
 
 
 async def test_route_plays_the_menu_over_agi_then_leaves_the_ringing_to_the_dialplan() -> None:

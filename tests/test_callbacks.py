@@ -35,11 +35,13 @@ from ari_app.callbacks import (
 from asterisk_sim import AsteriskSimulator, EndpointScript
 from asterisk_sim.pbx import STASIS_DELAY
 from asterisk_sim.script import EndpointKind
-from switchboard.calls import MemorySink
+from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
+from switchboard.demo import TeeSink
 from switchboard.engine.actions import RequestCallback
 from switchboard.storage import callbacks as store
+from switchboard.storage.sink import open_sink
 from tests.helpers import ROOT, company_from
 
 USER = "switchboard"
@@ -177,16 +179,22 @@ async def instance(
     clock: Clock,
     settings: CallbackSettings = FAST,
     wall_clock: Callable[[], dt.datetime] = lambda: TUESDAY_NOON,
+    config: Company | None = None,
+    store_sink: CallSink | None = None,
 ) -> AsyncIterator[Running]:
     """One app instance: its ARI connection (Stasis app ``switchboard-NAME``), the call
-    runtime and a call-back worker sharing it, and a pool on the shared database."""
-    current = company()
+    runtime and a call-back worker sharing it, and a pool on the shared database.
+
+    ``config``: the company (default `CONFIG`); ``store_sink``: where the calls' records
+    and call-back requests are written as well (`switchboard run`'s PostgreSQL sink), so
+    a call's promise reaches the table the worker reads."""
+    current = config or company()
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     sink = MemorySink()
     app = AriApp(
         lambda: current,
         AriSettings(sim.url, USER, PASSWORD, f"switchboard-{name}"),
-        sink=sink,
+        sink=sink if store_sink is None else TeeSink(sink, store_sink),
         clock=clock,
         backoff_first=0.05,
         wall_clock=wall_clock,
@@ -710,3 +718,68 @@ async def test_a_callback_whose_legs_enter_the_app_late_dials_each_once_it_is_in
         await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
     dials = [r.status for r in sim.requests if r.path.endswith("/dial")]
     assert dials == [204, 204]  # the employee, then the customer: never a 409
+
+
+# --- a promise made by a call: the queue's overflow leads to the callback node ------------
+
+OVERFLOW_CONFIG = (
+    CONFIG.replace(
+        "default_scenario: main\n",
+        'numbers: [{number: "74951234567", scenario: waiting}]\ndefault_scenario: main\n',
+    )
+    + """
+  waiting:
+    start: queue
+    nodes:
+      queue: {type: queue, department: support, max_wait: 5, announce_every: 0,
+              overflow: take_callback}
+      take_callback: {type: callback, next: bye}
+      bye: {type: hangup}
+"""
+)
+CALLER = "79035550000"
+
+
+@pytest.mark.asyncio
+async def test_a_callback_promised_after_the_queue_overflowed_calls_the_customer_back(
+    db: str, tmp_path: Path
+) -> None:
+    """Issue 11: the callback node is reached by the queue's `overflow` (max_wait), not by
+    `callback_key`; the request keeps the queue's department and the worker connects the
+    customer to one of its members."""
+    clock = ScaledClock(SCALE)
+    config = company_from(OVERFLOW_CONFIG)
+    records = await open_sink(db, tmp_path / "spill.jsonl", "a", flush_interval=0.05)
+    try:
+        async with simulator(clock) as sim:
+            script_support(sim, EndpointScript("answer", after=1.0, hangup_after=30.0))
+            sim.script_endpoint(mobile(CALLER), EndpointScript("answer", after=1.0))
+            async with instance(sim, db, "a", clock, config=config, store_sink=records) as running:
+                # every member is on another call: nobody is offered the caller, who waits
+                # out max_wait; the worker waits too (uncounted) while they all are busy
+                pool = running.app.runtime.pool
+                for employee in SUPPORT:
+                    pool.set(employee, "busy")
+                channel = await sim.place_call(CALLER, "74951234567", app="switchboard-a")
+                async with asyncio.timeout(30):
+                    while not running.sink.records:
+                        running.sink.finished.clear()
+                        await running.sink.finished.wait()
+                for employee in SUPPORT:
+                    pool.set(employee, "available")
+                settled = "SELECT status IN ('done', 'failed') FROM callbacks"
+                await until(db, settled, True)
+                await sim.wait_for(lambda s: not s.channels[channel].live, what="the call ended")
+            await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+    finally:
+        await records.close()
+    (record,) = running.sink.records
+    assert record.outcome.result == "callback"
+    assert [step.node for step in record.steps] == ["queue", "take_callback", "bye"]
+    async with connect(db) as conn:
+        row = await conn.fetchrow("SELECT id, status, department, number FROM callbacks")
+        assert row is not None
+        attempts = await store.attempts_of(conn, row["id"])
+    assert (row["status"], row["department"], row["number"]) == ("done", "support", CALLER)
+    assert [(a.result, a.agent) for a in attempts] == [(DONE, "e01")]
+    assert customer_dials(sim) == Counter({mobile(CALLER): 1})

@@ -105,6 +105,24 @@ BROKEN = {
         "members: [ivanov, petrof]",
         ("unknown employee 'petrof'",),
     ),
+    "a strategy app_queue spells differently is named with the ones there are": Broken(
+        "office.yaml",
+        (("members: [ivanov, petrov]", "members: [ivanov, petrov]\n    strategy: leastrecent"),),
+        "    strategy: leastrecent",
+        ("departments[0].strategy", "'least_recent'", "'round_robin'", "got 'leastrecent'"),
+    ),
+    "a penalty for somebody who is not a member is named": Broken(
+        "office.yaml",
+        (("members: [ivanov, petrov]", "members: [ivanov, petrov]\n    penalties: {sidorova: 2}"),),
+        "    penalties: {sidorova: 2}",
+        ("penalty for 'sidorova', who is not a member of 'sales'",),
+    ),
+    "a negative member penalty is named": Broken(
+        "office.yaml",
+        (("members: [ivanov, petrov]", "members: [ivanov, {employee: petrov, penalty: -1}]"),),
+        "  - id: sales",
+        ("the penalty of member 'petrov'", "0 or more, got -1"),
+    ),
     "a queue of an unknown department is named": Broken(
         "call-centre.yaml",
         (("        department: support\n", "        department: suport\n"),),
@@ -262,6 +280,23 @@ BROKEN = {
         (("        type: voicemail\n", "        type: voicemial\n"),),
         "        type: voicemial",
         ("node office.voicemail", "unknown type 'voicemial'", ", ".join(NODE_TYPES)),
+    ),
+    "a callback node reached without passing a queue has no department (issue 11)": Broken(
+        "call-centre.yaml",
+        (("        notfound: queue\n", "        notfound: take_callback\n"),),
+        "      take_callback:",
+        (
+            "node support.take_callback",
+            "no department to call back for",
+            "(support.returning -> support.take_callback)",
+            "set `department:`",
+        ),
+    ),
+    "a callback node as a scenario's start has no department": Broken(
+        "call-centre.yaml",
+        (("    start: returning\n", "    start: take_callback\n"),),
+        "      take_callback:",
+        ("no department to call back for", "(support.take_callback, the scenario's start)"),
     ),
 }
 
@@ -454,3 +489,27 @@ def test_the_yes_no_menu_leads_to_the_nodes_named_yes_and_no() -> None:
         "option 4": "off",
     }
     assert set(company.scenario("main").nodes) == {"ask", "yes", "no", "on", "off"}
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        (("        overflow: voicemail\n", "        overflow: take_callback\n"),),
+        (
+            ("        notfound: queue\n", "        notfound: take_callback\n"),
+            ("        type: callback\n", "        type: callback\n        department: support\n"),
+        ),
+    ],
+    ids=["reached only from the queue, overflow too", "its own department"],
+)
+def test_a_callback_node_that_knows_its_department_passes(
+    edits: tuple[tuple[str, str], ...], tmp_path: Path
+) -> None:
+    variant = tmp_path / "call-centre.yaml"
+    variant.write_text(edited("call-centre.yaml", edits), encoding="utf-8")
+
+    result = check(variant)
+
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[-1] == "ok"
+    assert "department" not in result.stdout

@@ -196,14 +196,14 @@ def test_caller_who_keeps_pressing_keys_still_leaves_the_menu() -> None:
 
 
 CALLBACK = """
-first: {type: callback, ask_number: true, next: bye}
+first: {type: callback, ask_number: true, department: sales, next: bye}
 bye: {type: hangup}
 """
 
 
 def test_callback_asks_for_a_number_when_told_to() -> None:
     sim = sim_of(CALLBACK, dtmf="89031234567#")
-    assert [c.number for c in sim.callbacks] == ["79031234567"]
+    assert [(c.number, c.department) for c in sim.callbacks] == [("79031234567", "sales")]
     assert sim.outcome.result == "callback"
     assert events(sim, "play")[-1]["prompts"] == ["callback-confirm"]
 
@@ -214,7 +214,10 @@ def test_callback_with_nothing_entered_uses_the_caller_number() -> None:
 
 
 def test_callback_from_a_withheld_number_asks_for_one() -> None:
-    sim = sim_of("first: {type: callback, next: bye}\nbye: {type: hangup}", caller="anonymous")
+    sim = sim_of(
+        "first: {type: callback, department: sales, next: bye}\nbye: {type: hangup}",
+        caller="anonymous",
+    )
     assert events(sim, "play")[0]["prompts"] == ["callback-enter-number"]
     assert sim.callbacks == []
     assert sim.outcome.result == "hangup"

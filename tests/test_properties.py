@@ -88,6 +88,11 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
             return names[draw(st.integers(low, count - 1))]
 
         nodes[name] = node(draw, kind, target)
+    # `check` rejects a callback node that a call can reach without passing a queue and
+    # without a `department:` of its own: name one there, as a user would be told to
+    for name in without_queue(nodes, "n0"):
+        if nodes[name]["type"] == "callback" and "department" not in nodes[name]:
+            nodes[name]["department"] = "d1"
     return {
         "timezone": "Europe/Moscow",
         "numbering": {"country_code": "7", "city_code": "495", "national_prefix": "8"},
@@ -110,6 +115,26 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
             },
         },
     }
+
+
+def without_queue(nodes: dict[str, Any], start: str) -> set[str]:
+    """The nodes a call reaches from ``start`` without passing a queue node."""
+
+    def targets(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [t for v in value.values() for t in targets(v)]
+        return [value] if isinstance(value, str) and value in nodes else []
+
+    seen, stack = {start}, [start]
+    while stack:
+        here = nodes[stack.pop()]
+        if here["type"] == "queue":
+            continue
+        for name in targets(here):
+            if name not in seen:
+                seen.add(name)
+                stack.append(name)
+    return seen
 
 
 def node(draw: st.DrawFn, kind: str, target: Any) -> dict[str, Any]:
@@ -168,7 +193,10 @@ def node(draw: st.DrawFn, kind: str, target: Any) -> dict[str, Any]:
             "callback": target(),
         }
     if kind == "callback":
-        return {"type": kind, "ask_number": draw(st.booleans()), "next": target()}
+        found = {"type": kind, "ask_number": draw(st.booleans()), "next": target()}
+        if draw(st.booleans()):  # else the queue's, where every way here passes one
+            found["department"] = draw(st.sampled_from(["d0", "d1"]))
+        return found
     if kind == "icm":
         return {
             "type": kind,
@@ -225,6 +253,8 @@ def test_every_simulated_call_ends_with_an_outcome(
         hangup_after=hangup_after,
     )
     assert sim.outcome.result in RESULTS
+    # a file `check` passes never promises a call-back nobody can make (issue 11)
+    assert all(c.department in company.departments for c in sim.callbacks)
     assert sim.outcome.duration <= 3600 + 60 + 1e-6  # max_call_duration, plus a conversation
     # a waiting node lasts at least a second here, and between two waits the call passes
     # each node at most once (the file has no instant loop): a bounded number of steps

@@ -19,7 +19,7 @@ from switchboard.engine.events import (
     QueuePosition,
     TimerFired,
 )
-from tests.helpers import company_from, events, example, path, rings, run, step
+from tests.helpers import EXAMPLES, company_from, events, example, path, rings, run, step
 
 NEW_CALLER = "79035550000"  # in no contacts list, no history: straight to the queue
 ALL_BUSY = {"sidorova": "busy", "kuznetsova": "busy", "smirnov": "busy"}
@@ -51,6 +51,36 @@ def test_nobody_frees_up_overflows_at_max_wait(centre: Company) -> None:
     assert (queue.via, queue.t_end, queue.exit) == ("overflow", 300, "voicemail")
     assert [e["t"] for e in events(sim, "announce")] == [40, 80, 120, 160, 200, 240, 280]
     assert sim.outcome.result == "voicemail"
+
+
+def overflow_to_callback(department: str = "") -> Company:
+    """call-centre.yaml whose max_wait leads to the call-back, not the voicemail."""
+    text = (EXAMPLES / "call-centre.yaml").read_text(encoding="utf-8")
+    text = text.replace("        overflow: voicemail\n", "        overflow: take_callback\n")
+    if department:
+        text = text.replace(
+            "        type: callback\n",
+            f"        type: callback\n        department: {department}\n",
+        )
+        text = text.replace("departments:\n", "departments:\n  - {id: sales, members: [ivanov]}\n")
+    return company_from(text)
+
+
+def test_overflow_to_the_callback_node_promises_a_callback_of_the_queue_department() -> None:
+    """Issue 11: the department is known when max_wait, not the key, led to the call-back."""
+    sim = run(overflow_to_callback(), caller=NEW_CALLER, agents=ALL_BUSY)
+    queue = step(sim, "queue")
+    assert (queue.via, queue.t_end, queue.exit) == ("overflow", 300, "take_callback")
+    assert sim.outcome.result == "callback"
+    assert [(c.number, c.department) for c in sim.callbacks] == [(NEW_CALLER, "support")]
+
+
+def test_a_department_named_on_the_callback_node_wins_over_the_queue() -> None:
+    sim = run(overflow_to_callback("sales"), caller=NEW_CALLER, agents=ALL_BUSY)
+    assert [(c.number, c.department) for c in sim.callbacks] == [(NEW_CALLER, "sales")]
+    sim = run(overflow_to_callback("sales"), caller=NEW_CALLER, agents=ALL_BUSY, dtmf="w" * 5 + "1")
+    assert step(sim, "queue").via == "callback"
+    assert [c.department for c in sim.callbacks] == ["sales"]
 
 
 def test_a_member_freeing_up_at_95_seconds_is_offered_the_call(centre: Company) -> None:

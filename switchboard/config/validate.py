@@ -2,7 +2,8 @@
 
 `pydantic` has already checked each object's shape.  Here: references between
 objects, duplicates, schedules and templates, node exits, reachability
-(warnings) and loops that would spin without waiting for anybody (errors).
+(warnings), `callback` nodes that cannot know their department and loops that
+would spin without waiting for anybody (errors).
 """
 
 from __future__ import annotations
@@ -120,6 +121,12 @@ class _Checker:
                 seen.add(member)
                 if member not in employees and self.missing(member, "employees"):
                     self.error(("departments", i, "members", j), f"unknown employee {member!r}")
+            for member in dep.penalties:
+                if member not in seen:
+                    self.error(
+                        ("departments", i, "penalties", member),
+                        f"penalty for {member!r}, who is not a member of {dep.id!r}",
+                    )
             if dep.schedule is not None and dep.schedule not in cfg.schedules:
                 self._unknown(("departments", i, "schedule"), "schedule", dep.schedule, "schedules")
             if not dep.members:
@@ -188,6 +195,7 @@ class _Checker:
             for node_name, node in scenario.nodes.items():
                 self._node(scenario_name, node_name, node)
         self._reachability()
+        self._callback_departments()
         self._loops()
         return self.company
 
@@ -507,6 +515,44 @@ class _Checker:
                         ("scenarios", scenario_name, "nodes", node_name),
                         "unreachable: no path from the scenario's start leads here",
                     )
+
+    def _callback_departments(self) -> None:
+        """A `callback` node without `department:` calls back for the department of the
+        queue the caller left (by `callback` or `overflow`; it stays known for the rest of
+        the call).  Reached by any path that passes no queue, nobody could call back:
+        an error, naming one such path from a scenario's start (every start is a way in:
+        a number, the default scenario, a FastAGI ``route?scenario=``)."""
+        came_from: dict[NodeKey, NodeKey | None] = {}
+        pending: deque[NodeKey] = deque()
+        for scenario_name, scenario in self.config.scenarios.items():
+            if scenario.start in scenario.nodes:
+                came_from[(scenario_name, scenario.start)] = None
+                pending.append((scenario_name, scenario.start))
+        while pending:
+            current = pending.popleft()
+            node = self.config.scenarios[current[0]].nodes[current[1]]
+            if isinstance(node, QueueNode):
+                continue  # past a queue, the department is known
+            for key, _ in self._edges(current[0], node):
+                if key not in came_from:
+                    came_from[key] = current
+                    pending.append(key)
+        for key in came_from:
+            node = self.config.scenarios[key[0]].nodes[key[1]]
+            if not isinstance(node, CallbackNode) or node.department is not None:
+                continue
+            route = [key]
+            while (previous := came_from[route[-1]]) is not None:
+                route.append(previous)
+            way = " -> ".join(f"{s}.{n}" for s, n in reversed(route))
+            if len(route) == 1:
+                way += ", the scenario's start"
+            self.error(
+                ("scenarios", key[0], "nodes", key[1]),
+                f"no department to call back for: a call comes here without passing a "
+                f"queue ({way}), and its call-back could never be made; set `department:` "
+                "on this node, or let every way here pass a queue",
+            )
 
     def _loops(self) -> None:
         graph: dict[NodeKey, list[NodeKey]] = {}

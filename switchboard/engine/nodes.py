@@ -63,6 +63,9 @@ if TYPE_CHECKING:
     from switchboard.engine.call import CallRun
 
 _LEG_EVENTS = (LegAnswered, LegBusy, LegFailed, LegNoAnswer)
+# run.vars: the department of the queue the caller last left, by `callback` (the key) or
+# `overflow` (max_wait); a `callback` node without `department:` of its own takes it
+CALLBACK_DEPARTMENT = "callback_department"
 
 
 def activity_for(run: CallRun, node: Node) -> Activity:
@@ -411,13 +414,14 @@ class QueueActivity(Activity):
                 run.trace_event("key", keys=event.keys)
                 if self.node.callback_key is not None and self.node.callback_key in event.keys:
                     self._leave_queue()
-                    run.vars["callback_department"] = self.department.id
+                    self._remember_department()
                     run.detail("waited", round(run.now - self.entered_at, 3))
                     return "callback"
             case TimerFired() if event.timer_id == self.max_timer:
                 self.max_timer = None
                 run.trace_event("max_wait", waited=self.node.max_wait)
                 self._leave_queue()
+                self._remember_department()
                 return "overflow"
             case TimerFired() if event.timer_id == self.announce_timer:
                 self._announce()
@@ -527,6 +531,11 @@ class QueueActivity(Activity):
         self.announcement = None
         run.stop_moh()
         self.listening = False
+
+    def _remember_department(self) -> None:
+        """Leaving by either exit: a `callback` node further on (with no `department:` of
+        its own) promises a call-back from this queue's department."""
+        self.run.vars[CALLBACK_DEPARTMENT] = self.department.id
 
     def _leave_queue(self) -> None:
         if self.ringing is not None:
@@ -755,7 +764,8 @@ class CallbackActivity(Activity):
         run = self.run
         self.request = run.new_id("callback")
         self.number = number
-        department = self.node.department or run.vars.get("callback_department")
+        # the node's own `department:` wins over the queue the caller came from
+        department = self.node.department or run.vars.get(CALLBACK_DEPARTMENT)
         run.detail("number", number)
         if department:
             run.detail("department", department)
