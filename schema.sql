@@ -129,3 +129,24 @@ CREATE TABLE messages (
 );
 COMMENT ON TABLE messages IS 'Voicemail messages left by callers.';
 CREATE INDEX messages_created ON messages (created_at DESC);
+
+CREATE TABLE agent_states (
+    agent       text PRIMARY KEY,          -- the employee id (a member of a department)
+    state       text NOT NULL CHECK (state IN ('available', 'logged_out', 'paused')),
+    reason      text NOT NULL DEFAULT '',  -- why paused
+    since       timestamptz NOT NULL,
+    changed_by  text NOT NULL DEFAULT ''   -- phone, cli, api
+);
+COMMENT ON TABLE agent_states IS 'Each agent''s own state as last chosen; no row: available.';
+
+CREATE TABLE agent_changes (
+    id          bigserial PRIMARY KEY,
+    agent       text NOT NULL,
+    at          timestamptz NOT NULL,
+    state       text NOT NULL CHECK (state IN ('available', 'logged_out', 'paused')),
+    reason      text NOT NULL DEFAULT '',
+    by          text NOT NULL DEFAULT '',  -- phone, cli, api
+    instance    text                       -- the instance that made it; NULL: a request (CLI)
+);
+COMMENT ON TABLE agent_changes IS 'Every change agents made to their state: who, when, why.';
+CREATE INDEX agent_changes_agent_at ON agent_changes (agent, at);

@@ -32,14 +32,14 @@ from agi_server.call import AgiCall, AgiCallSettings, Mode, call_info, set_varia
 from agi_server.protocol import AgiCommandError, AgiError, AgiLimits, AgiSession
 from agi_server.route import schedule_variables
 from agi_server.server import AgiServer
+from switchboard.acd import Acd
 from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import CallbackNode, IcmNode, parse_listen
 from switchboard.engine.call import CallRun
 from switchboard.engine.nodes import CALLBACK_DEPARTMENT
-from switchboard.queues import WaitingCalls
-from switchboard.serving import open_records, tune_gc
+from switchboard.serving import database_dsn, keep_agent_states, open_records, tune_gc
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -90,7 +90,10 @@ class AgiApp:
         self.wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC))
         self.instance = instance
         self._http: aiohttp.ClientSession | None = None
-        self.waiting = WaitingCalls()  # queue positions of this server's calls
+        # callers of this server's calls waiting in queues (their positions); agents'
+        # phones are Asterisk's to judge here (Dial)
+        self.acd = Acd.for_company(company())
+        self._acd_company = company()
         self.calls = 0
 
     def http(self) -> aiohttp.ClientSession:
@@ -129,7 +132,14 @@ class AgiApp:
             scenario, node = found
         started = self.wall_clock().astimezone(company.tz)
         try:
-            run = CallRun(company, info, started, scenario=scenario, start_node=node)
+            if company is not self._acd_company:
+                self._acd_company = company
+                self.acd.reconfigure(company)
+            call_id = f"{self.instance}-{uuid.uuid4().hex[:12]}"
+            run = CallRun(
+                company, info, started, scenario=scenario, start_node=node, acd=self.acd,
+                call_key=call_id, acd_clock0=self.clock.now(),
+            )  # fmt: skip
         except LookupError as exc:
             await self._no_scenario(session, company, mode, str(exc))
             return
@@ -140,13 +150,13 @@ class AgiApp:
             company,
             run,
             info,
-            call_id=f"{self.instance}-{uuid.uuid4().hex[:12]}",
+            call_id=call_id,
             sink=self.sink,
             clock=self.clock,
             http=self.http,
             settings=AgiCallSettings.from_company(company),
             mode=mode,
-            waiting=self.waiting,
+            acd=self.acd,
         )
         self.calls += 1
         call.log.info("call started", service=mode, called=info.called, caller=info.caller)
@@ -231,9 +241,12 @@ async def serve(
     instance = os.environ.get("SWITCHBOARD_INSTANCE", "agi")
     # closed in reverse: the server (its calls leave their records), then the sink
     async with AsyncExitStack() as stack:
-        sink, _ = await stack.enter_async_context(open_records(current, instance))
+        sink, stored = await stack.enter_async_context(open_records(current, instance))
         app = AgiApp(company, sink, instance=instance)
         stack.push_async_callback(app.close)
+        await stack.enter_async_context(
+            keep_agent_states(app.acd, app.clock, stored, database_dsn(current), instance)
+        )
         server = AgiServer(app.handle, agi_limits(current))
         try:
             bound = await server.start(host, port)

@@ -45,6 +45,7 @@ from agi_server.protocol import (
     AgiSession,
 )
 from agi_server.route import decision_variables, icm_variables
+from switchboard.acd import Acd
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
@@ -54,7 +55,6 @@ from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.lookups import look_up
 from switchboard.numbering import dahdi_line
-from switchboard.queues import WaitingCalls
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -126,7 +126,7 @@ class AgiCall:
         http: Callable[[], aiohttp.ClientSession],
         settings: AgiCallSettings,
         mode: Mode = "scenario",
-        waiting: WaitingCalls | None = None,
+        acd: Acd | None = None,
     ) -> None:
         self.session = session
         self.company = company
@@ -154,7 +154,7 @@ class AgiCall:
         self.decision: dict[str, str] | None = None
         self.start_node = run.node_name
         self.language = session.env.language  # the channel's, until a prompt needs another
-        self.waiting = waiting  # queue positions, shared by the server's calls
+        self.acd = acd  # the server's: who waits in which queue, in what order
         self.log = log.bind(call_id=call_id, channel=session.env.channel)
 
     # --- time -------------------------------------------------------------------------
@@ -173,8 +173,6 @@ class AgiCall:
         run = self.run
         try:
             await self._apply(run.start())
-            if self.waiting is not None:
-                self.waiting.track(self, run)
             idle, before = 0, self.now()
             while not run.finished:
                 if self.session.hung_up:
@@ -207,8 +205,8 @@ class AgiCall:
         finally:
             for task in self.lookups.values():
                 task.cancel()
-            if self.waiting is not None:
-                self.waiting.leave(self)
+            if self.acd is not None:
+                self.acd.leave(self.call_id)
         await self._finish()
 
     async def _step(self) -> None:
@@ -238,8 +236,6 @@ class AgiCall:
         t = self.now() if at is None else max(self._last, at)
         self._last = t
         await self._apply(self.run.handle(event, t))
-        if self.waiting is not None:
-            self.waiting.track(self, self.run)
 
     def _next_timer(self) -> tuple[str, float] | None:
         if not self.timers:
@@ -250,9 +246,6 @@ class AgiCall:
     async def _fire(self, timer_id: str, at: float) -> None:
         self.timers.pop(timer_id, None)
         when = max(at, self.now())
-        news = None if self.waiting is None else self.waiting.news(self, self.run)
-        if news is not None:
-            await self._handle(news, when)  # an announcement says it
         await self._handle(ev.TimerFired(timer_id), when)
 
     # --- engine actions ---------------------------------------------------------------
@@ -262,6 +255,14 @@ class AgiCall:
             self.decision = self._decide(actions)
             self.run.finish("dialplan", f"routed: {self.run.node_name}", hang_up=False)
             return
+        for action in actions:  # the ACD first, before any command is awaited
+            if self.acd is not None and isinstance(action, act.JoinQueue):
+                self.acd.join(
+                    self.call_id, action.department, self.clock.now(), action.priority,
+                    action.skills, action.widen_after,
+                )  # fmt: skip
+            elif self.acd is not None and isinstance(action, act.LeaveQueue):
+                self.acd.leave(self.call_id)
         for action in actions:
             await self._carry_out(action)
 

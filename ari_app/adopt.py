@@ -143,8 +143,9 @@ class AdoptedCall:
     async def run(self) -> None:
         runtime = self.runtime
         employee = self.state.employee
+        since = runtime.clock.now()
         if employee is not None:
-            runtime.pool.set(employee, "busy")
+            runtime.acd.talking(employee, self.call_id, since)
         try:
             await self._run()
         except asyncio.CancelledError:
@@ -155,7 +156,8 @@ class AdoptedCall:
         finally:
             runtime.forget(self)
             if employee is not None:
-                runtime.pool.set(employee, "available")
+                now = runtime.clock.now()
+                runtime.acd.finished(employee, self.call_id, now, now - since, None)
 
     async def _run(self) -> None:
         self.log.info("conversation adopted", bridge=self.state.bridge_id)

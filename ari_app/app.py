@@ -24,7 +24,7 @@ from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.redaction import redact
-from switchboard.serving import open_records, tune_gc
+from switchboard.serving import database_dsn, keep_agent_states, open_records, tune_gc
 
 log = structlog.get_logger("switchboard.ari")
 
@@ -99,7 +99,7 @@ class AriApp:
                 callback_settings,
                 clock=clock,
                 wall_clock=wall_clock,
-                agents=self.runtime.pool,
+                agents=self.runtime.acd,
             )
             events = CallbackEvents(self.runtime, self.callbacks)
         self.supervisor = AriSupervisor(
@@ -148,5 +148,8 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     # the sink closes after the app: records of calls ending at shutdown still get written
     async with open_records(current, instance) as (sink, stored):
         pool = stored.pool if stored is not None else None
-        async with AriApp(company, settings, sink=sink, callback_pool=pool, instance=instance):
+        app = AriApp(company, settings, sink=sink, callback_pool=pool, instance=instance)
+        runtime = app.runtime
+        dsn = database_dsn(current)
+        async with keep_agent_states(runtime.acd, runtime.clock, stored, dsn, instance), app:
             await stop.wait()

@@ -45,7 +45,7 @@ import asyncpg
 import structlog
 
 from ari_app.client import AriClient, AriError, AriUnavailable, CallGone
-from ari_app.legs import STASIS_WAIT, leg_end
+from ari_app.legs import STASIS_WAIT, finish_even_if_cancelled, leg_end
 from ari_app.models import (
     AriEvent,
     Channel,
@@ -55,7 +55,7 @@ from ari_app.models import (
     event_channel_id,
 )
 from ari_app.supervisor import EventSink
-from switchboard.calls import AgentPool
+from switchboard.acd import Acd
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import Department
@@ -149,7 +149,7 @@ class CallbackWorker:
         *,
         clock: Clock | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
-        agents: AgentPool | None = None,
+        agents: Acd | None = None,
     ) -> None:
         self.pool = pool
         self.client = client
@@ -336,8 +336,7 @@ class CallbackWorker:
             employee = company.employees.get(member)
             if employee is None or employee.extension is None or member in self._engaged:
                 continue
-            state = self.agents.states.get(member, "available") if self.agents else "available"
-            if state != "available":
+            if self.agents is not None and not self.agents.free(member, self.clock.now()):
                 continue
             free.append(member)
         return free
@@ -455,7 +454,9 @@ class _Attempt:
         self.holding = True  # the claim is ours and its outcome not yet written
         self.customer_dialled = False
         self.agent: str | None = None
-        self.connected = False  # the agent is marked busy in the runtime's pool
+        self.connected = False  # the agent is talking, as the runtime's ACD knows
+        self.connected_at = 0.0
+        self.acd_key = f"callback-{job.id}-{self.token}"  # the ACD's name for this attempt
         self.engaged: set[str] = set()
         self._torn_down = False
 
@@ -625,9 +626,11 @@ class _Attempt:
     async def _connect(self, employee: _Leg, customer: _Leg) -> _Outcome:
         """Bridge the two; the call-back is kept (written at once), then the talk runs out."""
         bridge_id = f"callback-{self.job.id}-{self.job.attempts}-{self.token}-bridge"
+        # destroyed at the teardown even if the attempt is stopped while the create is
+        # on its way (a 404 then is fine): the bridge would be left in Asterisk
+        self.bridge_id = bridge_id
         try:
             await self.client.create_bridge(bridge_id)
-            self.bridge_id = bridge_id
             await self.client.add_channel(bridge_id, [employee.channel_id, customer.channel_id])
         except AriError as exc:
             if not isinstance(exc, CallGone) and exc.status != 400:
@@ -639,7 +642,8 @@ class _Attempt:
             who = EMPLOYEE_HUNG_UP if employee.gone else CUSTOMER_HUNG_UP
             return _Outcome(who, employee.employee_id)
         if self.worker.agents is not None and employee.employee_id is not None:
-            self.worker.agents.set(employee.employee_id, "busy")
+            self.connected_at = self.worker.clock.now()
+            self.worker.agents.talking(employee.employee_id, self.acd_key, self.connected_at)
             self.connected = True
         self.holding = False
         written = await self._write_done(employee.employee_id)
@@ -680,6 +684,9 @@ class _Attempt:
         if self._torn_down:
             return
         self._torn_down = True
+        await finish_even_if_cancelled(self._teardown())
+
+    async def _teardown(self) -> None:
         for leg in self.legs:
             await self._hang_up(leg)
         if self.bridge_id is not None:
@@ -690,7 +697,10 @@ class _Attempt:
         for member in self.engaged:
             self.worker._release(member)
         if self.connected and self.worker.agents is not None and self.agent is not None:
-            self.worker.agents.set(self.agent, "available")
+            now = self.worker.clock.now()
+            self.worker.agents.finished(
+                self.agent, self.acd_key, now, now - self.connected_at, self.job.department
+            )
 
 
 class CallbackEvents:

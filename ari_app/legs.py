@@ -21,10 +21,33 @@ events: a real PJSIP leg often ends with no final dial status.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Literal
 
 # moved to switchboard.logs (the FastAGI server uses it too); still importable from here
 from switchboard.logs import RepeatedWarnings
+
+
+async def finish_even_if_cancelled(clean_up: Awaitable[None]) -> None:
+    """Run a clean-up to its end even when the task running it is cancelled again
+    meanwhile -- a stop that cancels a call while a timeout of its own fires asks
+    twice, and the second request ends the clean-up at its next await (a bridge
+    left in Asterisk).  The clean-up's own waits are bounded; the cancellation is
+    raised once it is done."""
+    task = asyncio.ensure_future(clean_up)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done() and task.cancelled():
+                raise
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
 
 LEG_MARKER = "switchboard-leg"  # StasisStart argument of the runtime's ringing legs
 STASIS_WAIT = 5.0  # clock seconds a created channel has to enter the app before it is given up

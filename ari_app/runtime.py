@@ -33,7 +33,14 @@ import structlog
 
 from ari_app.adopt import DRAIN, STATE_VARIABLE, AdoptedCall, ConversationState, Drain
 from ari_app.client import REQUEST_TIMEOUT, AriClient, AriError, AriUnavailable, CallGone
-from ari_app.legs import LEG_MARKER, STASIS_WAIT, RepeatedWarnings, RingBudget, leg_end
+from ari_app.legs import (
+    LEG_MARKER,
+    STASIS_WAIT,
+    RepeatedWarnings,
+    RingBudget,
+    finish_even_if_cancelled,
+    leg_end,
+)
 from ari_app.models import (
     ApplicationReplaced,
     AriEvent,
@@ -50,7 +57,8 @@ from ari_app.models import (
 )
 from ari_app.models import PlaybackFinished as AriPlaybackFinished
 from ari_app.models import RecordingFinished as AriRecordingFinished
-from switchboard.calls import AgentPool, CallRecord, CallSink
+from switchboard.acd import Acd
+from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
 from switchboard.engine import actions as act
@@ -58,7 +66,6 @@ from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.trace import Outcome, Result
 from switchboard.lookups import look_up
-from switchboard.queues import WaitingCalls
 
 log = structlog.get_logger("switchboard.ari")
 
@@ -136,9 +143,12 @@ class AriRuntime:
         self.settings = settings
         self.sink = sink
         self.clock = clock or Clock()
-        self.pool = AgentPool()
-        self.waiting = WaitingCalls()  # queue positions, announced to the callers
+        # agents (who is free, wrap-up, statistics) and the callers waiting in queues
+        self.acd = Acd.for_company(company())
+        self._acd_company = company()
+        self._wrapup_timer: Timer | None = None
         self.sessions: dict[str, Call] = {}  # by caller channel id
+        self.waiting_calls: dict[str, CallSession] = {}  # in a queue, by call id
         self.owners: dict[str, Call] = {}  # every channel a call owns
         self.draining = False  # stopping: new calls go to the fallback
         # callers whose call this runtime recorded, and how it let them go ("fallback":
@@ -151,7 +161,7 @@ class AriRuntime:
         self.unknown_events = 0
         self.failures = 0  # calls ended by a bug in their task (logged with the traceback)
         self.shed = 0  # calls sent to the fallback because `limits.max_calls` were up
-        self.pool.subscribe(self.offer_agent)
+        self.acd.on_free(self.offer_agent)
         # seconds from a call's StasisStart reaching the runtime to its answer request
         # being sent (the last 100,000 calls): bench/real_asterisk_load.py reads them
         self.answer_delays: deque[float] = deque(maxlen=100_000)
@@ -291,26 +301,47 @@ class AriRuntime:
             else:
                 call.drain()  # an adopted conversation: left as it is
 
-    def offer_agent(self, status: ev.AgentStatus) -> None:
-        """An employee freed up: offered to the one caller who has waited longest among
-        those who would ring them now (`CallRun.takes_agent`), not to every caller in
-        the queue — a thousand callers told at once made a thousand refused offers,
-        each a made-up ring in a record and a reason to rest on a free employee."""
-        if status.state != "available":
+    def current_acd(self) -> Acd:
+        """The ACD, following a new configuration version (agents keep their states)."""
+        company = self.company()
+        if company is not self._acd_company:
+            self._acd_company = company
+            self.acd.reconfigure(company)
+        return self.acd
+
+    def offer_agent(self, employee: str) -> None:
+        """An employee freed up: offered to the one caller the ACD picks (the highest
+        priority, then the longest waiting, among those who would ring them now), not
+        to every caller in the queue — a thousand callers told at once made a
+        thousand refused offers, each a made-up ring in a record and a reason to rest
+        on a free employee."""
+        first = self.acd.who_takes(employee, self.clock.now(), self.takes_for(employee))
+        call = self.waiting_calls.get(first) if first is not None else None
+        if call is not None:
+            call.offered = employee
+            call.deliver(ev.AgentStatus(employee, "available"))
+
+    def takes_for(self, employee: str) -> Callable[[str], bool]:
+        def takes(call_id: str) -> bool:
+            call = self.waiting_calls.get(call_id)
+            return call is not None and call.takes(employee)
+
+        return takes
+
+    def wrapups_later(self) -> None:
+        """Wake when the next agent's wrap-up ends: they are offered then."""
+        when = self.acd.next_change(self.clock.now())
+        if when is None:
             return
-        employee = status.employee_id
-        first: CallSession | None = None
-        for department in self.company().departments.values():
-            if employee not in department.members:
-                continue
-            for call in self.waiting.line(department.id):
-                if isinstance(call, CallSession) and call.takes(employee):
-                    if first is None or call.arrived < first.arrived:
-                        first = call
-                    break
-        if first is not None:
-            first.offered = employee
-            first.deliver(status)
+        if self._wrapup_timer is not None:
+            self._wrapup_timer.cancel()
+
+        def fire() -> None:
+            self._wrapup_timer = None
+            self.acd.tick(self.clock.now())
+            self.wrapups_later()
+
+        self._wrapup_timer = self.clock.call_at(when, fire)
 
     def on_disconnected(self) -> None:
         log.warning("ari disconnected: calls keep their state until Asterisk is back")
@@ -577,6 +608,7 @@ class CallSession:
         self.continued = False  # sent back to the dialplan: no more requests on its channel
         self.left_stasis = False
         self.agent: str | None = None
+        self.agent_since = 0.0  # when the conversation with `agent` began (clock s)
         self.holding: dict[str, set[str]] = {}  # employee -> legs of our queue offer ringing them
         self.offered: str | None = None  # a freed employee offered to it, not yet rung
         self.held: dict[str, bool] = {}  # leg -> whether its offer got its employee
@@ -660,7 +692,7 @@ class CallSession:
                 await self._clean_up(self.client.hangup, self.channel.id)
             await self._record_failure(f"switchboard error: {type(exc).__name__}")
         finally:
-            await self._teardown()
+            await finish_even_if_cancelled(self._teardown())
             if self.recorded and not (self.continued or self.abandoned or self.left_to_asterisk):
                 self.runtime.remember(self.channel.id, "hung up")
             self.runtime.forget(self)
@@ -672,8 +704,9 @@ class CallSession:
         started = self.runtime.wall_clock().astimezone(company.tz)
         try:
             run = CallRun(
-                company, info, started, agents=self.runtime.pool.states, shared_agents=True
-            )
+                company, info, started, acd=self.runtime.current_acd(), call_key=self.call_id,
+                acd_clock0=self.t0,
+            )  # fmt: skip
         except LookupError:
             self.log.warning(
                 "no scenario for this number: sent to the fallback", called=info.called_raw
@@ -690,7 +723,6 @@ class CallSession:
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
         try:
             await self._apply(run.start())
-            self._track_queue(run)
             while not run.finished:
                 item = await self.queue.get()
                 if isinstance(item, Drain):
@@ -700,8 +732,6 @@ class CallSession:
                 event = await self._translate(item)
                 if isinstance(event, ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
                     self._unhold(event.leg_id)
-                if isinstance(event, ev.TimerFired):
-                    await self._tell_position(run)  # an announcement says it
                 if isinstance(item, ev.AgentStatus):
                     await self._offered(run, item)
                     continue
@@ -714,14 +744,13 @@ class CallSession:
                             to_node=run.node_name,
                         )  # fmt: skip
                     await self._apply(actions)
-                    self._track_queue(run)
         except asyncio.CancelledError:
             # Switchboard is stopping with this call up: it still leaves its record
             run.finish("hangup", "switchboard stopped", hang_up=False)
             await self._record(run)
             raise
         finally:
-            self.runtime.waiting.leave(self)
+            self._leave_queue()
         await self._record(run)
 
     async def _let_go(self, run: CallRun) -> bool:
@@ -750,10 +779,18 @@ class CallSession:
             )
         return False
 
-    def _track_queue(self, run: CallRun) -> None:
-        """After each step: a call waiting in a queue keeps its place in the line (from
+    def _join_queue(self, join: act.JoinQueue) -> None:
+        """The engine says the call waits in a queue: the ACD's line, and ours (from
         which freed employees are offered, `AriRuntime.offer_agent`)."""
-        self.runtime.waiting.track(self, run)
+        self.runtime.acd.join(
+            self.call_id, join.department, self.runtime.clock.now(), join.priority,
+            join.skills, join.widen_after,
+        )  # fmt: skip
+        self.runtime.waiting_calls[self.call_id] = self
+
+    def _leave_queue(self) -> None:
+        self.runtime.acd.leave(self.call_id)
+        self.runtime.waiting_calls.pop(self.call_id, None)
 
     def takes(self, employee_id: str) -> bool:
         """Would this call ring ``employee_id`` now, were they free?"""
@@ -770,11 +807,11 @@ class CallSession:
         its department).  One it did not ring is offered to the next caller."""
         self.offered = None
         await self._apply(run.handle(status, self.now()))
-        self._track_queue(run)
         employee = status.employee_id
-        pool = self.runtime.pool
-        if employee not in self.holding and pool.states.get(employee, "available") == "available":
-            self.runtime.offer_agent(status)
+        if employee not in self.holding and self.runtime.acd.free(
+            employee, self.runtime.clock.now()
+        ):
+            self.runtime.offer_agent(employee)
 
     async def _record(self, run: CallRun) -> None:
         assert run.outcome is not None
@@ -934,6 +971,10 @@ class CallSession:
         for action in actions:
             if isinstance(action, act.Ring) and action.offer:
                 self.held[action.leg_id] = self._hold(action)
+            elif isinstance(action, act.JoinQueue):
+                self._join_queue(action)
+            elif isinstance(action, act.LeaveQueue):
+                self._leave_queue()
         for action in actions:
             await self._carry_out(action)
 
@@ -945,6 +986,8 @@ class CallSession:
             # request it then drops (control.c: commands after continue are never run)
             return
         match action:
+            case act.JoinQueue() | act.LeaveQueue():
+                pass  # told to the ACD in `_apply`, before any request
             case act.Answer():
                 self.runtime.answer_delays.append(time.perf_counter() - self.arrived)
                 await self._safe(client.answer(caller))
@@ -1130,22 +1173,19 @@ class CallSession:
             leg.stasis_timer = None
         await self._clean_up(self.client.hangup, leg.channel_id)
 
-    async def _tell_position(self, run: CallRun) -> None:
-        news = self.runtime.waiting.news(self, run)
-        if news is not None:
-            await self._apply(run.handle(news, self.now()))
-
     def _hold(self, ring: act.Ring) -> bool:
-        """A queue offer holds the employee for this call while it rings (`AgentPool`)."""
+        """A queue offer holds the employee for this call while it rings (the ACD's
+        claim)."""
         if not ring.offer or ring.employee_id is None:
             return True
-        # first come, first served: a caller who has waited longer and would ring them
-        # takes precedence (`AriRuntime.offer_agent` tells it first)
+        # a caller ahead (a higher priority, or waiting longer) who would ring them takes
+        # precedence (`AriRuntime.offer_agent` tells it first)
         employee = ring.employee_id
-        ahead = self.runtime.waiting.ahead(self)
-        if any(isinstance(call, CallSession) and call.takes(employee) for call in ahead):
+        acd, now = self.runtime.acd, self.runtime.clock.now()
+        first = acd.who_takes(employee, now, self.runtime.takes_for(employee))
+        if first is not None and first != self.call_id and acd.precedes(first, self.call_id):
             return False
-        if not self.runtime.pool.reserve(ring.employee_id, self):
+        if not acd.claim(employee, self.call_id, now):
             return False
         self.holding.setdefault(ring.employee_id, set()).add(ring.leg_id)
         return True
@@ -1164,7 +1204,9 @@ class CallSession:
         if not legs:
             del self.holding[employee]
             if employee != self.agent:
-                self.runtime.pool.release(employee, self)
+                self.runtime.acd.release(
+                    employee, self.call_id, self.runtime.clock.now(), rest=leg.ring.rest
+                )
 
     async def _bridge(self, leg_id: str) -> None:
         leg = self.legs[leg_id]
@@ -1199,7 +1241,8 @@ class CallSession:
                 self.deliver(ev.LegHungUp(leg.leg_id))
         if leg.ring.employee_id is not None:
             self.agent = leg.ring.employee_id
-            self.runtime.pool.set(leg.ring.employee_id, "busy")
+            self.agent_since = self.runtime.clock.now()
+            self.runtime.acd.talking(leg.ring.employee_id, self.call_id, self.agent_since)
 
     async def _exists(self, channel_id: str) -> bool:
         try:
@@ -1305,12 +1348,16 @@ class CallSession:
                 await self._clean_up(self.client.hangup, leg.channel_id)
         if kept:
             return  # the caller, the employee and their bridge stay: the next instance's
+        acd, now = self.runtime.acd, self.runtime.clock.now()
         for employee in list(self.holding):
             if employee != self.agent:
-                self.runtime.pool.release(employee, self)
+                acd.release(employee, self.call_id, now)
         self.holding.clear()
         if self.agent is not None:
-            self.runtime.pool.set(self.agent, "available")
+            run = self.run_
+            department = run.connected_department if run is not None else None
+            acd.finished(self.agent, self.call_id, now, now - self.agent_since, department)
+            self.runtime.wrapups_later()
         if not (self.caller_gone or self.left_stasis or self.continued or self.hung_up):
             await self._clean_up(self.client.hangup, self.channel.id)
         if self.bridge_id is not None:

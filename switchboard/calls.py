@@ -3,21 +3,18 @@
 `CallRecord` is the record of a finished call; a `CallSink` is where records,
 voicemail messages and call-back requests go (PostgreSQL in production,
 `MemorySink` in the demo and tests) and where ICM's table lookups are asked.
-`AgentPool` is who is on a call through this process, so queues learn when
-an employee frees up.
+Who is free and who waits where is the ACD's (`switchboard.acd`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from switchboard.config.company import Company
 from switchboard.engine import actions as act
-from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.trace import Outcome, Step
 
@@ -167,50 +164,3 @@ class MemorySink:
 
     async def contact(self, caller: str) -> str | None:
         return self.contacts.get(caller)
-
-
-class AgentPool:
-    """Which employees are taken by calls through this runtime; queues learn when one frees up.
-
-    An employee is taken while on a call, and while a queue offer rings them
-    (`reserve`): one offer at a time, so a thousand waiting callers do not all
-    ring the one who just hung up.  Listeners are told in the order they
-    subscribed, calls in the order they arrived: the longest-waiting caller is
-    offered a freed employee first.
-    """
-
-    def __init__(self) -> None:
-        self.states: dict[str, ev.AgentState] = {}
-        self._holders: dict[str, object] = {}  # employee -> the call holding them for an offer
-        self._listeners: dict[Callable[[ev.AgentStatus], None], None] = {}
-
-    def set(self, employee_id: str, state: ev.AgentState) -> None:
-        if state == "available":
-            self._holders.pop(employee_id, None)
-        if self.states.get(employee_id, "available") == state:
-            return
-        self.states[employee_id] = state
-        status = ev.AgentStatus(employee_id, state)
-        for listener in list(self._listeners):
-            listener(status)
-
-    def reserve(self, employee_id: str, holder: object) -> bool:
-        """Hold a free employee for ``holder``'s queue offer; False when they are taken."""
-        if self._holders.get(employee_id) is holder:
-            return True  # their other phone, in the same offer
-        if self.states.get(employee_id, "available") != "available":
-            return False
-        self._holders[employee_id] = holder
-        self.set(employee_id, "busy")
-        return True
-
-    def release(self, employee_id: str, holder: object) -> None:
-        """``holder``'s offer is over without a conversation: the employee is free again."""
-        if self._holders.get(employee_id) is holder:
-            self.set(employee_id, "available")
-
-    def subscribe(self, listener: Callable[[ev.AgentStatus], None]) -> None:
-        self._listeners[listener] = None
-
-    def unsubscribe(self, listener: Callable[[ev.AgentStatus], None]) -> None:
-        self._listeners.pop(listener, None)

@@ -1,4 +1,5 @@
-"""The `switchboard` command: check, simulate, demo, run (ARI), agi (FastAGI), db, config ..."""
+"""The `switchboard` command: check, simulate, demo, run (ARI), agi (FastAGI), db, config,
+agents ..."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ from switchboard.textfile import TextFileError
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
+
+# `switchboard agents VERB AGENT`: what each does
+AGENT_VERBS = {
+    "login": "log AGENT in: offered calls again",
+    "logout": "log AGENT out: offered no call",
+    "pause": "pause AGENT: logged in, offered no call",
+    "resume": "end AGENT's pause",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,6 +152,24 @@ def _parser() -> argparse.ArgumentParser:
         "--version", type=int, metavar="N", help="an older version (default: the current one)"
     )
     config_export.set_defaults(handler=_config_export)
+
+    agents = sub.add_parser(
+        "agents", help="agents' own states: list, log in or out, pause, resume (kept in the db)"
+    )
+    agents_sub = agents.add_subparsers(dest="agents_command", required=True)
+    agents_list = agents_sub.add_parser(
+        "list", help="every member of a department in the current version, and their state"
+    )
+    agents_list.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    agents_list.add_argument("--json", action="store_true", help="print one JSON object")
+    agents_list.set_defaults(handler=_agents_list)
+    for verb, text in AGENT_VERBS.items():
+        change = agents_sub.add_parser(verb, help=text)
+        change.add_argument("agent", metavar="AGENT", help="the employee id")
+        change.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+        if verb == "pause":
+            change.add_argument("--reason", default="", help="why: lunch, training ...")
+        change.set_defaults(handler=_agents_change)
 
     run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
     _serve_arguments(run)
@@ -462,6 +489,170 @@ def _config_export(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print(f"version {found.id} written to {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _agents_list(args: argparse.Namespace) -> int:
+    """Every member of a department in the current version, with their kept state."""
+    from switchboard.storage.agents import stored_agent_states  # noqa: PLC0415
+
+    async def show(conn: Any, version: int, company: Company) -> int:
+        kept = await stored_agent_states(conn)
+        rows: list[dict[str, Any]] = []
+        for agent, departments in _department_members(company).items():
+            state = kept.get(agent)
+            since = state.since.astimezone(company.tz) if state is not None else None
+            rows.append(
+                {
+                    "agent": agent,
+                    "state": state.state if state is not None else "available",
+                    "reason": state.reason if state is not None else "",
+                    "since": since.isoformat() if since is not None else None,
+                    "by": state.by if state is not None else None,
+                    "departments": departments,
+                    "shown_since": f"{since:%Y-%m-%d %H:%M:%S}" if since is not None else "-",
+                }
+            )
+        if args.json:
+            for row in rows:
+                del row["shown_since"]
+            print(json.dumps({"config_version": version, "agents": rows}, ensure_ascii=False))
+            return EXIT_OK
+        if not rows:
+            print(f"no agents: no department has members in configuration version {version}")
+            return EXIT_OK
+        table = [("AGENT", "STATE", "SINCE", "BY", "DEPARTMENTS", "REASON")] + [
+            (
+                r["agent"],
+                r["state"],
+                r["shown_since"],
+                r["by"] or "-",
+                ",".join(r["departments"]),
+                r["reason"] or "-",
+            )
+            for r in rows
+        ]
+        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+        for line in table:
+            cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+            print("  ".join([*cells, line[-1]]))
+        return EXIT_OK
+
+    return _with_agents_db(args, show)
+
+
+def _agents_change(args: argparse.Namespace) -> int:
+    """`agents login | logout | pause | resume AGENT`: kept, and applied by a running app."""
+    from switchboard.storage.agents import (  # noqa: PLC0415
+        AgentLoggedOut,
+        KeptAgentState,
+        request_agent_change,
+    )
+
+    verb: str = args.agents_command
+    command = f"agents {verb}"
+    agent: str = args.agent
+    targets: dict[str, KeptAgentState] = {
+        "login": "available",
+        "logout": "logged_out",
+        "pause": "paused",
+        "resume": "available",
+    }
+
+    async def change(conn: Any, version: int, company: Company) -> int:
+        if agent not in _department_members(company):
+            print(
+                f"switchboard {command}: unknown agent {agent!r}: not a member of any "
+                f"department in configuration version {version}",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+        try:
+            done = await request_agent_change(
+                conn,
+                agent,
+                targets[verb],
+                getattr(args, "reason", ""),
+                by="cli",
+                resume=verb == "resume",
+            )
+        except AgentLoggedOut as exc:
+            print(f"switchboard {command}: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        except ValueError as exc:  # the reason is too long
+            print(f"switchboard {command}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        why = f": {done.reason}" if done.reason else ""
+        if done.changed:
+            said = {"login": "logged in", "logout": "logged out", "pause": "paused"}
+            print(f"{agent} {said.get(verb, 'resumed')}{why}")
+        elif done.state == "paused":
+            print(f"nothing to do: {agent} is paused already{why}")
+        elif verb == "resume":
+            print(f"nothing to do: {agent} is not paused")
+        else:
+            shown = "logged in" if done.state == "available" else "logged out"
+            print(f"nothing to do: {agent} is {shown} already")
+        return EXIT_OK
+
+    return _with_agents_db(args, change, command)
+
+
+AgentsAction = Callable[[Any, int, Company], Awaitable[int]]
+
+
+def _with_agents_db(
+    args: argparse.Namespace, action: AgentsAction, command: str = "agents list"
+) -> int:
+    """Connect, load the current configuration version, run ``action(conn, version,
+    company)``; the usual errors as one line on stderr."""
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from switchboard.storage.config_store import current_config  # noqa: PLC0415
+
+    dsn = _dsn(args, command)
+    if dsn is None:
+        return EXIT_INVALID
+
+    async def main() -> int:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            print(f"switchboard {command}: cannot connect: {redact(str(exc))}", file=sys.stderr)
+            return EXIT_FAILURE
+        try:
+            current = await current_config(conn)
+            if current is None:
+                print(
+                    f"switchboard {command}: no configuration stored: "
+                    "run `switchboard config import` first",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILURE
+            version, _, company = current
+            return await action(conn, version, company)
+        except asyncpg.UndefinedTableError:
+            print(
+                f"switchboard {command}: no schema for agents: run `switchboard db migrate` first",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_INVALID
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def _department_members(company: Company) -> dict[str, list[str]]:
+    """Every member of a department -> the departments they serve, in the configuration's
+    order."""
+    members: dict[str, list[str]] = {}
+    for department in company.config.departments:
+        for member in department.members:
+            members.setdefault(member, []).append(department.id)
+    return members
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -12,18 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import os
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import structlog
 
+from switchboard.acd import Acd, AgentChange
 from switchboard.calls import CallSink, MemorySink
+from switchboard.clock import Clock
 from switchboard.config.company import Company
+from switchboard.storage.agents import AgentCommands, apply_agent_command, record_agent_change
 from switchboard.storage.sink import PostgresSink, open_sink
 
 log = structlog.get_logger("switchboard")
@@ -134,3 +140,56 @@ async def open_records(
     spill = check_spill_dir(company) / f"records-{instance}.jsonl"
     async with await open_sink(dsn, spill, instance) as sink:
         yield sink, sink
+
+
+@contextlib.asynccontextmanager
+async def keep_agent_states(
+    acd: Acd, clock: Clock, stored: PostgresSink | None, dsn: str | None, instance: str
+) -> AsyncIterator[None]:
+    """With a database: the agents' states as kept there before the first call
+    (logged out and paused agents stay so across a restart), requests from
+    ``switchboard agents`` applied as they come, and every change an agent makes
+    here kept and recorded.  Without one: states live as long as the process."""
+    if stored is None or dsn is None:
+        yield
+        return
+    commands = AgentCommands(
+        lambda agent, state, reason, by: apply_agent_command(
+            acd, clock.now(), agent, state, reason, by
+        )
+    )
+    try:
+        kept = await commands.start(dsn)
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning("agent states not read: everyone starts available", error=str(exc))
+        yield
+        return
+    acd.restore(kept)
+    away = {agent: state for agent, (state, _) in kept.items() if state != "available"}
+    log.info("agent states read", logged_out_or_paused=len(away))
+    writes: set[asyncio.Task[None]] = set()
+
+    async def write(change: AgentChange) -> None:
+        try:
+            async with stored.pool.acquire() as conn:
+                await record_agent_change(conn, change, instance)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("agent change not recorded", agent=change.agent, error=str(exc))
+
+    def changed(change: AgentChange) -> None:
+        log.info(
+            "agent state changed", agent=change.agent, state=change.state,
+            reason=change.reason, by=change.by,
+        )  # fmt: skip
+        # the ACD's clock is the runtime's (monotonic); the record says when, in UTC
+        task = asyncio.create_task(write(dataclasses.replace(change, at=time.time())))
+        writes.add(task)
+        task.add_done_callback(writes.discard)
+
+    acd.on_change(changed)
+    try:
+        yield
+    finally:
+        await commands.stop()
+        if writes:
+            await asyncio.gather(*writes, return_exceptions=True)

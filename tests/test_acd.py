@@ -277,3 +277,18 @@ def test_skills_are_levels_and_a_plain_list_is_level_one_each() -> None:
         {"b": 2},
         15,
     )
+
+
+def test_an_agent_held_for_one_offer_is_taken_for_every_other_caller() -> None:
+    acd = acd_for("all_at_once", ["solo"])
+    freed: list[str] = []
+    acd.on_free(freed.append)
+    assert acd.claim("solo", "first", 0.0)
+    assert acd.claim("solo", "first", 0.0)  # their mobile, in the same offer
+    assert not acd.claim("solo", "second", 0.0)
+    acd.release("solo", "second", 1.0)  # not theirs to release
+    assert acd.agents["solo"].state == "ringing"
+    acd.release("solo", "first", 2.0)
+    assert acd.agents["solo"].state == "available"
+    assert freed == ["solo"]
+    assert acd.claim("solo", "second", 3.0)

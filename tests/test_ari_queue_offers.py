@@ -1,6 +1,6 @@
 """Queues over ARI: one waiting caller at a time rings a freed employee, and hears its place.
 
-An employee being offered a queue call is held for that call (`AgentPool`):
+An employee being offered a queue call is held for that call (the ACD's claim):
 the other callers waiting in the queue do not ring them meanwhile, and when
 they free up the caller who arrived first is offered them first.  Read from
 the simulator's record of the legs the app created.
@@ -14,10 +14,8 @@ import itertools
 import pytest
 
 from asterisk_sim import EndpointScript
-from switchboard.calls import AgentPool
 from switchboard.clock import ScaledClock
 from switchboard.demo import AriStack
-from switchboard.queues import WaitingCalls
 from tests.helpers import company_from
 
 DESK = """
@@ -70,27 +68,6 @@ async def test_three_waiting_callers_are_offered_the_one_employee_in_turn() -> N
     assert offered == [r.call_id for r in records]
 
 
-def test_an_employee_held_for_one_offer_is_taken_for_every_other_caller() -> None:
-    pool = AgentPool()
-    told: list[tuple[str, str, str]] = []
-    first, second = object(), object()
-    pool.subscribe(lambda s: told.append(("a", s.employee_id, s.state)))
-    pool.subscribe(lambda s: told.append(("b", s.employee_id, s.state)))
-    assert pool.reserve("solo", first)
-    assert pool.reserve("solo", first)  # their mobile, in the same offer
-    assert not pool.reserve("solo", second)
-    pool.release("solo", second)  # not theirs to release
-    assert pool.states["solo"] == "busy"
-    pool.release("solo", first)
-    assert pool.states["solo"] == "available"
-    assert pool.reserve("solo", second)
-    # listeners hear in the order they subscribed: calls in the order they arrived
-    assert told[:4] == [
-        ("a", "solo", "busy"), ("b", "solo", "busy"),
-        ("a", "solo", "available"), ("b", "solo", "available"),
-    ]  # fmt: skip
-
-
 ANNOUNCING = DESK.replace("announce_every: 0,", "announce_every: 10, announce_prompt: please-hold,")
 
 
@@ -130,18 +107,3 @@ async def test_a_waiting_caller_hears_their_place_in_the_queue_move_up() -> None
     assert all(m.endswith("number:1") for m in second_heard), second_heard
     assert third_heard[0].endswith("number:2"), third_heard
     assert third_heard[-1].endswith("number:1"), third_heard
-
-
-def test_places_move_up_when_someone_ahead_leaves() -> None:
-    waiting = WaitingCalls()
-    for name in ("a", "b", "c"):
-        waiting.join(name, "desk")
-    waiting.join("x", "sales")  # another department's queue
-    waiting.join("b", "desk")  # still waiting there: keeps its place
-    assert [waiting.position(n) for n in "abcx"] == [1, 2, 3, 1]
-    assert list(waiting.ahead("c")) == ["a", "b"]
-    waiting.leave("a")
-    waiting.leave("nobody")
-    assert [waiting.position(n) for n in "abcx"] == [None, 1, 2, 1]
-    assert list(waiting.ahead("c")) == ["b"]
-    assert list(waiting.ahead("a")) == []

@@ -207,7 +207,7 @@ async def instance(
         settings,
         clock=clock,
         wall_clock=wall_clock,
-        agents=app.runtime.pool,
+        agents=app.runtime.acd,
     )
     # the wiring `switchboard run` needs: the worker's channels' events go to the worker
     app.supervisor.sink = CallbackEvents(app.runtime, worker)
@@ -456,7 +456,7 @@ async def main(args):
     app = AriApp(lambda: company, ari, clock=clock, backoff_first=0.05)
     worker = CallbackWorker(
         pool, app.client, lambda: company, args["instance"],
-        CallbackSettings(**args["settings"]), clock=clock, agents=app.runtime.pool,
+        CallbackSettings(**args["settings"]), clock=clock, agents=app.runtime.acd,
     )
     app.supervisor.sink = CallbackEvents(app.runtime, worker)
     async with app:
@@ -757,16 +757,16 @@ async def test_a_callback_promised_after_the_queue_overflowed_calls_the_customer
             async with instance(sim, db, "a", clock, config=config, store_sink=records) as running:
                 # every member is on another call: nobody is offered the caller, who waits
                 # out max_wait; the worker waits too (uncounted) while they all are busy
-                pool = running.app.runtime.pool
+                acd = running.app.runtime.acd
                 for employee in SUPPORT:
-                    pool.set(employee, "busy")
+                    acd.device(employee, "in_use", clock.now())
                 channel = await sim.place_call(CALLER, "74951234567", app="switchboard-a")
                 async with asyncio.timeout(30):
                     while not running.sink.records:
                         running.sink.finished.clear()
                         await running.sink.finished.wait()
                 for employee in SUPPORT:
-                    pool.set(employee, "available")
+                    acd.device(employee, "idle", clock.now())
                 settled = "SELECT status IN ('done', 'failed') FROM callbacks"
                 await until(db, settled, True)
                 await sim.wait_for(lambda s: not s.channels[channel].live, what="the call ended")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import asyncpg
+import pytest
 
 from tests.helpers import ROOT
 
@@ -45,14 +46,16 @@ async def catalog(dsn: str) -> tuple[list[tuple[object, ...]], list[tuple[object
 def test_migrate_creates_the_schema_then_does_nothing_the_second_time(fresh_db: str) -> None:
     first = migrate(fresh_db)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "schema version 2 (1, 2)"
+    assert first.stdout.strip() == "schema version 3 (1, 2, 3)"
     schema_after_first = asyncio.run(catalog(fresh_db))
     second = migrate(fresh_db)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.strip() == "schema version 2 (nothing to do)"
+    assert second.stdout.strip() == "schema version 3 (nothing to do)"
     assert asyncio.run(catalog(fresh_db)) == schema_after_first
     tables = {row[0] for row in schema_after_first[0]}
     assert {"calls", "callbacks", "config_versions", "contacts", "messages"} <= tables
+    assert {"agent_states", "agent_changes"} <= tables
+    assert ("agent_changes", "agent_changes_agent_at") in {row[:2] for row in schema_after_first[1]}
 
 
 def test_schema_sql_is_what_the_migrations_build(fresh_db: str, pg_server: str) -> None:
@@ -101,4 +104,55 @@ def test_migrate_upgrades_an_older_database_to_the_current_version(fresh_db: str
     asyncio.run(at_version_1())
     done = migrate(fresh_db)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "schema version 2 (2)"
+    assert done.stdout.strip() == "schema version 3 (2, 3)"
+
+
+def test_migrate_adds_the_agent_tables_to_a_version_2_database_keeping_its_data(
+    fresh_db: str,
+) -> None:
+    from switchboard.storage.migrate import migrations
+
+    async def at_version_2() -> None:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in migrations()[:2]:
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            await conn.execute(
+                "INSERT INTO contacts (caller, employee_id) VALUES ('79161112233', 'ivanov')"
+            )
+        finally:
+            await conn.close()
+
+    async def after() -> tuple[int, str, object]:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            await conn.execute(
+                """INSERT INTO agent_states (agent, state, reason, since, changed_by)
+                   VALUES ('ivanov', 'paused', 'lunch', now(), 'cli')"""
+            )
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(
+                    """INSERT INTO agent_states (agent, state, since)
+                       VALUES ('petrov', 'ringing', now())"""
+                )
+            kept = await conn.fetchval("SELECT count(*) FROM contacts")
+            state = await conn.fetchval("SELECT state FROM agent_states")
+            name = await conn.fetchval("SELECT name FROM schema_migrations WHERE version = 3")
+            return kept, state, name
+        finally:
+            await conn.close()
+
+    asyncio.run(at_version_2())
+    done = migrate(fresh_db)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "schema version 3 (3)"
+    assert asyncio.run(after()) == (1, "paused", "agents")

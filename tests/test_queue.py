@@ -6,8 +6,18 @@ import datetime as dt
 
 import pytest
 
+from switchboard.acd import Acd
 from switchboard.config.company import Company
-from switchboard.engine.actions import Action, Lookup, Play, Ring, StartMoh, StartTimer, StopMoh
+from switchboard.engine.actions import (
+    Action,
+    JoinQueue,
+    Lookup,
+    Play,
+    Ring,
+    StartMoh,
+    StartTimer,
+    StopMoh,
+)
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.events import (
     AgentState,
@@ -16,7 +26,6 @@ from switchboard.engine.events import (
     LegNoAnswer,
     LookupResult,
     PlaybackFinished,
-    QueuePosition,
     TimerFired,
 )
 from tests.helpers import EXAMPLES, company_from, events, example, path, rings, run, step
@@ -96,8 +105,12 @@ def test_a_member_freeing_up_at_95_seconds_is_offered_the_call(centre: Company) 
 def test_the_caller_hears_hold_music_between_announcements(centre: Company) -> None:
     sim = run(centre, caller=NEW_CALLER, agents=ALL_BUSY, hangup_after=50)
     moh = [(t, type(a).__name__) for t, a in sim.actions if isinstance(a, StartMoh | StopMoh)]
-    # music from the start, paused for the announcement at 40 s, back when it ends
-    announcement = centre.prompt_duration("please-hold") + centre.prompt_duration("callback-offer")
+    # music from the start, paused for the announcement at 40 s (the caller is first in
+    # line), back when it ends
+    announcement = sum(
+        centre.prompt_duration(p)
+        for p in ("please-hold", "callback-offer", "position-is", "number:1")
+    )
     assert moh == [
         (0, "StartMoh"),
         (40, "StopMoh"),
@@ -120,12 +133,19 @@ def test_free_members_are_offered_the_call_by_the_department_strategy(centre: Co
     ]
 
 
-def test_announcements_tell_the_position_when_the_runtime_knows_it(centre: Company) -> None:
+def test_announcements_tell_the_position_in_the_runtimes_acd(centre: Company) -> None:
+    acd = Acd.for_company(centre)
+    for agent in ALL_BUSY:
+        acd.device(agent, "in_use", 0.0)
+    acd.join("earlier-1", "support", 0.0)
+    acd.join("earlier-2", "support", 0.5)
     call = CallRun(
         centre,
         CallInfo.from_raw(centre, None, NEW_CALLER),
         dt.datetime(2026, 12, 1, 10, 0, tzinfo=centre.tz),
-        agents={k: "busy" for k in ALL_BUSY},
+        acd=acd,
+        call_key="mine",
+        acd_clock0=1.0,
     )
     actions = call.start()
     # the icm in front asks the contacts table, call history, then the CRM: nobody knows
@@ -133,12 +153,21 @@ def test_announcements_tell_the_position_when_the_runtime_knows_it(centre: Compa
         lookup = next(a for a in actions if isinstance(a, Lookup))
         actions = call.handle(LookupResult(lookup.request_id, None), now)
     assert step_of(call) == "queue"
-    call.handle(QueuePosition(3), 1.0)
+    # the run says it joins the queue; the runtime tells its ACD
+    join = next(a for a in actions if isinstance(a, JoinQueue))
+    assert join == JoinQueue("support")
+    assert not acd.waits("mine")  # the run never writes a shared ACD itself
+    acd.join("mine", join.department, 1.2, join.priority, join.skills, join.widen_after)
     announce = next(a for a in actions if isinstance(a, StartTimer) and a.at == 40.2)
-    played = [a for a in call.handle(TimerFired(announce.timer_id), 40.2) if isinstance(a, Play)]
+    first = call.handle(TimerFired(announce.timer_id), 40.2)
+    played = [a for a in first if isinstance(a, Play)]
     assert played[0].prompts == ("please-hold", "callback-offer", "position-is", "number:3")
     after = call.handle(PlaybackFinished(played[0].playback_id), 47.0)
     assert StartMoh("default") in after
+    acd.leave("earlier-1")  # someone ahead is served: the next announcement says so
+    again = next(a for a in first if isinstance(a, StartTimer) and a.at == 80.2)
+    played = [a for a in call.handle(TimerFired(again.timer_id), 80.2) if isinstance(a, Play)]
+    assert played[0].prompts[-2:] == ("position-is", "number:2")
 
 
 def step_of(call: CallRun) -> str:

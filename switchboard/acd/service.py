@@ -128,7 +128,7 @@ class Acd:
         self.changes: deque[AgentChange] = deque(maxlen=CHANGES_KEPT)  # the latest
         self._change_listeners: list[Callable[[AgentChange], None]] = []
         self.agents: dict[str, Agent] = {}
-        self.skills: dict[str, dict[str, int]] = dict(skills or {})
+        self.skills: dict[str, dict[str, int]] = {}
         self._departments: dict[str, Department] = {}
         self._serves: dict[str, list[str]] = {}  # agent -> departments, config order
         self._lines: dict[str, _Line] = {}
@@ -137,16 +137,32 @@ class Acd:
         self._best: dict[tuple[str, str], int] = {}  # (department, skill) -> best level
         self._random = random.Random(seed)  # noqa: S311 - an order, not a secret
         self._listeners: list[Callable[[str], None]] = []
+        self._configure(departments, skills or {})
+        self.restore(states or {})
+
+    def _configure(
+        self, departments: Iterable[Department], skills: dict[str, dict[str, int]]
+    ) -> None:
+        """Departments and employees (every employee is an agent: one on a call is
+        busy for a department's queue too); agents already known keep their state."""
+        self.skills = dict(skills)
+        self._departments = {}
+        self._serves = {}
+        self._best = {}
+        for employee in skills:
+            self.agents.setdefault(employee, Agent(employee))
         for department in departments:
             self._departments[department.id] = department
-            self._lines[department.id] = _Line()
+            self._lines.setdefault(department.id, _Line())
             for member in department.members:
                 self.agents.setdefault(member, Agent(member))
                 self._serves.setdefault(member, []).append(department.id)
-        for agent_id, (state, reason) in (states or {}).items():
-            agent = self.agents.get(agent_id)
-            if agent is not None and state in ("logged_out", "paused", "available"):
-                agent.state, agent.reason = state, reason
+
+    def reconfigure(self, company: Company) -> None:
+        """A new configuration version: agents keep their states and statistics, calls
+        their places (a department that went away keeps its callers until they leave)."""
+        config = company.config
+        self._configure(config.departments, {e.id: dict(e.skills) for e in config.employees})
 
     @classmethod
     def for_company(
@@ -169,6 +185,14 @@ class Acd:
         resume): what a store keeps, and reports read."""
         self._change_listeners.append(listener)
 
+    def restore(self, states: dict[str, KeptState]) -> None:
+        """The states agents chose before (as kept), read after the ACD was made: each
+        agent known here takes theirs, telling no one (nothing changed for a store)."""
+        for agent_id, (state, reason) in states.items():
+            agent = self.agents.get(agent_id)
+            if agent is not None and state in ("logged_out", "paused", "available"):
+                agent.state, agent.reason = state, reason
+
     def kept_states(self) -> dict[str, KeptState]:
         """Each agent's own state (``available``, ``logged_out`` or ``paused``) and pause
         reason, as a store keeps them."""
@@ -184,6 +208,7 @@ class Acd:
         agent = self._agent(agent_id)
         if agent.state in ("logged_out", "paused"):
             self._set(agent, "available", now, by=by)
+            self._freed(agent, now)
 
     def logout(self, agent_id: str, now: float, by: str = "cli") -> None:
         """Logged out; a call ringing or talking to them goes on, no new one comes."""
@@ -199,14 +224,17 @@ class Acd:
         agent = self._agent(agent_id)
         if agent.state == "paused":
             self._set(agent, "available", now, by=by)
+            self._freed(agent, now)
 
     def device(self, agent_id: str, state: DeviceState, now: float) -> None:
         """Asterisk says what the agent's phone is doing."""
         agent = self.agents.get(agent_id)
         if agent is None or agent.device == state:
             return
+        was_free = agent.free(now)
         agent.device = state
-        self._freed(agent, now)
+        if not was_free:
+            self._freed(agent, now)
 
     # --- agents: what calls do to them ---------------------------------------------------
 
@@ -323,6 +351,14 @@ class Acd:
     def waits(self, call: str) -> bool:
         return call in self._waiting
 
+    def precedes(self, first: str, second: str) -> bool:
+        """Is waiting call ``first`` served before ``second`` (a higher priority, or the
+        same and it came earlier)?  False when either does not wait."""
+        a, b = self._waiting.get(first), self._waiting.get(second)
+        if a is None or b is None:
+            return False
+        return (-a.priority, a.seq) < (-b.priority, b.seq)
+
     def department_of(self, call: str) -> str | None:
         """The department whose queue ``call`` waits in; None when it does not wait."""
         waiting = self._waiting.get(call)
@@ -357,23 +393,33 @@ class Acd:
             return None
         line = self._lines[waiting.department]
         position = self.position(call)
-        logged_in = sum(
-            1
-            for m in self._departments[waiting.department].members
-            if self.agents[m].state != "logged_out"
-        )
+        dep = self._departments.get(waiting.department)
+        members = dep.members if dep is not None else ()
+        logged_in = sum(1 for m in members if self.agents[m].state != "logged_out")
         if line.handle is None or not logged_in or position is None:
             return None
         return math.ceil(position / logged_in) * line.handle
 
     # --- distribution --------------------------------------------------------------------
 
-    def ranked(self, department: str, now: float, call: str | None = None) -> list[list[str]]:
+    def ranked(
+        self, department: str, now: float, call: str | Waiting | None = None
+    ) -> list[list[str]]:
         """The members to ring, free now, tier by tier (lowest penalty first), each in the
-        strategy's order.  With ``call`` waiting in the queue: its skills and rests
-        apply too."""
+        strategy's order.  With ``call`` (waiting in the queue, or what it needs, as
+        the call itself knows it): its skills and rests apply too."""
+        waiting = self._waiting.get(call) if isinstance(call, str) else call
+        return self._tiers(department, now, waiting, True)
+
+    def order(self, department: str, now: float) -> list[list[str]]:
+        """Every member, free or not, tier by tier in the strategy's order: a plain ring
+        of the department (a `dial` node), which skips the busy ones as it goes."""
+        return self._tiers(department, now, None, False)
+
+    def _tiers(
+        self, department: str, now: float, waiting: Waiting | None, only_free: bool
+    ) -> list[list[str]]:
         dep = self._departments[department]
-        waiting = self._waiting.get(call) if call is not None else None
         stage = self._stage(waiting, now)
         candidates: list[tuple[int, int, float, int, str]] = []
         required = waiting.skills if waiting is not None else ()
@@ -381,7 +427,7 @@ class Acd:
         order = self._order(dep)
         for index, member in enumerate(dep.members):
             agent = self.agents[member]
-            if agent.holder is not None or not agent.free(now):
+            if only_free and (agent.holder is not None or not agent.free(now)):
                 continue
             if waiting is not None and waiting.resting.get(member, 0.0) > now:
                 continue
@@ -403,9 +449,12 @@ class Acd:
             tiers[-1].append(member)
         return tiers
 
-    def who_takes(self, agent_id: str, now: float) -> str | None:
+    def who_takes(
+        self, agent_id: str, now: float, accept: Callable[[str], bool] | None = None
+    ) -> str | None:
         """The waiting call to offer a freed agent: the highest priority, then the longest
-        waiting, over every department they serve, that may be offered them now."""
+        waiting, over every department they serve, that may be offered them now (and
+        that ``accept`` takes: the runtime's say, e.g. not while it rings somebody)."""
         agent = self.agents.get(agent_id)
         if agent is None or agent.holder is not None or not agent.free(now):
             return None
@@ -417,10 +466,20 @@ class Acd:
                     best.seq,
                 ):
                     break
-                if self._may_offer(agent_id, waiting, now):
+                if self._may_offer(agent_id, waiting, now) and (
+                    accept is None or accept(waiting.call)
+                ):
                     best = waiting
                     break
         return best.call if best is not None else None
+
+    def tick(self, now: float) -> None:
+        """Wrap-ups that ended by ``now`` end: the agents are available, and told
+        (`on_free`).  The runtime calls it at `next_change`."""
+        for agent in list(self.agents.values()):
+            if agent.state == "wrapup" and agent.wrapup_until <= now:
+                self._set(agent, "available", now)
+                self._freed(agent, now)
 
     def ring_mode(self, department: str) -> RingMode:
         return RING_MODES[self._departments[department].strategy]
@@ -506,21 +565,19 @@ class Acd:
     def _agent(self, agent_id: str) -> Agent:
         agent = self.agents.get(agent_id)
         if agent is None:
-            raise KeyError(f"{agent_id!r} is not a member of any department")
+            raise KeyError(f"no employee {agent_id!r}")
         return agent
 
     def _set(
         self, agent: Agent, state: AgentState, now: float, reason: str = "", by: str = "acd"
     ) -> None:
-        was_free = agent.free(now) and agent.holder is None
+        """A new state (the callers tell `on_free` listeners, once, when it frees them)."""
         agent.state, agent.since, agent.reason = state, now, reason
         if by != "acd":
             change = AgentChange(agent.id, now, state, reason, by)
             self.changes.append(change)
             for listener in self._change_listeners:
                 listener(change)
-        if not was_free:
-            self._freed(agent, now)
 
     def _freed(self, agent: Agent, now: float) -> None:
         """Tell the listeners when ``agent`` is free to offer now."""

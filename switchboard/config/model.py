@@ -396,6 +396,13 @@ class QueueNode(NodeBase):
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None
     overflow: str
     callback: str | None = None
+    # skills an agent needs (templates: "en", "{lang}"; one rendering empty is dropped);
+    # the best levels first, any level after `widen_after` s, anyone after twice that
+    skills: tuple[str, ...] = ()
+    widen_after: PositiveSeconds | None = None
+    # the caller's priority here (a template: "10", "{priority}"); default: the call's
+    # `priority` variable, else the config's `vip:` list, else 0
+    priority: str | None = None
 
     @model_validator(mode="after")
     def _callback_pair(self) -> QueueNode:
@@ -541,5 +548,8 @@ class Config(Section):
     prompts: dict[str, PromptDef] = {}
     greeting: Greeting = Greeting()
     contacts: dict[str, str] = {}  # caller number -> responsible employee id (icm)
+    # caller number -> priority in every queue (higher: offered an agent first; 0 is
+    # everyone else's); a `priority` variable set by `assign` or ICM wins
+    vip: dict[str, Annotated[int, Field(ge=-1000, le=1000)]] = {}
     limits: Limits = Limits()
     scenarios: dict[str, Scenario]

@@ -167,6 +167,7 @@ class _Checker:
             if employee not in employees and self.missing(employee, "employees"):
                 self.error(("contacts", caller), f"unknown employee {employee!r}")
             contacts[normalize(caller, self.plan)] = employee
+        vip = {normalize(caller, self.plan): priority for caller, priority in cfg.vip.items()}
 
         bounds = self._greeting()
         self.company = Company(
@@ -182,6 +183,7 @@ class _Checker:
             lines=lines,
             line_numbers=line_numbers,
             contacts=contacts,
+            vip=vip,
             switch_cases={},
             greeting_bounds=bounds,
             prompt_seconds={name: p.duration for name, p in cfg.prompts.items()},

@@ -59,6 +59,25 @@ class Ring:
     # a queue offer: the employee is held for this call while it rings (no other waiting
     # caller is offered them meanwhile); the runtime answers LegBusy if they are taken
     offer: bool = False
+    # an offer that ends without a conversation: the call does not offer the employee
+    # again for this long (the queue's `retry`), and the ACD knows it
+    rest: float = 0.0
+
+
+@message
+class JoinQueue:
+    """The call waits in ``department``'s queue (the ACD's line): offered agents in
+    priority order, first come first served within a priority."""
+
+    department: str
+    priority: int = 0
+    skills: tuple[str, ...] = ()  # required, e.g. ("en",)
+    widen_after: float | None = None
+
+
+@message
+class LeaveQueue:
+    """The call no longer waits in a queue (served, overflow, call-back, gone)."""
 
 
 @message
@@ -152,6 +171,8 @@ Action = (
     | StartTimer
     | CancelTimer
     | Ring
+    | JoinQueue
+    | LeaveQueue
     | StopRinging
     | Bridge
     | StartRecording

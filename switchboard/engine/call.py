@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
+from switchboard.acd import Acd, DeviceState
 from switchboard.config.company import Company
 from switchboard.config.model import GotoNode, Node
 from switchboard.engine.actions import (
@@ -22,6 +23,8 @@ from switchboard.engine.actions import (
     Bridge,
     CancelTimer,
     Hangup,
+    JoinQueue,
+    LeaveQueue,
     Play,
     StartTimer,
     StopMoh,
@@ -50,6 +53,14 @@ _FALLBACK_EXITS: Final[dict[str, str]] = {
     "unavailable": "noanswer",
     "holiday": "closed",
     "extension_noanswer": "default",
+}
+
+
+# `AgentStatus` states (simulate's --agent, FastAGI) as the own ACD's phone states
+DEVICE_OF: Final[dict[AgentState, DeviceState]] = {
+    "available": "idle",
+    "busy": "in_use",
+    "offline": "unavailable",
 }
 
 
@@ -111,13 +122,18 @@ class CallRun:
         agents: Mapping[str, AgentState] | None = None,
         start_node: str | None = None,
         *,
-        shared_agents: bool = False,
+        acd: Acd | None = None,
+        call_key: str = "call",
+        acd_clock0: float | None = None,
     ) -> None:
-        """``agents``: who is not free now.  The run keeps its own copy current from the
-        `AgentStatus` events it is fed -- unless ``shared_agents``: then ``agents`` is the
-        runtime's own table, read as it changes and never written here (a runtime
-        with thousands of calls up does not copy it for each, nor tell each of them
-        every change; only the calls waiting in a queue are told, to wake up)."""
+        """``acd``: the runtime's ACD, shared by its calls (who is free, who waits in
+        which queue), which this run reads and never writes: it says what it does in
+        actions (`JoinQueue`, `LeaveQueue`, offers in `Ring`), for the runtime to tell
+        the ACD, under ``call_key``; ``acd_clock0`` is the ACD's clock at the call's
+        start (default: ``started_at`` in epoch seconds).  Without one the run has an
+        ACD of its own (a single call: `simulate`), where ``agents`` says who is not
+        free now and `AgentStatus` events change it, and it applies its own queue
+        actions."""
         chosen = scenario or company.select_scenario(call.called or None, call.line)
         if chosen is None or chosen not in company.config.scenarios:
             raise LookupError(f"no scenario for called number {call.called_raw!r}")
@@ -140,10 +156,11 @@ class CallRun:
         self.answered = False
         self.moh = False
         self.finished = False
-        self._agents: Mapping[str, AgentState] = (
-            agents if shared_agents and agents is not None else dict(agents or {})
-        )
-        self._shared_agents = shared_agents
+        self.call_key = call_key
+        self._acd = acd
+        self._own_acd = acd is None
+        self._agents = dict(agents or {})  # the own ACD's phones, made when first needed
+        self._clock0 = started_at.timestamp() if acd_clock0 is None else acd_clock0
         self._timers: set[str] = set()
         self._ids = 0
         self._out: list[Action] = []
@@ -191,9 +208,8 @@ class CallRun:
             self.trace_event("caller hung up")
             self._end("abandoned", "caller hung up", hang_up=False)
             return self._out
-        elif isinstance(event, AgentStatus) and not self._shared_agents:
-            assert isinstance(self._agents, dict)
-            self._agents[event.employee_id] = event.state
+        elif isinstance(event, AgentStatus) and self._own_acd:
+            self.acd.device(event.employee_id, DEVICE_OF[event.state], self.clock)
         elif isinstance(event, QueuePosition):
             self.position = event.position
         activity = self._activity
@@ -232,8 +248,55 @@ class CallRun:
             not self.finished and self._activity is not None and self._activity.takes(employee_id)
         )
 
+    @property
+    def acd(self) -> Acd:
+        """The ACD this run reads (its own one, made the first time it is needed)."""
+        if self._acd is None:
+            self._acd = Acd.for_company(self.company)
+            for employee, state in self._agents.items():
+                self._acd.device(employee, DEVICE_OF[state], self.clock)
+        return self._acd
+
+    @property
+    def clock(self) -> float:
+        """The ACD's clock: epoch seconds (virtual ones in `simulate`)."""
+        return self._clock0 + self.now
+
     def agent_state(self, employee_id: str) -> AgentState:
-        return self._agents.get(employee_id, "available")
+        acd = self.acd
+        if acd.free(employee_id, self.clock):
+            return "available"
+        agent = acd.agents.get(employee_id)
+        if agent is not None and (
+            agent.device == "unavailable" or agent.state in ("logged_out", "paused")
+        ):
+            return "offline"
+        return "busy"
+
+    def join_queue(self, join: JoinQueue) -> None:
+        """The call waits in a queue: the runtime tells its ACD (an own one, at once)."""
+        self._out.append(join)
+        if self._own_acd:
+            self.acd.join(
+                self.call_key, join.department, self.clock, join.priority, join.skills,
+                join.widen_after,
+            )  # fmt: skip
+
+    def leave_queue(self) -> None:
+        self._out.append(LeaveQueue())
+        if self._own_acd and self._acd is not None:
+            self._acd.leave(self.call_key)
+
+    @property
+    def connected_department(self) -> str | None:
+        """The department whose member is talking to the caller (None: an employee dialled
+        directly, or not connected)."""
+        return self._connected[2] if self._connected is not None else None
+
+    def queue_position(self) -> int | None:
+        """1 for the next caller to be offered an agent; None when not waiting (or the
+        runtime has not yet told its ACD: then the last `QueuePosition` it sent)."""
+        return self.acd.position(self.call_key) or self.position
 
     def ensure_answered(self) -> None:
         if not self.answered:

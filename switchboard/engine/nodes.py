@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from switchboard.acd import Waiting
 from switchboard.config.model import (
     AssignNode,
     CallbackNode,
@@ -32,6 +33,7 @@ from switchboard.config.model import (
 )
 from switchboard.engine.actions import (
     ContinueInDialplan,
+    JoinQueue,
     Lookup,
     Notify,
     RequestCallback,
@@ -333,9 +335,20 @@ def ring_target(run: CallRun, kind: str, ident: str, ring_timeout: float | None)
     """A ring attempt on an employee (desk, then mobile) or a department (its strategy)."""
     if kind == "department":
         dep = run.company.departments[ident]
+        members = members_of(run, kind, ident)
+        if dep.penalties or dep.strategy not in ("all_at_once", "one_by_one", "cascade"):
+            # the ACD's order: tiers, then the strategy's statistics (busy members too:
+            # the attempt skips them as it goes)
+            employees = run.company.employees
+            members = tuple(
+                Member(employees[m])
+                for tier in run.acd.order(ident, run.clock)
+                for m in tier
+                if m in employees
+            )
         return RingAttempt(
             run,
-            members_of(run, kind, ident),
+            members,
             dep.strategy,
             dep.ring_delay,
             ring_timeout or dep.ring_timeout,
@@ -397,15 +410,51 @@ class QueueActivity(Activity):
         # it (no answer, busy, failed) rests `retry` seconds, whatever the pool says
         self.resting: dict[str, float] = {}
         self.retry = node.retry if node.retry is not None else self.department.retry
+        self.need: Waiting | None = None  # what the call needs of an agent, for the ACD
 
     def enter(self) -> str | None:
-        self.run.ensure_answered()
+        run = self.run
+        run.ensure_answered()
         self._moh_on()
-        self.max_timer = self.run.start_timer(self.node.max_wait)
+        self.max_timer = run.start_timer(self.node.max_wait)
         if self.node.announce_every > 0:
-            self.announce_timer = self.run.start_timer(self.node.announce_every)
+            self.announce_timer = run.start_timer(self.node.announce_every)
+        join = JoinQueue(
+            self.department.id, self._priority(), self._skills(), self.node.widen_after
+        )
+        self.need = Waiting(
+            run.call_key, join.department, join.priority, 0, run.clock, join.skills,
+            join.widen_after,
+        )  # fmt: skip
+        run.join_queue(join)
+        details: dict[str, object] = {"priority": join.priority} if join.priority else {}
+        if join.skills:
+            details["skills"] = list(join.skills)
+        if details:
+            run.trace_event("queued", **details)
         self._offer()
         return None
+
+    def _priority(self) -> int:
+        """The caller's priority here: the node's `priority`, else the call's `priority`
+        variable, else the `vip:` list, else 0 (text that is not a number counts 0)."""
+        run = self.run
+        if self.node.priority is not None:
+            text = run.render(self.node.priority)
+        elif "priority" in run.vars:
+            text = run.vars["priority"]
+        else:
+            return run.company.vip.get(run.call.caller, 0)
+        try:
+            return max(-1000, min(1000, int(text.strip())))
+        except ValueError:
+            run.trace_event("priority ignored", value=text[:40])
+            return 0
+
+    def _skills(self) -> tuple[str, ...]:
+        run = self.run
+        rendered = (run.render(skill).strip() for skill in self.node.skills)
+        return tuple(dict.fromkeys(skill for skill in rendered if skill))
 
     def handle(self, event: Event) -> str | None:
         run = self.run
@@ -465,11 +514,18 @@ class QueueActivity(Activity):
         run.stop_moh()
         prompt = self.node.announce_prompt
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if self.node.announce_position and run.position is not None:
-            prompts += ["position-is", f"number:{run.position}"]
+        position = run.queue_position()
+        if self.node.announce_position and position is not None:
+            prompts += ["position-is", f"number:{position}"]
         run.stop_playback(self.announcement)
         self.announcement = run.play(prompts)
-        run.trace_event("announce", n=self.announcements)
+        estimate = run.acd.estimate(run.call_key)
+        if estimate is not None:
+            run.trace_event(
+                "announce", n=self.announcements, position=position, estimate=round(estimate)
+            )
+        else:
+            run.trace_event("announce", n=self.announcements, position=position)
 
     def _rests(self, employee_id: str) -> bool:
         """Was ``employee_id`` rung for this call less than `retry` seconds ago?"""
@@ -483,12 +539,15 @@ class QueueActivity(Activity):
 
     def _offer(self) -> None:
         run = self.run
+        employees = run.company.employees
+        tiers = run.acd.ranked(self.department.id, run.clock, self.need)
+        if self.department.strategy == "all_at_once" and tiers:
+            tiers = tiers[:1]  # ringall rings the free members of the best tier
         free = [
-            Member(run.company.employees[m])
-            for m in self.department.members
-            if m in run.company.employees
-            and run.agent_state(m) == "available"
-            and not self._rests(m)
+            Member(employees[m])
+            for tier in tiers
+            for m in tier
+            if m in employees and not self._rests(m)
         ]
         if not free:
             if self.resting and self.retry_timer is None:
@@ -502,6 +561,7 @@ class QueueActivity(Activity):
             self.department.ring_delay,
             self.department.ring_timeout,
             offer=True,
+            rest=self.retry,
         )
         outcome = self._result(self.ringing.start())
         assert outcome is None
@@ -531,6 +591,9 @@ class QueueActivity(Activity):
         self.announcement = None
         run.stop_moh()
         self.listening = False
+        if self.need is not None:
+            self.need = None
+            run.leave_queue()
 
     def _remember_department(self) -> None:
         """Leaving by either exit: a `callback` node further on (with no `department:` of

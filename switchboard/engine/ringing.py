@@ -86,9 +86,11 @@ class RingAttempt:
         ring_delay: float,
         ring_timeout: float,
         offer: bool = False,  # a queue's offer: see `Ring.offer`
+        rest: float = 0.0,  # see `Ring.rest`
     ) -> None:
         self._run = run
         self._offer = offer
+        self._rest = rest
         self._all = members
         # the members started so far (rung, or tried): a thousand-member department whose
         # first free member answers costs one state, not a thousand
@@ -271,6 +273,7 @@ class RingAttempt:
                 confirm=device != "desk",
                 timeout=self._timeout,
                 offer=self._offer,
+                rest=self._rest,
             )
         )
         self._run.trace_event("ring", agent=state.member.name, device=device, leg=leg_id)
