@@ -8,15 +8,19 @@ ups) is in seconds of the `switchboard.clock.Clock` it is given.
 Modules: `simulator` (the Python API), `server` (ARI routes, auth, request
 log, the ``/_sim`` control API), `pbx` (state changes and who hears which
 event), `model` (resources and their ARI snapshots), `events` (event
-builders), `applications` (Stasis apps, websockets, event filters), `script`
-(endpoint and caller behaviour), `spec` (the ARI spec as data, validation).
+builders), `applications` (Stasis apps, websockets, event filters), `devices`
+(device states and their aggregation), `script` (endpoint and caller
+behaviour), `spec` (the ARI spec as data, validation).
 
 What is modelled, and from where
 ================================
 
 Sources: the Asterisk source (``res/ari/resource_channels.c``,
 ``res/stasis/control.c``, ``main/bridge_channel.c``, ``main/channel.c``,
-``res/res_stasis_playback.c``), the 22.10.1 ``rest-api`` JSON (a copy in
+``res/res_stasis_playback.c``, ``main/devicestate.c``,
+``channels/chan_pjsip.c``, ``res/res_stasis_device_state.c``,
+``res/ari/resource_device_states.c``, ``res/ari/resource_applications.c``,
+``res/res_stasis.c``, ``apps/app_dial.c``), the 22.10.1 ``rest-api`` JSON (a copy in
 ``asterisk_sim/ari_spec``), and reports on node-ari-client issues #92, #96, #148
 (create+dial behaviour) and the Asterisk wiki's event examples.
 
@@ -29,7 +33,8 @@ app.  No app connected: ``Stasis()`` fails as in Asterisk; the channel is
 kept with ``stasis_failed`` (the dialplan's fallback), no event is sent.
 
 Answer: ``ChannelStateChange`` Ring -> Up.  ``/ring``, ``/hold``, ``/mute``,
-``/silence``, ``/progress`` change nothing visible.
+``/silence``, ``/progress`` send no event; ``/hold`` (and ``/ring``,
+``/progress``) do change a PJSIP channel's device state (see Device states).
 
 ``POST /channels/create`` (resource_channels.c, ast_ari_channels_create):
 the channel is created ``Down``; ``ari_channel_thread`` then runs
@@ -130,7 +135,82 @@ then closed.  An app stays registered (filter, subscriptions) while its
 websocket is away; events for it are dropped, calls stay in Stasis.
 ``PUT eventFilter`` follows the spec's rules (disallowed wins; empty allowed
 allows all) and applies to every later event.  A restart forgets all apps
-and channel names count from ``-00000001`` again (ids never repeat).
+and channel names count from ``-00000001`` again (ids never repeat); the
+``Stasis:`` device states stay (astdb; res_stasis_device_state.c,
+populate_cache), and so do the endpoints' scripts and registrations.
+
+Device states (``devices``, `Pbx.compute_device_state`):
+
+1. ``PJSIP/<endpoint>`` is computed as chan_pjsip.c's
+   ``chan_pjsip_devicestate``: INVALID for an endpoint the simulator does not
+   have (not the trunk, not scripted or (un)registered, no channel ever made
+   on it); with no channel on it NOT_INUSE, or UNAVAILABLE when it has no
+   contact (scripted ``offline``, or ``unregister_endpoint`` / ``POST
+   /_sim/endpoints/{tech}/{resource}/unregister``); with channels, their
+   aggregate -- even while unregistered -- each channel counting as
+   ``ast_state_chan2dev`` of its state (Down NOT_INUSE, Ring and Up INUSE,
+   Ringing RINGING) or ONHOLD while held (``POST /channels/{id}/hold``:
+   control.c, app_control_hold -> chan_pjsip_indicate, chan_pjsip_add_hold).
+   The aggregate (main/devicestate.c, ``ast_devstate_aggregate_add``):
+   ringing together with in use/on hold/busy is RINGINUSE, otherwise the
+   highest of RINGINUSE > BUSY > INUSE > RINGING > ONHOLD > NOT_INUSE >
+   UNAVAILABLE.  The channels of a device are those named ``<device>-...``
+   (main/channel.c, ast_setstate), so ``PJSIP/x@trunk`` counts in
+   ``PJSIP/trunk``.  ``device_state_busy_at`` is 0 (never BUSY).
+   ``Local/exten@ctx`` follows main/core_local.c's ``local_devicestate``;
+   ``DAHDI/n`` and any state a driver calls UNKNOWN,
+   ``ast_parse_device_state``; another technology, or a name with neither
+   ``/`` nor ``:``, INVALID; ``Stasis:x`` the value PUT; ``Custom:x``
+   UNKNOWN.
+2. When it is re-evaluated: a channel's state changes (ast_setstate) or the
+   channel goes (its destructor); chan_pjsip_indicate on a PJSIP channel
+   (HOLD, UNHOLD, RINGING -- ``/ring``, a ``Dial()``'s ringback to its
+   caller -- PROGRESS); the endpoint goes online/offline
+   (res_pjsip/pjsip_configuration.c, ast_sip_persistent_endpoint_update_state).
+   A new channel does not re-evaluate it (a created, Down one would not change
+   it; an inbound Ring one is seen at its first indication or answer).  DAHDI
+   channels do not cache (chan_dahdi.c, AST_FLAG_DISABLE_DEVSTATE_CACHE):
+   never published.
+3. Publication (main/devicestate.c, ``ast_publish_device_state_full``): only a
+   state different from the cached one is published; the cache starts with
+   every endpoint's state as chan_pjsip's load computes it (an endpoint the
+   simulator meets later counts as configured that way from the start).
+   ``GET /deviceStates/{name}`` (resource_device_states.c,
+   ``ast_device_state``) answers the cached state, else computes one: always
+   200, ``INVALID`` for what does not exist.  The name is one path segment
+   (res_ari.c, ast_ari_invoke splits, then decodes): ``PJSIP%2F201``; an
+   unencoded ``/deviceStates/PJSIP/201`` is 404 ``Resource not found``.
+   ``GET /deviceStates`` lists only the ``Stasis:`` devices set over ARI.
+   ``PUT``/``DELETE`` only ``Stasis:`` devices (res_stasis_device_state.c):
+   409 ``Uncontrolled device specified``, 404 ``Device name is missing``, an
+   unknown value 500 ``Unknown device``; PUT publishes the state, DELETE
+   clears the cache and publishes nothing.
+4. ``POST /applications/{app}/subscription?eventSource=deviceState:<name>``
+   (resource_applications.c -> res_stasis.c app_subscribe ->
+   res_stasis_device_state.c): always succeeds -- ``find_device_state`` makes
+   a subscription for any name, so a device that does not exist is 200 and
+   listed in ``device_names``; ``deviceState:`` alone, or connecting a new app
+   with ``subscribeAll=true`` (res_stasis.c, __stasis_app_register), is every
+   device (``__AST_DEVICE_STATE_ALL_TOPIC``).  Each subscription hearing a
+   published state sends ``DeviceStateChanged {device_state: {name, state}}``
+   (device_state_cb -> send_device_state; the topic matches names in any
+   case, so ``PJSIP/201`` and ``pjsip/201`` are two subscriptions and two
+   events); nothing is sent on subscribing.  ``DELETE`` of a source not
+   subscribed is 422 ``Event source was not subscribed to``
+   (app_unsubscribe), for every scheme; subscription errors say ``Event source
+   does not exist`` (422), ``Application not found`` (404), ``Missing
+   parameter eventSource`` (400).  Endpoint subscriptions get no
+   ``EndpointStateChange`` (not modelled).
+5. A phone's own call (`AsteriskSimulator.call_from`, ``POST
+   /_sim/endpoints/{tech}/{resource}/call``): a ``PJSIP/201-...`` channel in
+   ``Ring`` (chan_pjsip_incoming_request) that never enters Stasis; without
+   ``to`` the dialplan answers it at once, with ``to`` it runs ``Dial(to)``
+   (app_dial.c): the callee rings and answers by its `EndpointScript`, its
+   Dial events name the caller, its ringing is indicated to the caller, the
+   caller is answered when it answers (main/features.c, pre_bridge_setup);
+   either hanging up ends both; an offline callee ends the call with cause 3
+   (chan_pjsip_request, AST_CAUSE_NO_ROUTE_DESTINATION), a refusing one with
+   its cause.  Subscribers to the devices see INUSE/RINGING and back.
 
 Auth: HTTP Basic or ``?api_key=user:pass``; otherwise 401.  Unknown routes
 404 ``{"message": "Resource not found"}``, wrong method 405.  ``409 Channel

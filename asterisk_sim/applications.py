@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from asterisk_sim.devices import DEVICE_STATE_ALL
 from asterisk_sim.model import Json
 
 
@@ -50,6 +51,22 @@ class Application:
         if event_type in self.disallowed:
             return False
         return not self.allowed or event_type in self.allowed
+
+    def subscribed_to_device(self, name: str) -> bool:
+        """res_stasis_device_state.c, is_subscribed_device_state: subscribed to every
+        device, or by exactly this name (the subscriptions compare with strcmp)."""
+        return DEVICE_STATE_ALL in self.device_names or name in self.device_names
+
+    def device_subscriptions(self, device: str) -> int:
+        """How many of the application's device subscriptions hear ``device``: each is a
+        stasis subscription of its own (subscribe_device_state) and sends its own
+        ``DeviceStateChanged``; one by name hears the device's topic, which the topic
+        pool looks up case-insensitively (main/stasis.c, topic_pool_entry_cmp), and the
+        one to every device hears them all."""
+        wanted = device.lower()
+        return sum(
+            1 for name in self.device_names if name == DEVICE_STATE_ALL or name.lower() == wanted
+        )
 
     def set_filter(self, allowed: list[str] | None, disallowed: list[str] | None) -> None:
         """Apply ``PUT eventFilter``: a list not given is left as it was."""
@@ -128,7 +145,14 @@ class ApplicationRegistry:
         """
         self.connections.append(connection)
         for name in connection.apps:
-            app = self.apps.setdefault(name, Application(name))
+            app = self.apps.get(name)
+            if app is None:
+                app = self.apps[name] = Application(name)
+                if connection.subscribe_all:
+                    # res_stasis.c, __stasis_app_register: an application created with
+                    # subscribeAll is subscribed to every event source, device states
+                    # included (res_stasis_device_state.c, subscribe_device_state(app, NULL))
+                    app.device_names.add(DEVICE_STATE_ALL)
             old = app.connection
             app.connection = connection
             app.connected_order = next(self._order)

@@ -78,9 +78,20 @@ def channel_varset(channel: Channel, variable: str, value: str) -> Json:
     }
 
 
-def dial(peer: Channel, dialstatus: str, *, dialstring: str | None = None) -> Json:
-    """A ``Dial`` event of an ARI-dialled channel: Asterisk never names a caller there."""
-    event: Json = {"type": "Dial", "peer": peer.snapshot()}
+def dial(
+    peer: Channel,
+    dialstatus: str,
+    *,
+    dialstring: str | None = None,
+    caller: Channel | None = None,
+) -> Json:
+    """A ``Dial`` event.  An ARI-dialled or originated channel has no caller (Asterisk
+    passes NULL); the dialplan's ``Dial()`` names the calling channel (app_dial.c,
+    ast_channel_publish_dial(chan, peer, ...))."""
+    event: Json = {"type": "Dial"}
+    if caller is not None:
+        event["caller"] = caller.snapshot()
+    event["peer"] = peer.snapshot()
     if dialstring:
         event["dialstring"] = dialstring
     event["dialstatus"] = dialstatus
@@ -131,6 +142,12 @@ def bridge_created(bridge: Bridge) -> Json:
 
 def bridge_destroyed(bridge: Bridge) -> Json:
     return {"type": "BridgeDestroyed", "bridge": bridge.snapshot()}
+
+
+def device_state_changed(name: str, state: str) -> Json:
+    """res_stasis_device_state.c, send_device_state: ``{type, application, timestamp,
+    device_state: {name, state}}`` (app_send adds ``asterisk_id``)."""
+    return {"type": "DeviceStateChanged", "device_state": {"name": name, "state": state}}
 
 
 def application_replaced() -> Json:

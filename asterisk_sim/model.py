@@ -22,6 +22,7 @@ RING = "Ring"
 RINGING = "Ringing"
 UP = "Up"
 
+NO_ROUTE_DESTINATION = 3
 NORMAL_CLEARING = 16
 USER_BUSY = 17
 NO_ANSWER = 19
@@ -159,6 +160,8 @@ class Channel:
     dialstring: str = ""
     dialed: bool = False
     local_peer_id: str | None = None
+    dial_peer_id: str | None = None  # the other party of a call the dialplan's Dial() made
+    on_hold: bool = False  # indicated HOLD (chan_pjsip's pjsip_uids_onhold, channel.c's hold state)
     snoop_ids: list[str] = field(default_factory=list)
     answered_at: float | None = None
     destroyed: bool = False
@@ -182,6 +185,13 @@ class Channel:
     @property
     def tech(self) -> str:
         return self.endpoint.partition("/")[0]
+
+    @property
+    def device(self) -> str:
+        """The device whose state the channel counts in: its name up to the last ``-``
+        (main/channel.c, ast_setstate), ``PJSIP/201`` for ``PJSIP/201-0000000a``."""
+        device, dash, _ = self.name.rpartition("-")
+        return device if dash else self.name
 
     def snapshot(self) -> Json:
         """The channel as ARI's ``Channel`` model shows it."""

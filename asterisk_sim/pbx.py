@@ -13,6 +13,13 @@ bridge while one of its channels is in it or after a subscription; and about
 everything when it connected with ``subscribeAll=true``.  ``StasisStart`` and
 ``StasisEnd`` go only to the channel's own application.  The application's
 ``eventFilter`` is applied last.
+
+Device states (the computation is in `asterisk_sim.devices`) are re-evaluated
+where Asterisk queues a device state change -- a channel's state change or
+end, a hold or ringing indication on a PJSIP channel, an endpoint going
+offline or online -- cached, and published as ``DeviceStateChanged`` to the
+applications subscribed to the device only when the state differs from the
+cached one.
 """
 
 from __future__ import annotations
@@ -28,12 +35,13 @@ from typing import Any, Literal
 
 import structlog
 
-from asterisk_sim import events
+from asterisk_sim import devices, events
 from asterisk_sim.applications import Application, ApplicationRegistry
 from asterisk_sim.errors import AllocationFailed, AriError
 from asterisk_sim.model import (
     DOWN,
     NO_ANSWER,
+    NO_ROUTE_DESTINATION,
     NORMAL_CLEARING,
     RING,
     RINGING,
@@ -71,6 +79,7 @@ SECONDS_PER_DIGIT = 0.6
 TONE_SECONDS = 1.0
 BEEP_SECONDS = 0.5
 DEFAULT_TRUNK = "PJSIP/trunk"
+DEFAULT_PHONE_CONTEXT = "from-internal"  # where the phones' own calls run in the dialplan
 RECORDING_FORMATS = frozenset({"wav", "wav16", "gsm", "ulaw", "alaw", "sln", "g722", "ogg"})
 SNOOP_DIRECTIONS = ("none", "both", "out", "in")
 ACTIVE_PLAYBACK = ("queued", "playing", "continuing")
@@ -146,7 +155,12 @@ class Pbx:
         self.bridges: dict[str, Bridge] = {}
         self.playbacks: dict[str, Playback] = {}
         self.recordings: dict[str, LiveRecording] = {}
-        self.device_states: dict[str, str] = {}
+        self.device_states: dict[str, str] = {}  # Stasis: devices set over ARI (astdb)
+        self.registrations: dict[str, bool] = {}  # endpoints (un)registered by the control API
+        self.device_cache: dict[str, str] = {}  # the last published state of each device
+        self._device_channels: dict[str, list[Channel]] = {}  # live channels by device
+        self._channel_endpoints: set[str] = set()  # endpoints channels were made on
+        self._load_device_states()
         self.startup_time = self.timestamp()
 
     # -- time, tasks, notification -----------------------------------------------
@@ -203,7 +217,8 @@ class Pbx:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def reset(self) -> None:
-        """Forget every call, bridge and application (an Asterisk restart).
+        """Forget every call, bridge and application (an Asterisk restart); ``Stasis:``
+        device states stay (astdb).
 
         Channel names count from 1 again (``PJSIP/trunk-00000001`` may come
         back); unique ids do not repeat, their epoch part moves on.
@@ -216,7 +231,10 @@ class Pbx:
         self.bridges = {}
         self.playbacks = {}
         self.recordings = {}
-        self.device_states = {}
+        self.device_cache = {}
+        self._device_channels = {}
+        self._channel_endpoints = set()
+        self._load_device_states()
         self.startup_time = self.timestamp()
         self.changed()
 
@@ -387,7 +405,11 @@ class Pbx:
             direction=direction,
             protocol_id=str(uuid.uuid4()) if endpoint.startswith("PJSIP/") else "",
         )
+        self._configured(channel.device)
         self.channels[channel.id] = channel
+        self._device_channels.setdefault(channel.device, []).append(channel)
+        if channel.tech in ("PJSIP", "SIP", "DAHDI"):
+            self._channel_endpoints.add(endpoint)
         self.emit(events.channel_created(channel))
         return channel
 
@@ -479,16 +501,33 @@ class Pbx:
             return
         channel.state = state
         self.emit(events.channel_state_change(channel), channels=[channel])
+        self.devstate_changed(channel)  # main/channel.c, ast_setstate
         peer = self.live_channel(channel.local_peer_id or "")
         if peer is not None and peer.state != state:
             peer.state = state
             self.emit(events.channel_state_change(peer), channels=[peer])
+            self.devstate_changed(peer)
+
+    def _dialled_by(self, channel: Channel) -> Channel | None:
+        """The channel whose dialplan ``Dial()`` called ``channel``, if one did."""
+        if channel.direction != "outbound":
+            return None
+        return self.live_channel(channel.dial_peer_id or "")
+
+    def _dial_event(self, channel: Channel, status: str) -> None:
+        caller = self._dialled_by(channel)
+        self.emit(events.dial(channel, status, caller=caller), channels=[channel])
 
     def far_end_ringing(self, channel: Channel) -> None:
         if not channel.live:
             return
         self._set_state(channel, RINGING)
-        self.emit(events.dial(channel, "RINGING"), channels=[channel])
+        self._dial_event(channel, "RINGING")
+        caller = self._dialled_by(channel)
+        if caller is not None:
+            # app_dial.c, wait_for_answer: ast_indicate(in, AST_CONTROL_RINGING) -- and
+            # chan_pjsip_indicate then re-evaluates the caller's device
+            self.indicate(caller, "ringing")
         self.changed()
 
     def far_end_answer(self, channel: Channel) -> None:
@@ -496,7 +535,7 @@ class Pbx:
             return
         self._set_state(channel, UP)
         channel.answered_at = self.now()
-        self.emit(events.dial(channel, "ANSWER"), channels=[channel])
+        self._dial_event(channel, "ANSWER")
         self.changed()
 
     def dial_failed(self, channel: Channel, status: str, cause: int) -> None:
@@ -523,7 +562,7 @@ class Pbx:
             self.far_end_hangup(channel, cause)
             return
         self.emit(events.channel_hangup_request(channel, cause), channels=[channel])
-        self.emit(events.dial(channel, status), channels=[channel])
+        self._dial_event(channel, status)
         self.destroy(channel, cause)
 
     def dial_timed_out(self, channel: Channel) -> None:
@@ -589,7 +628,14 @@ class Pbx:
         channel.subscribers.clear()
         for app in self.registry.apps.values():
             app.channel_ids.discard(channel.id)
-        for linked_id in [channel.local_peer_id, *channel.snoop_ids]:
+        # chan_pjsip_session_end drops the channel from the hold list; the channel's
+        # destructor queues a state change of its device (main/channel.c)
+        channel.on_hold = False
+        on_device = self._device_channels.get(channel.device, [])
+        if channel in on_device:
+            on_device.remove(channel)
+        self.devstate_changed(channel)
+        for linked_id in [channel.local_peer_id, channel.dial_peer_id, *channel.snoop_ids]:
             linked = self.live_channel(linked_id or "")
             if linked is not None:
                 self.far_end_hangup(linked, cause)
@@ -629,7 +675,7 @@ class Pbx:
             raise AriError(400, "Invalid endpoint specified") from None
         self._check_new_id(channel_id)
         self._check_new_id(other_channel_id)
-        if tech != "Local" and self.script_for(endpoint).kind == "offline":
+        if tech != "Local" and self.endpoint_offline(endpoint):
             # chan_pjsip cannot make a channel to an endpoint with no contact: ast_request
             # fails, and create/originate answer ast_ari_response_alloc_failed
             raise AllocationFailed
@@ -1188,52 +1234,75 @@ class Pbx:
         }
 
     def subscribe(self, app: Application, source: str) -> None:
+        """One ``eventSource`` of ``POST /applications/{app}/subscription`` (res_stasis.c,
+        app_subscribe: the source's ``find`` failing is 422 ``Event source does not
+        exist``, resource_applications.c).
+
+        ``deviceState:<name>`` never fails: res_stasis_device_state.c's
+        ``find_device_state`` makes a subscription object for any name, a device
+        that does not exist included, and ``deviceState:`` with no name subscribes
+        to every device (``DEVICE_STATE_ALL``); subscribing again by the same name,
+        or by any name while subscribed to every device, changes nothing
+        (subscribe_device_state).
+        """
         scheme, _, ident = source.partition(":")
         match scheme:
             case "channel":
                 channel = self.live_channel(ident)
                 if channel is None:
-                    raise AriError(422, "Event source does not exist.")
+                    raise AriError(422, "Event source does not exist")
                 channel.subscribers.add(app.name)
                 app.channel_ids.add(ident)
             case "bridge":
                 bridge = self.live_bridge(ident)
                 if bridge is None:
-                    raise AriError(422, "Event source does not exist.")
+                    raise AriError(422, "Event source does not exist")
                 bridge.subscribers.add(app.name)
                 app.bridge_ids.add(ident)
             case "endpoint":
                 if not ident or ("/" in ident and self.endpoint_json(ident) is None):
-                    raise AriError(422, "Event source does not exist.")
+                    raise AriError(422, "Event source does not exist")
                 app.endpoint_ids.add(ident)
             case "deviceState":
-                app.device_names.add(ident)
+                if not app.subscribed_to_device(ident or devices.DEVICE_STATE_ALL):
+                    app.device_names.add(ident or devices.DEVICE_STATE_ALL)
             case _:
                 raise AriError(400, "Invalid event source URI scheme")
         self.changed()
 
     def unsubscribe(self, app: Application, source: str) -> None:
+        """One ``eventSource`` of ``DELETE /applications/{app}/subscription``: a source the
+        application is not subscribed to is 422 ``Event source was not subscribed to``
+        (res_stasis.c, app_unsubscribe: ``is_subscribed`` fails ->
+        STASIS_ASR_EVENT_SOURCE_NOT_FOUND; resource_applications.c).  A device counts
+        as subscribed when the application hears every device; then only a
+        subscription by that very name is removed (res_stasis_device_state.c,
+        is_subscribed_device_state, unsubscribe_device_state)."""
         scheme, _, ident = source.partition(":")
         match scheme:
             case "channel":
                 if ident not in app.channel_ids:
-                    raise AriError(409, "Application not subscribed to event source.")
+                    raise AriError(422, "Event source was not subscribed to")
                 app.channel_ids.discard(ident)
                 channel = self.live_channel(ident)
                 if channel is not None and channel.stasis_app != app.name:
                     channel.subscribers.discard(app.name)
             case "bridge":
                 if ident not in app.bridge_ids:
-                    raise AriError(409, "Application not subscribed to event source.")
+                    raise AriError(422, "Event source was not subscribed to")
                 app.bridge_ids.discard(ident)
                 bridge = self.bridges.get(ident)
                 if bridge is not None:
                     bridge.subscribers.discard(app.name)
-            case "endpoint" | "deviceState":
-                names = app.endpoint_ids if scheme == "endpoint" else app.device_names
-                if ident not in names:
-                    raise AriError(409, "Application not subscribed to event source.")
-                names.discard(ident)
+            case "endpoint":
+                if ident not in app.endpoint_ids:
+                    raise AriError(422, "Event source was not subscribed to")
+                app.endpoint_ids.discard(ident)
+            case "deviceState":
+                name = ident or devices.DEVICE_STATE_ALL
+                if not app.subscribed_to_device(name):
+                    raise AriError(422, "Event source was not subscribed to")
+                app.device_names.discard(name)
             case _:
                 raise AriError(400, "Invalid event source URI scheme")
         self.changed()
@@ -1241,37 +1310,341 @@ class Pbx:
     # -- endpoints and device states ---------------------------------------------------------------
 
     def endpoint_names(self) -> list[str]:
-        names = {DEFAULT_TRUNK, *self.endpoint_scripts}
-        names |= {c.endpoint for c in self.channels.values() if c.tech in ("PJSIP", "SIP", "DAHDI")}
+        """The endpoints the simulated Asterisk has: the trunk, every scripted or
+        (un)registered one, and every one a channel was made on since the (re)start."""
+        names = {DEFAULT_TRUNK, *self.endpoint_scripts, *self.registrations}
+        names |= self._channel_endpoints
         return sorted(names)
+
+    def endpoint_offline(self, endpoint: str) -> bool:
+        """No contact to call: scripted ``offline``, or unregistered (`set_registered`)."""
+        if self.script_for(endpoint).kind == "offline":
+            return True
+        return self.registrations.get(self._endpoint_device(endpoint)) is False
+
+    @staticmethod
+    def _endpoint_device(endpoint: str) -> str:
+        """``PJSIP/201`` for ``PJSIP/201``, ``PJSIP/trunk`` for ``PJSIP/7916...@trunk``."""
+        tech, _, resource = endpoint.partition("/")
+        if tech in ("PJSIP", "SIP"):
+            resource = resource.rpartition("@")[2]
+        return f"{tech}/{resource}"
 
     def endpoint_json(self, endpoint: str) -> Json | None:
         if endpoint not in self.endpoint_names():
             return None
         tech, resource = parse_endpoint(endpoint)
-        offline = self.script_for(endpoint).kind == "offline"
         return {
             "technology": tech,
             "resource": resource,
-            "state": "offline" if offline else "online",
+            "state": "offline" if self.endpoint_offline(endpoint) else "online",
             "channel_ids": [
                 c.id for c in self.channels.values() if c.live and c.endpoint == endpoint
             ],
         }
 
+    def script_endpoint(self, endpoint: str, script: EndpointScript) -> None:
+        """How ``endpoint`` behaves when dialled.  ``offline`` is an endpoint with no
+        contact: scripting a known endpoint ``offline`` (or back) changes its device
+        state as `set_registered` does; a new endpoint is configured so from the start."""
+        self.endpoint_scripts[endpoint] = script
+        self._endpoint_state_maybe_changed(endpoint)
+        self.changed()
+
+    def set_registered(self, endpoint: str, registered: bool) -> None:
+        """The phone at ``endpoint`` registers (has a contact) or unregisters (has none).
+
+        res_pjsip/pjsip_options.c: an endpoint is online while one of its AORs has
+        an available contact, offline otherwise; on a change
+        ``ast_sip_persistent_endpoint_update_state`` (res_pjsip/pjsip_configuration.c)
+        sets the endpoint's state and queues a state change of ``PJSIP/<endpoint>``
+        (``ast_devstate_changed``).  An offline endpoint cannot be called (create and
+        originate answer 500 ``Allocation failed``; a dialplan ``Dial()`` fails).
+        An endpoint the simulator did not know yet is configured so from the start
+        (no state change).
+        """
+        parse_endpoint(endpoint)
+        self.registrations[endpoint] = registered
+        self._endpoint_state_maybe_changed(endpoint)
+        self.changed()
+
+    def _endpoint_state_maybe_changed(self, endpoint: str) -> None:
+        device = self._endpoint_device(endpoint)
+        if not device.startswith("PJSIP/"):
+            return
+        if device not in self.device_cache:
+            self._configured(device)  # a new endpoint: as it would have been at load
+            return
+        self.devstate_changed_literal(device)
+
+    # -- device states ------------------------------------------------------------------------
+
+    def _load_device_states(self) -> None:
+        """At load chan_pjsip queues a state change of every endpoint (chan_pjsip.c,
+        load_module -> update_devstate) and res_stasis_device_state.c publishes the
+        ``Stasis:`` states kept in astdb (populate_cache, so they outlive a restart):
+        the cache starts with their states; no application is there to hear them."""
+        for name in self.endpoint_names():
+            self._configured(self._endpoint_device(name))
+        self.device_cache.update(self.device_states)
+
+    def _configured(self, device: str) -> None:
+        """An endpoint the simulator had not seen yet counts as configured from the start:
+        its state is in the cache (as `_load_device_states` puts it) before the change
+        that made it known, so that change is compared with it, not with nothing."""
+        if device in self.device_cache or not device.startswith("PJSIP/"):
+            return
+        resource = device.partition("/")[2]
+        if "@" in resource or "/" in resource or not resource:
+            return
+        self.device_cache[device] = (
+            devices.UNAVAILABLE if self.endpoint_offline(device) else devices.NOT_INUSE
+        )
+
     def device_state(self, name: str) -> str:
-        if name in self.device_states:
-            return self.device_states[name]
-        if name.startswith("Stasis:"):
-            return "UNKNOWN"
-        if name in self.endpoint_scripts and self.endpoint_scripts[name].kind == "offline":
-            return "UNAVAILABLE"
-        legs = [c for c in self.channels.values() if c.live and c.endpoint == name]
-        if any(c.state == UP for c in legs):
-            return "INUSE"
-        if legs:
-            return "RINGING"
-        return "NOT_INUSE" if name in self.endpoint_names() else "UNKNOWN"
+        """``GET /deviceStates/{name}`` (resource_device_states.c -> ``ast_device_state``,
+        main/devicestate.c): the cached state of the device if there is one other than
+        UNKNOWN, else the state computed now (`compute_device_state`)."""
+        cached = self.device_cache.get(name, devices.UNKNOWN)
+        if cached != devices.UNKNOWN:
+            return cached
+        return self.compute_device_state(name)
+
+    def compute_device_state(self, name: str) -> str:
+        """``_ast_device_state(name, 0)`` (main/devicestate.c).
+
+        ``Tech/resource``: the channel driver's ``devicestate`` callback (a
+        technology Asterisk does not have: INVALID), and when that says UNKNOWN,
+        ``ast_parse_device_state``.  ``Provider:name`` (no ``/``): the provider's
+        callback -- ``Stasis:`` (res_stasis_device_state.c: the state stored by
+        ``PUT /deviceStates``), ``Custom:`` (func_devstate.c: astdb, which ARI
+        cannot set: UNKNOWN); another provider, or neither ``/`` nor ``:``: INVALID.
+        """
+        tech, slash, number = name.partition("/")
+        if not slash:
+            provider, colon, address = name.partition(":")
+            if not colon:
+                return devices.INVALID
+            match provider.lower():
+                case "stasis":
+                    return devices.devstate_val(self.device_states.get(f"Stasis:{address}", ""))
+                case "custom":
+                    return devices.UNKNOWN
+                case _:
+                    return devices.INVALID
+        match tech.lower():
+            case "pjsip":
+                state = self._pjsip_devicestate(number)
+            case "local":
+                state = self._local_devicestate(number)
+            case "dahdi":
+                state = devices.UNKNOWN  # chan_dahdi.c, dahdi_devicestate: not an ISDN span
+            case _:
+                return devices.INVALID  # ast_get_channel_tech finds no such driver
+        if state == devices.UNKNOWN:
+            first = next(
+                (c for c in self.channels.values() if c.live and c.name.startswith(f"{name}-")),
+                None,
+            )
+            found = None if first is None else (first.state, first.on_hold)
+            state = devices.parse_device_state(found)
+        return state
+
+    def _pjsip_devicestate(self, resource: str) -> str:
+        """chan_pjsip.c, chan_pjsip_devicestate, for the endpoint ``resource``: its
+        registration, and the state and hold of every channel on it."""
+        endpoint = f"PJSIP/{resource}"
+        known = endpoint in self.device_cache or endpoint in self.endpoint_names()
+        exists = "@" not in resource and "/" not in resource and known
+        return devices.pjsip_devicestate(
+            exists=exists,
+            online=not self.endpoint_offline(endpoint),
+            channels=[(c.state, c.on_hold) for c in self._device_channels.get(endpoint, [])],
+        )
+
+    def _local_devicestate(self, data: str) -> str:
+        """main/core_local.c, local_devicestate: INVALID without ``@context``; INUSE while a
+        Local channel to that exten@context has been called (its ``;2`` half runs the
+        dialplan), NOT_INUSE while one exists or the extension exists -- in the
+        simulator every extension not scripted ``offline``."""
+        exten, at, context = data.partition("@")
+        if not at:
+            return devices.INVALID
+        target = f"Local/{exten}@{context.split('/', 1)[0]}"
+        halves = [
+            c
+            for c in self._device_channels.get(target, [])
+            if c.tech == "Local" and c.name.endswith(";1")
+        ]
+        if any(c.dialed or not c.created_by_ari for c in halves):
+            return devices.INUSE
+        if halves or self.script_for(target).kind != "offline":
+            return devices.NOT_INUSE
+        return devices.INVALID
+
+    def devstate_changed(self, channel: Channel) -> None:
+        """A change on ``channel`` that Asterisk follows with a state change of its device
+        (main/channel.c: ast_setstate, the channel destructor; chan_pjsip_indicate).
+        chan_dahdi's channels do not cache device states
+        (AST_FLAG_DISABLE_DEVSTATE_CACHE): nothing is published for them."""
+        if channel.tech == "DAHDI":
+            return
+        self.devstate_changed_literal(channel.device)
+
+    def devstate_changed_literal(self, device: str) -> None:
+        """``ast_devstate_changed_literal(AST_DEVICE_UNKNOWN, AST_DEVSTATE_CACHABLE, device)``
+        (main/devicestate.c): the state is computed (do_state_change) and published."""
+        self.publish_device_state(device, self.compute_device_state(device))
+
+    def publish_device_state(self, device: str, state: str) -> None:
+        """``ast_publish_device_state_full`` (main/devicestate.c): a state equal to the
+        cached one (UNKNOWN when none is cached) is not published.  A published state
+        becomes the device's aggregate (one Asterisk: ``device_state_aggregate_calc``
+        of a single state) and reaches, as ``DeviceStateChanged``, every application
+        subscribed to the device or to all devices, once per subscription that hears
+        it (res_stasis_device_state.c, device_state_cb -> send_device_state)."""
+        if self.device_cache.get(device, devices.UNKNOWN) == state:
+            return
+        self.device_cache[device] = state
+        event = events.device_state_changed(device, state)
+        for app in sorted(self.registry.apps.values(), key=lambda a: a.name):
+            for _ in range(app.device_subscriptions(device)):
+                self.send(app.name, event)
+        self.changed()
+
+    def set_stasis_device_state(self, name: str, value: str) -> None:
+        """``PUT /deviceStates/{name}`` (res_stasis_device_state.c,
+        stasis_app_device_state_update): only ``Stasis:`` devices (any case), 409
+        ``Uncontrolled device specified``; no name after the scheme, 404 ``Device name
+        is missing``; a value ``ast_devstate_val`` does not know (UNKNOWN too), 500
+        ``Unknown device``.  Stored, then published as that state."""
+        prefix, address = name[: len("Stasis:")], name[len("Stasis:") :]
+        if prefix.lower() != "stasis:":
+            raise AriError(409, "Uncontrolled device specified")
+        if not address:
+            raise AriError(404, "Device name is missing")
+        state = devices.devstate_val(value)
+        if state == devices.UNKNOWN:
+            raise AriError(500, "Unknown device")
+        device = f"Stasis:{address}"
+        self.device_states[device] = state
+        self.publish_device_state(device, state)
+        self.changed()
+
+    def delete_stasis_device_state(self, name: str) -> None:
+        """``DELETE /deviceStates/{name}`` (stasis_app_device_state_delete): 409 and 404 as
+        for PUT; the cached state is cleared (``ast_device_state_clear_cache``; none
+        cached: nothing else happens, 204), the stored one deleted; the state change
+        it then queues computes UNKNOWN, equal to the (now empty) cache: no event."""
+        prefix, address = name[: len("Stasis:")], name[len("Stasis:") :]
+        if prefix.lower() != "stasis:":
+            raise AriError(409, "Uncontrolled device specified")
+        if not address:
+            raise AriError(404, "Device name is missing")
+        device = f"Stasis:{address}"
+        if self.device_cache.pop(device, None) is None:
+            return
+        self.device_states.pop(device, None)
+        self.changed()
+
+    # -- calls the phones make -----------------------------------------------------------------
+
+    def call_from(
+        self,
+        endpoint: str,
+        *,
+        called: str,
+        to: str | None,
+        context: str,
+    ) -> Channel:
+        """The phone at ``endpoint`` makes a call that is not Switchboard's: a channel on
+        that endpoint that never enters Stasis.
+
+        chan_pjsip.c, chan_pjsip_incoming_request: the channel is made in state
+        ``Ring`` (``PJSIP/201-0000000N``) and runs the dialplan at ``context``,
+        ``called`` (``s`` if empty).  Without ``to`` the dialplan answers it
+        itself (``Answer()``, voicemail, a conference): Up at once.  With ``to``
+        (``PJSIP/202``, ``PJSIP/7495...@trunk``) it runs ``Dial(to)`` (app_dial.c,
+        dial_exec_full): the callee is made ``Down`` and behaves as its
+        `EndpointScript` says (``Dial`` events name the caller); its ringing is
+        indicated to the caller (chan_pjsip_indicate re-evaluates the caller's
+        device); when it answers the caller is answered before the two are bridged
+        (main/features.c, pre_bridge_setup); when either hangs up so does the other.
+        A callee that cannot be made (an offline PJSIP endpoint: chan_pjsip_request
+        fails with AST_CAUSE_NO_ROUTE_DESTINATION) or that refuses the call ends
+        the caller's call with that cause (``Dial()`` returns, the dialplan ends).
+        Hang the phone up with `far_end_hangup`.
+        """
+        tech, resource = parse_endpoint(endpoint)
+        if tech != "PJSIP" or (to is not None and parse_endpoint(to)[0] != "PJSIP"):
+            raise ValueError("a phone's call is from and to PJSIP endpoints")
+        number = resource.rpartition("@")[2]
+        caller = self.new_channel(
+            endpoint=endpoint,
+            name=self._channel_name(tech, resource),
+            state=RING,
+            caller=CallerId("", number),
+            dialplan=DialplanLocation(
+                context, called or "s", 1, app_name="Dial" if to else "", app_data=to or ""
+            ),
+            direction="inbound",
+        )
+        if to is None:
+            self._set_state(caller, UP)  # the dialplan's Answer()
+            caller.answered_at = self.now()
+            self.changed()
+            return caller
+        peer_tech, peer_resource = parse_endpoint(to)
+        if self.endpoint_offline(to):
+            self.spawn(self._end_call_soon(caller, NO_ROUTE_DESTINATION), owner=caller)
+            self.changed()
+            return caller
+        peer = self.new_channel(
+            endpoint=to,
+            name=self._channel_name(peer_tech, peer_resource),
+            state=DOWN,
+            caller=CallerId("", number),
+            dialplan=DialplanLocation(context, called or "s", 1),
+            direction="outbound",
+        )
+        peer.dialstring = peer_resource
+        peer.dialed = True
+        caller.dial_peer_id, peer.dial_peer_id = peer.id, caller.id
+        self.emit(events.dial(peer, "", dialstring=peer_resource, caller=caller), channels=[peer])
+
+        def answered(_: Channel) -> None:
+            if caller.live and caller.state != UP:
+                self._set_state(caller, UP)
+                caller.answered_at = self.now()
+                self.changed()
+
+        self._run_endpoint(peer, None, answered)
+        self.changed()
+        return caller
+
+    async def _end_call_soon(self, channel: Channel, cause: int) -> None:
+        await self.clock.sleep(0)
+        self.far_end_hangup(channel, cause)
+
+    # -- indications -----------------------------------------------------------------------
+
+    def hold(self, channel: Channel, on: bool) -> None:
+        """``POST``/``DELETE /channels/{id}/hold`` (control.c, app_control_hold/unhold:
+        ast_indicate HOLD/UNHOLD; no ChannelHold event -- that is ast_queue_hold's).
+        channel.c keeps the hold state; chan_pjsip_indicate adds the channel to (or
+        removes it from) its hold list and queues a state change of its device,
+        which counts it ONHOLD.  (chan_pjsip also starts music on hold on it; not
+        modelled.)"""
+        channel.on_hold = on
+        if channel.tech == "PJSIP":
+            self.devstate_changed(channel)
+        self.changed()
+
+    def indicate(self, channel: Channel, condition: Literal["ringing", "progress"]) -> None:
+        """``ast_indicate`` RINGING or PROGRESS (ARI ``/ring``, ``/progress``, a Dial()'s
+        ringback): chan_pjsip_indicate queues a state change of the endpoint's device."""
+        if channel.live and channel.tech == "PJSIP":
+            self.devstate_changed(channel)
 
     def asterisk_info(self) -> Json:
         return {

@@ -10,8 +10,9 @@ as Asterisk allows, as keys of a JSON body (``variables`` is always the body's).
 
 ``/ari/events`` upgrades to the events websocket.  ``/_sim/...`` (no
 authentication) lets a demo or another process drive the simulated world:
-place calls, press keys, hang up, script endpoints, read the request log and
-the state, drop the websockets, restart Asterisk.
+place calls, press keys, hang up, script endpoints, register and unregister
+them, make a phone call of its own (``/_sim/endpoints/{tech}/{resource}/call``),
+read the request log and the state, drop the websockets, restart Asterisk.
 """
 
 from __future__ import annotations
@@ -40,20 +41,10 @@ from asterisk_sim.model import (
     Json,
     RequestRecord,
 )
-from asterisk_sim.pbx import Pbx
+from asterisk_sim.pbx import DEFAULT_PHONE_CONTEXT, Pbx
 from asterisk_sim.script import DTMF_DIGITS, CallerScript, EndpointScript
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-DEVICE_STATES = (
-    "NOT_INUSE",
-    "INUSE",
-    "BUSY",
-    "INVALID",
-    "UNAVAILABLE",
-    "RINGING",
-    "RINGINUSE",
-    "ONHOLD",
-)
 
 
 def _ok(data: Any, status: int = 200) -> web.Response:
@@ -178,11 +169,11 @@ class AriServer:
             ("DELETE", ch, self.hangup),
             ("POST", f"{ch}/continue", self.continue_in_dialplan),
             ("POST", f"{ch}/answer", self.answer),
-            ("POST", f"{ch}/ring", self.no_op_control),
+            ("POST", f"{ch}/ring", self.indicate),
             ("DELETE", f"{ch}/ring", self.no_op_control),
-            ("POST", f"{ch}/progress", self.no_op_control),
-            ("POST", f"{ch}/hold", self.no_op_control),
-            ("DELETE", f"{ch}/hold", self.no_op_control),
+            ("POST", f"{ch}/progress", self.indicate),
+            ("POST", f"{ch}/hold", self.hold),
+            ("DELETE", f"{ch}/hold", self.hold),
             ("POST", f"{ch}/mute", self.no_op_control),
             ("DELETE", f"{ch}/mute", self.no_op_control),
             ("POST", f"{ch}/silence", self.no_op_control),
@@ -218,9 +209,11 @@ class AriServer:
             ("DELETE", f"{ari}/recordings/live/{{recordingName}}", self.cancel_live),
             ("POST", f"{ari}/recordings/live/{{recordingName}}/stop", self.stop_live),
             ("GET", f"{ari}/deviceStates", self.list_device_states),
-            ("GET", f"{ari}/deviceStates/{{deviceName:.+}}", self.get_device_state),
-            ("PUT", f"{ari}/deviceStates/{{deviceName:.+}}", self.put_device_state),
-            ("DELETE", f"{ari}/deviceStates/{{deviceName:.+}}", self.delete_device_state),
+            # one path segment, decoded after the split (res_ari.c, ast_ari_invoke): a
+            # device name's "/" must come as %2F -- /deviceStates/PJSIP/201 is 404
+            ("GET", f"{ari}/deviceStates/{{deviceName}}", self.get_device_state),
+            ("PUT", f"{ari}/deviceStates/{{deviceName}}", self.put_device_state),
+            ("DELETE", f"{ari}/deviceStates/{{deviceName}}", self.delete_device_state),
             ("GET", f"{ari}/endpoints", self.list_endpoints),
             ("GET", f"{ari}/endpoints/{{tech}}", self.list_endpoints_by_tech),
             ("GET", f"{ari}/endpoints/{{tech}}/{{resource}}", self.get_endpoint),
@@ -233,6 +226,9 @@ class AriServer:
             ("POST", "/_sim/channels/{channelId}/dtmf", self.sim_press),
             ("POST", "/_sim/channels/{channelId}/hangup", self.sim_hangup),
             ("POST", "/_sim/endpoints", self.sim_script_endpoint),
+            ("POST", "/_sim/endpoints/{tech}/{resource}/register", self.sim_register),
+            ("POST", "/_sim/endpoints/{tech}/{resource}/unregister", self.sim_register),
+            ("POST", "/_sim/endpoints/{tech}/{resource}/call", self.sim_call_from),
             ("GET", "/_sim/requests", self.sim_requests),
             ("GET", "/_sim/state", self.sim_state),
             ("POST", "/_sim/drop", self.sim_drop),
@@ -548,8 +544,20 @@ class AriServer:
         return _no_content()
 
     async def no_op_control(self, request: web.Request) -> web.StreamResponse:
-        """Indications with no effect on the simulated far end (ring, hold, mute, silence)."""
+        """Indications with no effect on the simulated far end (ring stop, mute, silence)."""
         self._control_in_state(request)
+        return _no_content()
+
+    async def indicate(self, request: web.Request) -> web.StreamResponse:
+        """``/ring``, ``/progress``: nothing the far end shows, but chan_pjsip_indicate
+        re-evaluates the device state of a PJSIP channel's endpoint."""
+        channel = self._control_in_state(request)
+        self.pbx.indicate(channel, "ringing" if request.path.endswith("/ring") else "progress")
+        return _no_content()
+
+    async def hold(self, request: web.Request) -> web.StreamResponse:
+        """``POST``/``DELETE /hold``: the channel is (no longer) held; see `Pbx.hold`."""
+        self.pbx.hold(self._control_in_state(request), request.method == "POST")
         return _no_content()
 
     async def channel_moh_start(self, request: web.Request) -> web.StreamResponse:
@@ -764,31 +772,24 @@ class AriServer:
     # -- device states and endpoints ------------------------------------------------------------
 
     async def list_device_states(self, request: web.Request) -> web.StreamResponse:
-        states = self.pbx.device_states
-        return _ok([{"name": name, "state": state} for name, state in sorted(states.items())])
+        """Only the ``Stasis:`` devices set over ARI (res_stasis_device_state.c,
+        stasis_app_device_states_to_json reads them back from astdb), never a phone."""
+        names = sorted(self.pbx.device_states)
+        return _ok([{"name": name, "state": self.pbx.device_state(name)} for name in names])
 
     async def get_device_state(self, request: web.Request) -> web.StreamResponse:
+        """Any device name answers 200 (resource_device_states.c, ast_ari_device_states_get):
+        an endpoint or technology Asterisk does not have is state ``INVALID``."""
         name = request.match_info["deviceName"]
         return _ok({"name": name, "state": self.pbx.device_state(name)})
 
     async def put_device_state(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["deviceName"]
-        state = self._params(request).require("deviceState")
-        if not name.startswith("Stasis:"):
-            raise AriError(409, "Uncontrolled device specified")
-        if state not in DEVICE_STATES:
-            raise AriError(400, f"Invalid device state: {state}")
-        self.pbx.device_states[name] = state
-        self.pbx.changed()
+        self.pbx.set_stasis_device_state(name, self._params(request).get("deviceState") or "")
         return _no_content()
 
     async def delete_device_state(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["deviceName"]
-        if not name.startswith("Stasis:"):
-            raise AriError(409, "Uncontrolled device specified")
-        if self.pbx.device_states.pop(name, None) is None:
-            raise AriError(404, "Device name is missing")
-        self.pbx.changed()
+        self.pbx.delete_stasis_device_state(request.match_info["deviceName"])
         return _no_content()
 
     async def list_endpoints(self, request: web.Request) -> web.StreamResponse:
@@ -819,7 +820,7 @@ class AriServer:
     def _application(self, request: web.Request) -> Application:
         app = self.pbx.registry.get(request.match_info["applicationName"])
         if app is None:
-            raise AriError(404, "Application does not exist.")
+            raise AriError(404, "Application not found")  # resource_applications.c
         return app
 
     async def list_applications(self, request: web.Request) -> web.StreamResponse:
@@ -855,7 +856,7 @@ class AriServer:
         app = self._application(request)
         sources = self._params(request).many("eventSource")
         if not sources:
-            raise AriError(400, "Missing parameter.")
+            raise AriError(400, "Missing parameter eventSource")
         for source in sources:
             self.pbx.subscribe(app, source)
         return _ok(self.pbx.application_json(app))
@@ -864,7 +865,7 @@ class AriServer:
         app = self._application(request)
         sources = self._params(request).many("eventSource")
         if not sources:
-            raise AriError(400, "Missing parameter; event source scheme not recognized.")
+            raise AriError(400, "Missing parameter eventSource")
         for source in sources:
             self.pbx.unsubscribe(app, source)
         return _ok(self.pbx.application_json(app))
@@ -930,11 +931,44 @@ class AriServer:
         if not isinstance(endpoint, str) or "/" not in endpoint:
             raise AriError(400, "endpoint (e.g. PJSIP/101) is required")
         try:
-            self.pbx.endpoint_scripts[endpoint] = EndpointScript.from_json(data)
+            script = EndpointScript.from_json(data)
         except (TypeError, ValueError) as error:
             raise AriError(400, str(error)) from None
-        self.pbx.changed()
+        self.pbx.script_endpoint(endpoint, script)
         return _no_content()
+
+    @staticmethod
+    def _sim_endpoint(request: web.Request) -> str:
+        return f"{request.match_info['tech']}/{request.match_info['resource']}"
+
+    async def sim_register(self, request: web.Request) -> web.StreamResponse:
+        """``POST /_sim/endpoints/{tech}/{resource}/register`` or ``.../unregister``: the
+        phone gains or loses its contact (`Pbx.set_registered`)."""
+        registered = request.path.endswith("/register")
+        self.pbx.set_registered(self._sim_endpoint(request), registered)
+        return _no_content()
+
+    async def sim_call_from(self, request: web.Request) -> web.StreamResponse:
+        """``POST /_sim/endpoints/{tech}/{resource}/call`` ``{"called": "...", "to":
+        "PJSIP/202", "context": "from-internal"}`` (all optional): the phone makes a call
+        that never enters Stasis (`Pbx.call_from`).  201 ``{"channel_id", "name",
+        "peer_id"}`` (``peer_id`` null without ``to``); end it with
+        ``/_sim/channels/{id}/hangup``."""
+        data = await self._json_body(request)
+        to = data.get("to")
+        if to is not None and not isinstance(to, str):
+            raise AriError(400, "to must be an endpoint such as PJSIP/202")
+        try:
+            channel = self.pbx.call_from(
+                self._sim_endpoint(request),
+                called=str(data.get("called", "")),
+                to=to,
+                context=str(data.get("context", DEFAULT_PHONE_CONTEXT)),
+            )
+        except ValueError as error:
+            raise AriError(400, str(error)) from None
+        body = {"channel_id": channel.id, "name": channel.name, "peer_id": channel.dial_peer_id}
+        return _ok(body, status=201)
 
     async def sim_requests(self, request: web.Request) -> web.StreamResponse:
         return _ok(
@@ -980,6 +1014,8 @@ class AriServer:
                 "dtmf_received": "".join(c.dtmf_received),
                 "dtmf_sent": c.dtmf_sent,
                 "moh_class": c.moh_class,
+                "on_hold": c.on_hold,
+                "dial_peer_id": c.dial_peer_id,
             }
 
         return {
@@ -995,4 +1031,6 @@ class AriServer:
                 {**pbx.application_json(a), "connected": a.active}
                 for a in pbx.registry.apps.values()
             ],
+            "device_states": dict(sorted(pbx.device_cache.items())),
+            "registrations": dict(sorted(pbx.registrations.items())),
         }

@@ -29,7 +29,7 @@ from asterisk_sim.model import (
     RequestRecord,
     StoredRecording,
 )
-from asterisk_sim.pbx import STASIS_DELAY, Pbx
+from asterisk_sim.pbx import DEFAULT_PHONE_CONTEXT, STASIS_DELAY, Pbx
 from asterisk_sim.script import CallerScript, EndpointScript
 from asterisk_sim.server import AriServer
 from switchboard.clock import Clock
@@ -107,9 +107,47 @@ class AsteriskSimulator:
     # -- the world: endpoints, callers ---------------------------------------------------
 
     def script_endpoint(self, endpoint: str, script: EndpointScript) -> None:
-        """How ``endpoint`` (the exact dial string, e.g. ``PJSIP/101``) behaves when dialled."""
-        self.pbx.endpoint_scripts[endpoint] = script
-        self.pbx.changed()
+        """How ``endpoint`` (the exact dial string, e.g. ``PJSIP/101``) behaves when dialled.
+
+        ``EndpointScript("offline")`` is a phone with no contact; scripting a known
+        endpoint offline (or back) changes its device state like `unregister_endpoint`.
+        """
+        self.pbx.script_endpoint(endpoint, script)
+
+    def unregister_endpoint(self, endpoint: str) -> None:
+        """The phone at ``endpoint`` (``PJSIP/201``) loses its contact: the endpoint goes
+        ``offline``, its device ``UNAVAILABLE`` (while it has no channel), and it can no
+        longer be called.  An endpoint not known yet is configured so from the start."""
+        self.pbx.set_registered(endpoint, False)
+
+    def register_endpoint(self, endpoint: str) -> None:
+        """The phone at ``endpoint`` registers again (undoes `unregister_endpoint`; an
+        endpoint scripted ``offline`` stays offline)."""
+        self.pbx.set_registered(endpoint, True)
+
+    async def call_from(
+        self,
+        endpoint: str,
+        called: str = "",
+        *,
+        to: str | None = None,
+        context: str = DEFAULT_PHONE_CONTEXT,
+    ) -> str:
+        """The phone at ``endpoint`` (``PJSIP/201``) makes a call of its own -- internal,
+        outbound, to voicemail -- that never enters Stasis; returns its channel id.
+
+        Without ``to`` the dialplan answers it at once (state ``Up``).  With ``to``
+        (``PJSIP/202``, ``PJSIP/74951234567@trunk``) the dialplan dials that
+        endpoint, which rings and answers (or not) as its `EndpointScript` says, and
+        the caller is answered when it answers; the callee's channel id is
+        ``sim.channels[id].dial_peer_id``.  It lasts until either side hangs up
+        (`hangup` on either channel id).  See `Pbx.call_from`.
+        """
+        return self.pbx.call_from(endpoint, called=called, to=to, context=context).id
+
+    def device_state(self, device: str) -> str:
+        """What ``GET /deviceStates/{device}`` answers now (``NOT_INUSE``, ``INUSE`` ...)."""
+        return self.pbx.device_state(device)
 
     async def place_call(
         self,
