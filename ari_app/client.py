@@ -442,6 +442,20 @@ class AriClient:
 
     # --- devices ------------------------------------------------------------------------
 
+    async def subscribe(self, sources: Iterable[str]) -> None:
+        """Subscribe the app to event sources (``deviceState:PJSIP/201``, ...)."""
+        await self.request(
+            "POST",
+            f"/applications/{quote(self.app)}/subscription",
+            params={"eventSource": ",".join(sources)},
+        )
+
+    async def device_state(self, name: str) -> str:
+        """One device's state (``NOT_INUSE``, ``INUSE``, ``UNAVAILABLE``, ...).  The ``/`` in
+        its name is encoded: Asterisk splits the path before decoding it (res_ari.c)."""
+        data = await self.request("GET", f"/deviceStates/{quote(name, safe='')}")
+        return str(data.get("state", "UNKNOWN")) if isinstance(data, dict) else "UNKNOWN"
+
     async def device_states(self) -> dict[str, str]:
         data = await self.request("GET", "/deviceStates")
         return {str(d.get("name")): str(d.get("state")) for d in data or [] if isinstance(d, dict)}

@@ -144,6 +144,15 @@ class ApplicationReplaced:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    """A subscribed device's state changed (``deviceState:NAME`` subscriptions):
+    ``name`` as ``PJSIP/201``, ``state`` Asterisk's (``NOT_INUSE``, ``INUSE``, ...)."""
+
+    name: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     type: str
     raw: dict[str, Any]
@@ -163,6 +172,7 @@ AriEvent = (
     | RecordingFailed
     | ChannelLeftBridge
     | ApplicationReplaced
+    | DeviceStateChanged
     | UnknownEvent
 )
 
@@ -178,6 +188,7 @@ USED_EVENTS: tuple[str, ...] = (
     "RecordingFinished",
     "RecordingFailed",
     "ApplicationReplaced",
+    "DeviceStateChanged",  # agents' phones (ari_app.runtime: subscribed one by one)
     "RESTResponse",  # answers to requests sent over the websocket (ari_app.client)
 )
 
@@ -304,6 +315,11 @@ def parse_event(data: Any) -> AriEvent:
             )
         case "ApplicationReplaced":
             return ApplicationReplaced(_str(data, "application"))
+        case "DeviceStateChanged":
+            device = data.get("device_state")
+            if not isinstance(device, dict) or not isinstance(device.get("name"), str):
+                raise MalformedEvent("a device state change without a device")
+            return DeviceStateChanged(device["name"], _str(device, "state"))
     return UnknownEvent(kind, data)
 
 

@@ -48,6 +48,7 @@ from ari_app.models import (
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelHangupRequest,
+    DeviceStateChanged,
     Dial,
     RecordingFailed,
     StasisEnd,
@@ -57,7 +58,7 @@ from ari_app.models import (
 )
 from ari_app.models import PlaybackFinished as AriPlaybackFinished
 from ari_app.models import RecordingFinished as AriRecordingFinished
-from switchboard.acd import Acd
+from switchboard.acd import Acd, device_state
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
@@ -94,6 +95,8 @@ _PASSED_ON = (
 ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
 # real seconds after a call's end when a bridge whose create timed out is destroyed again
 LATE_SWEEPS = (2 * REQUEST_TIMEOUT, 6 * REQUEST_TIMEOUT)
+DEVICES_PER_REQUEST = 50  # deviceState: sources in one subscription request
+DEVICE_READS_AT_ONCE = 10  # device states read at once after a connect
 RECORDED_KEPT = 10_000  # callers whose call was recorded here, remembered (the latest)
 
 
@@ -147,6 +150,8 @@ class AriRuntime:
         self.acd = Acd.for_company(company())
         self._acd_company = company()
         self._wrapup_timer: Timer | None = None
+        self.devices: dict[str, str] = {}  # employees' desk phones watched: device -> employee
+        self._device_news: dict[str, int] = {}  # device -> DeviceStateChanged events heard
         self.sessions: dict[str, Call] = {}  # by caller channel id
         self.waiting_calls: dict[str, CallSession] = {}  # in a queue, by call id
         self.owners: dict[str, Call] = {}  # every channel a call owns
@@ -171,6 +176,7 @@ class AriRuntime:
     async def on_connected(self, channels: list[Channel]) -> None:
         """After a (re)connect: known calls go on; unknown channels in our app are sent on."""
         live = {c.id for c in channels}
+        self._background(self.watch_devices(), "ari-devices")
         orphans = [
             c for c in channels if c.id not in self.owners and c.in_stasis_app(self.settings.app)
         ]
@@ -268,6 +274,12 @@ class AriRuntime:
         if isinstance(event, ApplicationReplaced):
             self._abandon()
             return
+        if isinstance(event, DeviceStateChanged):
+            employee = self.devices.get(event.name)
+            if employee is not None:
+                self._device_news[event.name] = self._device_news.get(event.name, 0) + 1
+                self.acd.device(employee, device_state(event.state), self.clock.now())
+            return
         if isinstance(event, UnknownEvent):
             self.unknown_events += 1
             log.debug("ari event ignored", type=event.type)
@@ -301,12 +313,40 @@ class AriRuntime:
             else:
                 call.drain()  # an adopted conversation: left as it is
 
+    async def watch_devices(self) -> None:
+        """Follow the device state of every employee's desk phone (``deviceState:``
+        subscriptions, then each one's state now, since subscribing tells nothing):
+        a phone busy with any call, or unregistered, is not offered a call."""
+        devices = desk_devices(self.company())
+        self.devices = devices
+        names = list(devices)
+        try:
+            for start in range(0, len(names), DEVICES_PER_REQUEST):
+                chunk = names[start : start + DEVICES_PER_REQUEST]
+                await self.client.subscribe([f"deviceState:{name}" for name in chunk])
+        except AriError as exc:
+            log.warning("device states not followed: phones count as free", error=str(exc))
+            return
+        limit = asyncio.Semaphore(DEVICE_READS_AT_ONCE)
+
+        async def read(name: str) -> None:
+            async with limit:
+                heard = self._device_news.get(name, 0)
+                with contextlib.suppress(AriError):
+                    state = await self.client.device_state(name)
+                    if self._device_news.get(name, 0) == heard:  # else an event is newer
+                        self.acd.device(devices[name], device_state(state), self.clock.now())
+
+        await asyncio.gather(*(read(name) for name in names))
+
     def current_acd(self) -> Acd:
         """The ACD, following a new configuration version (agents keep their states)."""
         company = self.company()
         if company is not self._acd_company:
             self._acd_company = company
             self.acd.reconfigure(company)
+            if desk_devices(company).keys() != self.devices.keys():
+                self._background(self.watch_devices(), "ari-devices")
         return self.acd
 
     def offer_agent(self, employee: str) -> None:
@@ -1378,3 +1418,18 @@ class CallSession:
                     item = await self.queue.get()
                     if isinstance(item, StasisEnd | ChannelDestroyed):
                         await self._channel_gone(item)
+
+
+def desk_devices(company: Company) -> dict[str, str]:
+    """Employees' desk phones as Asterisk device names (``PJSIP/201``) -> employee id:
+    those of the employee endpoint template that name a device of this Asterisk (one
+    through a trunk, ``PJSIP/{extension}@office2``, does not)."""
+    template = company.config.asterisk.endpoints.employee
+    devices = {}
+    for employee in company.config.employees:
+        if employee.extension is None:
+            continue
+        name = template.format(extension=employee.extension)
+        if "@" not in name and name.count("/") == 1:
+            devices[name] = employee.id
+    return devices

@@ -39,6 +39,9 @@ BACKOFF_MAX = 30.0
 REPLACED_WAIT = 60.0
 REPLACED_WAIT_MAX = 1800.0
 REPLACED_RESET = 600.0
+# a websocket handshake we gave up on (timed out) may still reach Asterisk this long after
+# -- a network or proxy that held it -- and take the app from the connection made since
+HANDSHAKE_LINGER = 120.0
 
 
 class EventSink(Protocol):
@@ -69,6 +72,9 @@ class AriSupervisor:
         self._replaced = False
         self.replaced = asyncio.Event()  # another connection took the app: staying off
         self._replacements = 0  # times in a row it was taken
+        self._connecting = False  # a websocket handshake is on its way
+        self._linger_until = 0.0  # (monotonic) a handshake given up on may still arrive
+        self._retake = False  # the app was taken by what looks like our own late handshake
         self._rest_over_websocket = rest_over_websocket
         self._requests: WebsocketRequests | None = None  # answers read off this websocket
 
@@ -83,6 +89,8 @@ class AriSupervisor:
                 if not self._replaced and time.monotonic() - started > REPLACED_RESET:
                     self._replacements = 0
             except (aiohttp.ClientError, AriError, OSError, TimeoutError) as exc:
+                if self._connecting:
+                    self._linger_until = time.monotonic() + HANDSHAKE_LINGER
                 failures += 1
                 log.warning("ari connection failed", error=redact(str(exc)), attempt=failures)
             except Exception:  # anything else: never the end of the connection's owner
@@ -90,7 +98,7 @@ class AriSupervisor:
                 log.exception("ari connection failed unexpectedly", attempt=failures)
             self.ready.clear()
             self.sink.on_disconnected()
-            if self._replaced:
+            if self._replaced and not self._retake:
                 await self._stay_off()
             delay = min(self._backoff_max, self._backoff_first * 2 ** max(0, failures - 1))
             await self._sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
@@ -118,10 +126,12 @@ class AriSupervisor:
         self.replaced.clear()
 
     async def _session(self) -> None:
-        self._replaced = False
+        self._replaced = self._retake = False
+        self._connecting = True
         async with self.client.session.ws_connect(
             self.client.events_url(), heartbeat=HEARTBEAT, autoping=True
         ) as ws:
+            self._connecting = False
             # read at once: a call arriving while we reconcile must reach the runtime
             reader = asyncio.create_task(self._read(ws))
             try:
@@ -180,4 +190,16 @@ class AriSupervisor:
             return
         if isinstance(event, ApplicationReplaced):
             self._replaced = True
+            if time.monotonic() < self._linger_until:
+                # most likely the handshake we gave up on, arriving late: no other
+                # instance to leave the calls to -- keep them and take the app back, as
+                # after a cut (a second instance that really took it takes it again,
+                # and then this one stays off)
+                self._linger_until = 0.0
+                self._retake = True
+                log.warning(
+                    "stasis app taken by a late handshake of ours: taking it back",
+                    app=self.client.app,
+                )
+                return
         self.sink.on_event(event)

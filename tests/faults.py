@@ -433,7 +433,13 @@ class FaultProxy:
             await upstream.close()
             return _told(request, action.status, action.message)
         app_side = web.WebSocketResponse(max_msg_size=0)
-        await app_side.prepare(request)
+        try:
+            await app_side.prepare(request)
+        except ConnectionResetError:
+            # the app gave up on a handshake held too long: Asterisk has had it (and given
+            # the app to it); a proxy closes its side then
+            await upstream.close()
+            return app_side
         link = _Link(app_side, upstream, request)
         self._links.add(link)
         self.counts["websockets"] += 1

@@ -16,12 +16,14 @@ import asyncio
 from collections import Counter
 
 import pytest
+from structlog.testing import capture_logs
 
 from ari_app.app import AriApp, AriSettings
+from ari_app.client import REQUEST_TIMEOUT
 from asterisk_sim import AsteriskSimulator, CallerScript, EndpointScript
 from switchboard.calls import MemorySink
 from switchboard.clock import ScaledClock
-from tests.faults import Drop, Fail, FailAfterForward, FaultPlan, FaultProxy, Rule
+from tests.faults import Delay, Drop, Fail, FailAfterForward, FaultPlan, FaultProxy, Rule
 from tests.helpers import company_from
 
 USER, PASSWORD = "u", "p"
@@ -152,3 +154,65 @@ async def test_with_15_percent_500s_and_5_percent_drops_each_call_has_one_record
     assert proxy.counts["ws drop"] + proxy.counts["http drop"] >= 2, proxy.counts
     assert set(counts) == set(channels)
     assert set(counts.values()) == {1}
+
+
+@pytest.mark.asyncio
+async def test_a_late_handshake_of_ours_does_not_cost_the_calls_in_progress() -> None:
+    """The soak's case: a websocket handshake the network held past the client's timeout
+    reached Asterisk after the app had connected again, took the Stasis app from it
+    (``ApplicationReplaced``), and the app left its 813 calls to a connection nobody
+    read, then stayed off for a minute (5ef8971).  Now it takes the app back at once and
+    keeps its calls, as after a cut."""
+    company = company_from(team(1).replace("max_wait: 120", "max_wait: 3000"))
+    clock = ScaledClock(0.05)
+    sink = MemorySink()
+
+    def handshakes(sim: AsteriskSimulator) -> int:
+        return sum(1 for r in sim.requests if r.path == "/ari/events")
+
+    async with (
+        AsteriskSimulator(clock=clock, user=USER, password=PASSWORD) as sim,
+        FaultProxy(sim.url, FaultPlan()) as proxy,
+    ):
+        settings = AriSettings(proxy.url, USER, PASSWORD, "switchboard")
+        app = AriApp(lambda: company, settings, sink=sink, clock=clock, backoff_first=0.05)
+        with capture_logs() as logs:
+            async with app:
+                await app.wait_ready(within=30)
+                await sim.wait_for(
+                    lambda s: any(r.path.startswith("/ari/deviceStates/") for r in s.requests),
+                    what="the phone followed",
+                )
+                # three callers wait in the queue: the one employee is on another call
+                own = await sim.call_from("PJSIP/201", "74957654321")
+                callers = [
+                    await sim.place_call(f"7903555000{n}", "74951234567", app="switchboard")
+                    for n in range(3)
+                ]
+                await sim.wait_for(
+                    lambda s: all(s.channels[c].moh_class for c in callers),
+                    what="three callers waiting",
+                )
+                # the next handshake is held past the client's timeout, then forwarded:
+                # it reaches Asterisk after the app has connected again
+                proxy.plan = FaultPlan([Rule("GET /events", Delay(REQUEST_TIMEOUT + 3))])
+                await proxy.cut_websocket()
+                await proxy.wait_for(lambda p: p.holding == 1, within=10)
+                proxy.plan = FaultPlan()
+                # the first, the one after the cut that came again, the late one, and the
+                # app's own taking it back
+                await sim.wait_for(
+                    lambda s: handshakes(s) >= 4,
+                    timeout=(REQUEST_TIMEOUT + 20) / clock.scale,
+                    what="the app taking its Stasis app back",
+                )
+                await app.wait_ready(within=30)
+                # the calls are still the app's: the employee frees up and takes them
+                sim.script_endpoint("PJSIP/201", EndpointScript("answer", after=1, hangup_after=2))
+                await sim.hangup(own)
+                counts = await records_of(sink, callers, within=60)
+    assert counts == dict.fromkeys(callers, 1)
+    assert [r.outcome.result for r in sink.records] == ["connected"] * 3
+    events = [e["event"] for e in logs]
+    assert "stasis app taken by a late handshake of ours: taking it back" in events
+    assert not [e for e in logs if e["log_level"] == "error"]

@@ -220,6 +220,15 @@ async def instance(
         await pool.close()
 
 
+def device_reads(sim: AsteriskSimulator) -> list[str]:
+    """The device states the app has read (``GET /deviceStates/...``) and been told."""
+    return [
+        r.path
+        for r in sim.requests
+        if r.method == "GET" and r.path.startswith("/ari/deviceStates/")
+    ]
+
+
 def script_support(sim: AsteriskSimulator, script: EndpointScript) -> None:
     for employee in SUPPORT:
         sim.script_endpoint(desk(employee), script)
@@ -757,16 +766,24 @@ async def test_a_callback_promised_after_the_queue_overflowed_calls_the_customer
             async with instance(sim, db, "a", clock, config=config, store_sink=records) as running:
                 # every member is on another call: nobody is offered the caller, who waits
                 # out max_wait; the worker waits too (uncounted) while they all are busy
-                acd = running.app.runtime.acd
-                for employee in SUPPORT:
-                    acd.device(employee, "in_use", clock.now())
+                # (the app has read their states: its own calls' events come after)
+                await sim.wait_for(
+                    lambda s: len(device_reads(s)) >= len(SUPPORT), what="phones followed"
+                )
+                own_calls = [
+                    await sim.call_from(desk(employee), "74957654321") for employee in SUPPORT
+                ]
+                await sim.wait_for(
+                    lambda s: all(s.device_state(desk(e)) == "INUSE" for e in SUPPORT),
+                    what="every member's phone in use",
+                )
                 channel = await sim.place_call(CALLER, "74951234567", app="switchboard-a")
                 async with asyncio.timeout(30):
                     while not running.sink.records:
                         running.sink.finished.clear()
                         await running.sink.finished.wait()
-                for employee in SUPPORT:
-                    acd.device(employee, "idle", clock.now())
+                for own in own_calls:
+                    await sim.hangup(own)
                 settled = "SELECT status IN ('done', 'failed') FROM callbacks"
                 await until(db, settled, True)
                 await sim.wait_for(lambda s: not s.channels[channel].live, what="the call ended")
