@@ -1421,15 +1421,21 @@ class CallSession:
 
 
 def desk_devices(company: Company) -> dict[str, str]:
-    """Employees' desk phones as Asterisk device names (``PJSIP/201``) -> employee id:
-    those of the employee endpoint template that name a device of this Asterisk (one
-    through a trunk, ``PJSIP/{extension}@office2``, does not)."""
+    """Employees' desk phones as Asterisk device names -> employee id: ``PJSIP/201``
+    for ``PJSIP/{extension}``; ``Local/201@phones`` for ``Local/{extension}@phones/n``
+    (a Local device is ``exten@context``, its options aside: main/core_local.c).  A
+    phone reached through a trunk (``PJSIP/{extension}@office2``) is no device of this
+    Asterisk's and is not followed."""
     template = company.config.asterisk.endpoints.employee
     devices = {}
     for employee in company.config.employees:
         if employee.extension is None:
             continue
-        name = template.format(extension=employee.extension)
-        if "@" not in name and name.count("/") == 1:
-            devices[name] = employee.id
+        tech, _, resource = template.format(extension=employee.extension).partition("/")
+        if tech.lower() == "local":
+            resource = resource.split("/", 1)[0]
+        elif "@" in resource or "/" in resource:
+            continue
+        if tech and resource:
+            devices[f"{tech}/{resource}"] = employee.id
     return devices
