@@ -97,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         help="for icm http: what the CRM answers (an employee id or extension, "
         "'none', 'error' or 'timeout')",
     )
+    sim.add_argument(
+        "--handle-time",
+        type=float,
+        metavar="SECONDS",
+        help="how long a queue's recent conversations lasted (talk and wrap-up): its "
+        "announcements then say the estimated wait",
+    )
     sim.add_argument("--scenario", help="start in this scenario instead of the number's")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(handler=_simulate)
@@ -236,6 +243,7 @@ def _simulate(args: argparse.Namespace) -> int:
             crm=args.crm,
             scenario=args.scenario,
             keep_actions=True,
+            handle_time=args.handle_time,
         )
     except SimulationError as exc:
         print(f"switchboard simulate: {exc}", file=sys.stderr)

@@ -27,6 +27,11 @@ BUILTIN_PROMPTS: Final[dict[str, tuple[float, str]]] = {
     "invalid-option": (2.0, "Sorry, that is not a valid choice."),
     "please-hold": (3.0, "All our operators are busy. Please hold."),
     "position-is": (2.0, "Your position in the queue is"),
+    "estimated-wait": (2.75, "The estimated waiting time is about"),
+    # "minutes" after a number, in the language's plural form (`minutes_prompt`)
+    "minutes-1": (0.65, "minute"),
+    "minutes-2": (0.76, "minutes"),
+    "minutes-5": (0.76, "minutes"),
     "callback-offer": (3.0, "Press 1 and we will call you back."),
     "callback-enter-number": (
         4.0,
@@ -55,3 +60,16 @@ def is_known_prompt(name: str, declared: set[str] | frozenset[str]) -> bool:
     if name.startswith(GENERATED_PREFIXES) or name.startswith(SOUND_PREFIX):
         return True
     return name in BUILTIN_PROMPTS or name in VIRTUAL_PROMPTS or name in declared
+
+
+def minutes_prompt(count: int, language: str) -> str:
+    """The prompt that says "minutes" after ``count`` in ``language``: ``minutes-1``,
+    ``minutes-2`` (Russian "2-4": минуты) or ``minutes-5`` -- the plural forms of
+    CLDR's rules for ru (one, few, many) and en (one, other)."""
+    if language.replace("-", "_").partition("_")[0].lower() == "ru":
+        if count % 10 == 1 and count % 100 != 11:
+            return "minutes-1"
+        if 2 <= count % 10 <= 4 and not 12 <= count % 100 <= 14:
+            return "minutes-2"
+        return "minutes-5"
+    return "minutes-1" if count == 1 else "minutes-5"

@@ -153,8 +153,11 @@ def simulate(
     crm: str | None = None,
     scenario: str | None = None,
     keep_actions: bool = False,
+    handle_time: float | None = None,
 ) -> Simulation:
-    """Run one call to its end on a virtual clock and return what happened."""
+    """Run one call to its end on a virtual clock and return what happened.
+    ``handle_time``: how long a queue's recent conversations lasted (talk and wrap-up),
+    for the estimated wait its announcements say."""
     agents = agents or {}
     for name in agents:
         if name not in company.employees:
@@ -177,6 +180,10 @@ def simulate(
         raise SimulationError(
             f"{exc}: add it under `numbers:` or set `default_scenario:`"
         ) from None
+    if handle_time is not None:
+        if not handle_time > 0:
+            raise SimulationError(f"--handle-time {handle_time}: a number of seconds above 0")
+        run.acd.seed_handle(handle_time)
     sim = _VirtualAsterisk(run, dtmf, agents, talk, last_agent, crm, keep_actions)
     return sim.run(hangup_after)
 

@@ -28,6 +28,7 @@ from switchboard.engine.events import (
     PlaybackFinished,
     TimerFired,
 )
+from switchboard.prompts import minutes_prompt
 from tests.helpers import EXAMPLES, company_from, events, example, path, rings, run, step
 
 NEW_CALLER = "79035550000"  # in no contacts list, no history: straight to the queue
@@ -238,3 +239,39 @@ def test_a_resting_member_does_not_hold_back_another_who_frees_up() -> None:
     call.handle(LegNoAnswer(first[0].leg_id), 0.01)  # duo rests 3 s (the node's retry)
     actions = call.handle(AgentStatus("solo", "available"), 1.0)
     assert [a.employee_id for a in actions if isinstance(a, Ring)] == ["solo"]
+
+
+def test_announcements_say_the_estimated_wait_by_app_queues_formula(centre: Company) -> None:
+    """position 1, three members logged in, conversations of 250 s: ceil(1/3) * 250 s,
+    said as "about 5 minutes"; `simulate` prints the position and the estimate."""
+    sim = run(centre, caller=NEW_CALLER, agents=ALL_BUSY, hangup_after=50, handle_time=250)
+    (played,) = [a for _, a in sim.actions if isinstance(a, Play)][-1:]
+    assert played.prompts[-5:] == (
+        "position-is", "number:1", "estimated-wait", "number:5", "minutes-5",
+    )  # fmt: skip
+    announce = events(sim, "announce")[0]
+    assert (announce["position"], announce["estimate"]) == (1, 250)
+
+
+def test_without_a_handle_time_no_estimate_is_promised(centre: Company) -> None:
+    sim = run(centre, caller=NEW_CALLER, agents=ALL_BUSY, hangup_after=50)
+    (played,) = [a for _, a in sim.actions if isinstance(a, Play)][-1:]
+    assert "estimated-wait" not in played.prompts
+
+
+@pytest.mark.parametrize(
+    ("count", "ru", "en"),
+    [
+        (1, "minutes-1", "minutes-1"),
+        (2, "minutes-2", "minutes-5"),
+        (4, "minutes-2", "minutes-5"),
+        (5, "minutes-5", "minutes-5"),
+        (11, "minutes-5", "minutes-5"),
+        (12, "minutes-5", "minutes-5"),
+        (21, "minutes-1", "minutes-5"),
+        (22, "minutes-2", "minutes-5"),
+        (111, "minutes-5", "minutes-5"),
+    ],
+)
+def test_minutes_are_said_in_the_languages_plural_form(count: int, ru: str, en: str) -> None:
+    assert (minutes_prompt(count, "ru"), minutes_prompt(count, "en")) == (ru, en)

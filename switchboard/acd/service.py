@@ -386,6 +386,13 @@ class Acd:
         for waiting in self._lines[department]:
             yield waiting.call
 
+    def seed_handle(self, seconds: float, department: str | None = None) -> None:
+        """Start a department's (every department's) handle time at ``seconds``, as if
+        its conversations had lasted that long (`simulate --handle-time`)."""
+        for name, line in self._lines.items():
+            if department is None or name == department:
+                line.handle = seconds
+
     def estimate(self, call: str) -> float | None:
         """Seconds ``call`` may still wait (see the module's formula); None: unknown."""
         waiting = self._waiting.get(call)

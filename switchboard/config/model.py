@@ -391,6 +391,7 @@ class QueueNode(NodeBase):
     announce_every: Seconds = 40  # 0: no announcements
     announce_prompt: Prompts = "please-hold"
     announce_position: bool = True
+    announce_estimate: bool = True  # "about 4 minutes", once the queue knows a handle time
     max_wait: PositiveSeconds = 300
     retry: PositiveSeconds | None = None  # default: the department's `retry`
     callback_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = None

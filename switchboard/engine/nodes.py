@@ -8,6 +8,7 @@ world only through the `CallRun` they belong to.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,7 @@ from switchboard.engine.events import (
 )
 from switchboard.engine.ringing import Answered, AttemptResult, Member, RingAttempt
 from switchboard.numbering import ANONYMOUS, UNKNOWN, is_phone_number
+from switchboard.prompts import minutes_prompt
 from switchboard.schedule import OPEN
 
 if TYPE_CHECKING:
@@ -517,9 +519,16 @@ class QueueActivity(Activity):
         position = run.queue_position()
         if self.node.announce_position and position is not None:
             prompts += ["position-is", f"number:{position}"]
+        estimate = run.acd.estimate(run.call_key)
+        if self.node.announce_estimate and estimate is not None:
+            minutes = max(1, math.ceil(estimate / 60))
+            prompts += [
+                "estimated-wait",
+                f"number:{minutes}",
+                minutes_prompt(minutes, run.language),
+            ]
         run.stop_playback(self.announcement)
         self.announcement = run.play(prompts)
-        estimate = run.acd.estimate(run.call_key)
         if estimate is not None:
             run.trace_event(
                 "announce", n=self.announcements, position=position, estimate=round(estimate)
