@@ -50,6 +50,11 @@ RUN_GC_THRESHOLDS = (5_000, 20, 1_000)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MALLOC_THRESHOLD = 128 * 1024
+# Threads (the resolver aiohttp runs getaddrinfo in, `asyncio.to_thread`) each get a
+# malloc arena of their own, whose freed space stays in RSS; the servers' work is on
+# the event loop's thread, so two arenas are plenty (glibc's MALLOC_ARENA_MAX).
+M_ARENA_MAX = -8
+ARENAS = 2
 
 
 def tune_gc() -> None:
@@ -74,7 +79,12 @@ def fix_malloc_thresholds() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return all(
-        mallopt(option, MALLOC_THRESHOLD) == 1 for option in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
+        mallopt(option, value) == 1
+        for option, value in (
+            (M_MMAP_THRESHOLD, MALLOC_THRESHOLD),
+            (M_TRIM_THRESHOLD, MALLOC_THRESHOLD),
+            (M_ARENA_MAX, ARENAS),
+        )
     )
 
 

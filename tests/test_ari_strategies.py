@@ -7,6 +7,7 @@ department's last taker) decide the next."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import Counter
 
@@ -37,6 +38,7 @@ scenarios:
 """
 WHEN = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 CALLS = 30
+AGENTS = ("anna", "boris", "vera")
 
 
 async def thirty_calls(strategy: RingStrategy, boris_penalty: int = 0) -> Counter[str]:
@@ -44,6 +46,17 @@ async def thirty_calls(strategy: RingStrategy, boris_penalty: int = 0) -> Counte
     clock = ScaledClock(0.02)
     taken: Counter[str] = Counter()
     async with AriStack(company, clock=clock, when=WHEN) as stack:
+        acd = stack.app.runtime.acd
+        freed = asyncio.Event()
+        acd.on_free(lambda _: freed.set())
+
+        async def everyone_free() -> None:
+            """Until the app knows every phone is free again (its device state too)."""
+            async with asyncio.timeout(30):
+                while not all(acd.free(a, clock.now()) for a in AGENTS):
+                    freed.clear()
+                    await freed.wait()
+
         for phone in ("PJSIP/201", "PJSIP/202", "PJSIP/203"):
             stack.sim.script_endpoint(phone, EndpointScript("answer", after=1, hangup_after=2))
         for n in range(CALLS):
@@ -51,7 +64,8 @@ async def thirty_calls(strategy: RingStrategy, boris_penalty: int = 0) -> Counte
             assert record.outcome.result == "connected", record.outcome
             assert record.outcome.agent is not None
             taken[record.outcome.agent] += 1
-            await stack.settled(within=100)  # the phone is free again before the next call
+            await stack.settled(within=100)
+            await everyone_free()
     return taken
 
 

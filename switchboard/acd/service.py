@@ -69,6 +69,59 @@ CHANGES_KEPT = 10_000  # the agents' latest changes, in memory
 KeptState = tuple[AgentState, str]
 
 
+class _Agents(dict[str, Agent]):
+    """Every employee's `Agent`, made the first time it is asked for: a single call's
+    ACD (`simulate`) never makes the ones it does not ring.  Iterating gives the ones
+    made so far (the others are available, with no statistics)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.known: set[str] = set()
+
+    def __missing__(self, agent_id: str) -> Agent:
+        if agent_id not in self.known:
+            raise KeyError(agent_id)
+        agent = self[agent_id] = Agent(agent_id)
+        return agent
+
+    def get(self, agent_id: str, default: Agent | None = None) -> Agent | None:  # type: ignore[override]
+        try:
+            return self[agent_id]
+        except KeyError:
+            return default
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self.known
+
+
+# departments by id, each agent's departments (config order), every agent's id, and
+# each employee's skills and levels: what an `Acd` reads of a configuration
+_Structure = tuple[dict[str, Department], dict[str, list[str]], set[str], dict[str, dict[str, int]]]
+
+
+def _structure(departments: Iterable[Department], skills: dict[str, dict[str, int]]) -> _Structure:
+    by_id: dict[str, Department] = {}
+    serves: dict[str, list[str]] = {}
+    known = set(skills)
+    for department in departments:
+        by_id[department.id] = department
+        for member in department.members:
+            known.add(member)
+            serves.setdefault(member, []).append(department.id)
+    return by_id, serves, known, skills
+
+
+def _company_structure(company: Company) -> _Structure:
+    """`_structure` of a configuration snapshot, worked out once for it (never
+    changed after: every `Acd` over it shares it)."""
+    found: _Structure | None = company.derived.get(("acd", "structure"))
+    if found is None:
+        skills = {e.id: dict(e.skills) for e in company.config.employees}
+        found = _structure(company.config.departments, skills)
+        company.derived[("acd", "structure")] = found
+    return found
+
+
 @dataclass(slots=True)
 class Waiting:
     """A call waiting in a department's queue."""
@@ -115,6 +168,14 @@ class _Line:
         return sum(len(level) for level in self.levels.values())
 
 
+class _Lines(dict[str, _Line]):
+    """Each department's queue, made when first asked for."""
+
+    def __missing__(self, department: str) -> _Line:
+        line = self[department] = _Line()
+        return line
+
+
 class Acd:
     def __init__(
         self,
@@ -122,47 +183,38 @@ class Acd:
         skills: dict[str, dict[str, int]] | None = None,
         states: dict[str, KeptState] | None = None,
         seed: int | None = None,
+        *,
+        structure: _Structure | None = None,
     ) -> None:
         """``skills``: each employee's skills and levels (the config's ``skills``);
-        ``states``: the states agents chose before (logged out, paused), as kept."""
+        ``states``: the states agents chose before (logged out, paused), as kept;
+        ``structure``: `_structure` of the departments and skills, already worked out."""
         self.changes: deque[AgentChange] = deque(maxlen=CHANGES_KEPT)  # the latest
         self._change_listeners: list[Callable[[AgentChange], None]] = []
-        self.agents: dict[str, Agent] = {}
+        self.agents = _Agents()
         self.skills: dict[str, dict[str, int]] = {}
         self._departments: dict[str, Department] = {}
         self._serves: dict[str, list[str]] = {}  # agent -> departments, config order
-        self._lines: dict[str, _Line] = {}
+        self._lines = _Lines()
         self._waiting: dict[str, Waiting] = {}
         self._seq = 0
         self._best: dict[tuple[str, str], int] = {}  # (department, skill) -> best level
-        self._random = random.Random(seed)  # noqa: S311 - an order, not a secret
+        self._seed = seed
+        self._random: random.Random | None = None  # made for the first `random` order
         self._listeners: list[Callable[[str], None]] = []
-        self._configure(departments, skills or {})
+        self._configure(structure or _structure(departments, skills or {}))
         self.restore(states or {})
 
-    def _configure(
-        self, departments: Iterable[Department], skills: dict[str, dict[str, int]]
-    ) -> None:
+    def _configure(self, structure: _Structure) -> None:
         """Departments and employees (every employee is an agent: one on a call is
         busy for a department's queue too); agents already known keep their state."""
-        self.skills = dict(skills)
-        self._departments = {}
-        self._serves = {}
+        self._departments, self._serves, self.agents.known, self.skills = structure
         self._best = {}
-        for employee in skills:
-            self.agents.setdefault(employee, Agent(employee))
-        for department in departments:
-            self._departments[department.id] = department
-            self._lines.setdefault(department.id, _Line())
-            for member in department.members:
-                self.agents.setdefault(member, Agent(member))
-                self._serves.setdefault(member, []).append(department.id)
 
     def reconfigure(self, company: Company) -> None:
         """A new configuration version: agents keep their states and statistics, calls
         their places (a department that went away keeps its callers until they leave)."""
-        config = company.config
-        self._configure(config.departments, {e.id: dict(e.skills) for e in config.employees})
+        self._configure(_company_structure(company))
 
     @classmethod
     def for_company(
@@ -172,9 +224,7 @@ class Acd:
         seed: int | None = None,
     ) -> Acd:
         """An ACD over a loaded `Company`'s departments and employees' skills."""
-        config = company.config
-        skills = {e.id: dict(e.skills) for e in config.employees}
-        return cls(config.departments, skills, states, seed)
+        return cls((), None, states, seed, structure=_company_structure(company))
 
     def on_free(self, listener: Callable[[str], None]) -> None:
         """``listener(agent_id)`` whenever an agent may have become free to offer."""
@@ -197,7 +247,7 @@ class Acd:
         """Each agent's own state (``available``, ``logged_out`` or ``paused``) and pause
         reason, as a store keeps them."""
         kept: dict[str, KeptState] = {}
-        for agent in self.agents.values():
+        for agent in (self.agents[a] for a in sorted(self.agents.known)):
             state = agent.state if agent.state in ("logged_out", "paused") else "available"
             kept[agent.id] = (state, agent.reason if state == "paused" else "")
         return kept
@@ -389,9 +439,9 @@ class Acd:
     def seed_handle(self, seconds: float, department: str | None = None) -> None:
         """Start a department's (every department's) handle time at ``seconds``, as if
         its conversations had lasted that long (`simulate --handle-time`)."""
-        for name, line in self._lines.items():
+        for name in self._departments:
             if department is None or name == department:
-                line.handle = seconds
+                self._lines[name].handle = seconds
 
     def estimate(self, call: str) -> float | None:
         """Seconds ``call`` may still wait (see the module's formula); None: unknown."""
@@ -564,6 +614,8 @@ class Acd:
                 size = len(members)
                 return lambda index: (index - start) % size
             case "random":
+                if self._random is None:
+                    self._random = random.Random(self._seed)  # noqa: S311 - an order
                 draws = [self._random.random() for _ in members]
                 return lambda index: draws[index]
             case _:
