@@ -8,10 +8,14 @@
                                               out come back here)
 ``AGI(agi://host/schedule?name=office)``      ``SWITCHBOARD_OPEN`` = 1 or 0
 ``AGI(agi://host/icm)``                       the caller's responsible employee
+``AGI(agi://host/agent?action=login)``        an agent's feature code from their phone
+                                              (login, logout, pause[&reason=R], resume,
+                                              toggle): ``SWITCHBOARD_AGENT_STATE``
 ============================================  ===========================================
 
 Every call that runs a scenario (``scenario`` and ``route``) leaves the same
-record as an ARI call; ``schedule`` and ``icm`` are lookups and leave none.
+record as an ARI call; ``schedule`` and ``icm`` are lookups and leave none, and
+``agent`` leaves its change in the agents' changes (``by = phone``), not a call record.
 A request the server cannot serve sets ``SWITCHBOARD_ERROR`` and returns, so
 the dialplan carries on.
 """
@@ -33,6 +37,14 @@ from agi_server.protocol import AgiCommandError, AgiError, AgiLimits, AgiSession
 from agi_server.route import schedule_variables
 from agi_server.server import AgiServer
 from switchboard.acd import Acd
+from switchboard.acd.devices import desk_devices
+from switchboard.acd.phone import (
+    AGENT_ACTIONS,
+    UNKNOWN_PROMPT,
+    apply_phone_code,
+    calling_employee,
+    parse_action,
+)
 from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
@@ -43,7 +55,7 @@ from switchboard.serving import database_dsn, keep_agent_states, open_records, t
 
 log = structlog.get_logger("switchboard.agi")
 
-SERVICES = ("scenario", "route", "schedule", "icm")
+SERVICES = ("scenario", "route", "schedule", "icm", "agent")
 
 
 class CannotListen(Exception):
@@ -91,7 +103,7 @@ class AgiApp:
         self.instance = instance
         self._http: aiohttp.ClientSession | None = None
         # callers of this server's calls waiting in queues (their positions); agents'
-        # phones are Asterisk's to judge here (Dial)
+        # own states, and their phones' as each call reads them (DEVICE_STATE())
         self.acd = Acd.for_company(company())
         self._acd_company = company()
         self.calls = 0
@@ -113,6 +125,8 @@ class AgiApp:
             await self._call(session, company, service)  # type: ignore[arg-type]
         elif service == "schedule":
             await self._schedule(session, company)
+        elif service == "agent":
+            await self._agent(session, company)
         else:
             await self._refuse(
                 session, f"unknown service {service!r}: use one of {', '.join(SERVICES)}"
@@ -132,9 +146,7 @@ class AgiApp:
             scenario, node = found
         started = self.wall_clock().astimezone(company.tz)
         try:
-            if company is not self._acd_company:
-                self._acd_company = company
-                self.acd.reconfigure(company)
+            self._current_acd(company)
             call_id = f"{self.instance}-{uuid.uuid4().hex[:12]}"
             run = CallRun(
                 company, info, started, scenario=scenario, start_node=node, acd=self.acd,
@@ -173,6 +185,51 @@ class AgiApp:
             await session.command("SET", "CONTEXT", fallback)
             await session.command("SET", "EXTENSION", "s")
             await session.command("SET", "PRIORITY", "1")
+
+    def _current_acd(self, company: Company) -> Acd:
+        """The ACD, following a new configuration version (agents keep their states)."""
+        if company is not self._acd_company:
+            self._acd_company = company
+            self.acd.reconfigure(company)
+        return self.acd
+
+    async def _agent(self, session: AgiSession, company: Company) -> None:
+        """An agent's feature code (``*71`` / ``*72`` / ``*73``): the change applied to
+        the server's ACD (``by="phone"``) for the employee whose desk phone is calling
+        (the channel's device, else the caller ID), the confirmation played, and
+        ``SWITCHBOARD_AGENT`` / ``SWITCHBOARD_AGENT_STATE`` (available, paused,
+        logged_out) set; the dialplan hangs up.  A phone that is no employee's hears
+        ``agent-unknown`` and gets ``SWITCHBOARD_ERROR``."""
+        env = session.env
+        query = env.query
+        action = parse_action(query.get("action") or (env.args[0] if env.args else ""))
+        if action is None:
+            await self._refuse(
+                session, f"unknown agent action: use one of {', '.join(AGENT_ACTIONS)}"
+            )
+            return
+        acd = self._current_acd(company)
+        employee = calling_employee(company, env.callerid, env.channel, desk_devices(company))
+        if employee is None or employee not in acd.agents:
+            await self._confirm(session, company, UNKNOWN_PROMPT)
+            await self._refuse(session, f"caller {env.callerid!r} is no employee's phone")
+            return
+        reason = query.get("reason") or (env.args[1] if len(env.args) > 1 else "")
+        done = apply_phone_code(acd, employee, action, self.clock.now(), reason)
+        log.info("agent code", agent=employee, action=action, state=done.state)
+        await self._confirm(session, company, done.prompt)
+        await set_variables(
+            session, {"SWITCHBOARD_AGENT": employee, "SWITCHBOARD_AGENT_STATE": done.state}
+        )
+
+    async def _confirm(self, session: AgiSession, company: Company, prompt: str) -> None:
+        """Answer and play ``prompt`` in the company's language."""
+        await session.command("ANSWER")
+        language = company.config.language
+        if session.env.language != language:
+            await session.command("SET", "VARIABLE", "CHANNEL(language)", language)
+        _, sound = AgiCallSettings.from_company(company).media(prompt, company)
+        await session.command("STREAM", "FILE", sound, "")
 
     async def _schedule(self, session: AgiSession, company: Company) -> None:
         env = session.env

@@ -15,6 +15,16 @@ and turns it into the one command that serves it next:
   Dial, and the next Dial rings the legs the engine then wants;
 - voicemail: ``RECORD FILE``; hand-off: ``SET CONTEXT/EXTENSION/PRIORITY``.
 
+Phones: before the engine decides whom to ring or offer the call, the call
+reads the device state of the desk phones it is about to consider,
+``GET VARIABLE DEVICE_STATE(PJSIP/201)`` (funcs/func_devstate.c), and tells
+the server's ACD, so a phone busy with any call or unregistered is skipped as
+over ARI.  Which phones: each engine step is first played on a throwaway copy
+of the run whose ACD notes what it is asked (an employee's freedom, a
+department's ranking); those employees -- all members of a department being
+rung or queued for -- are read, once each per step, and the step then runs
+for real.  A step that considers nobody (a prompt, a key) reads nothing.
+
 Time is the runtime's clock, read after every answer, so timers fire when a
 command ends: a timer due during a prompt fires when the prompt ends.
 
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -45,11 +56,12 @@ from agi_server.protocol import (
     AgiSession,
 )
 from agi_server.route import decision_variables, icm_variables
-from switchboard.acd import Acd
+from switchboard.acd import Acd, Waiting, device_state
+from switchboard.acd.devices import device_of
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
-from switchboard.config.model import Endpoints
+from switchboard.config.model import Department, DialNode, Endpoints, QueueNode
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -66,6 +78,9 @@ COMMAND_MARGIN = 30.0  # real seconds on top of what a command should take
 # an unanswered Dial cannot be shorter than Asterisk's one-second resolution
 MIN_DIAL = 1
 SPIN_LIMIT = 1_000  # commands in a row that take no time at all
+# look-aheads of one engine step: each reads phones the one before did not (a step may
+# consider one department's members, then -- those all busy -- another's)
+LOOK_AHEADS = 4
 
 
 @dataclass(frozen=True)
@@ -172,7 +187,7 @@ class AgiCall:
     async def run_call(self) -> None:
         run = self.run
         try:
-            await self._apply(run.start())
+            await self._apply(await self._engine(CallRun.start))
             idle, before = 0, self.now()
             while not run.finished:
                 if self.session.hung_up:
@@ -235,7 +250,59 @@ class AgiCall:
     async def _handle(self, event: ev.Event, at: float | None = None) -> None:
         t = self.now() if at is None else max(self._last, at)
         self._last = t
-        await self._apply(self.run.handle(event, t))
+        await self._apply(await self._engine(lambda run: run.handle(event, t)))
+
+    # --- phones: their device states, before the engine decides -----------------------
+
+    async def _engine(self, step: Callable[[CallRun], list[act.Action]]) -> list[act.Action]:
+        """One engine step (``run.start()``, ``run.handle(...)``), the device states of the
+        phones it considers read first (see the module's "Phones")."""
+        acd, run = self.acd, self.run
+        if acd is not None and not run.connected and device_of(self.company):
+            read: set[str] = set()  # this step's: each phone once
+            for _ in range(LOOK_AHEADS):
+                wanted = self._considered(step, acd) - read
+                read |= wanted
+                if not wanted or not await self._read_phones(wanted, acd):
+                    break  # nothing new: the step would consider the same phones again
+        return step(run)
+
+    def _considered(self, step: Callable[[CallRun], list[act.Action]], acd: Acd) -> set[str]:
+        """The employees with a desk phone whom ``step`` would consider now: played on a
+        copy of the run (the configuration, the ACD and the finished trace steps shared,
+        never written) whose ACD notes what it is asked."""
+        run = self.run
+        asked = _Asked(acd)
+        memo: dict[int, object] = {id(s): s for s in run.trace[:-1]}
+        memo |= {id(run.company): run.company, id(run.acd): asked}
+        fork = copy.deepcopy(run, memo)
+        steps = len(run.trace)
+        step(fork)
+        company = self.company
+        members = set(asked.asked_agents)
+        for department in asked.asked_departments:
+            members.update(company.departments[department].members)
+        # a department rung or queued for in this step: all its members, at once (a
+        # one-by-one that finds its first member busy goes on to the next one)
+        for visited in fork.trace[max(0, steps - 1) :]:
+            rung = _department(company, visited.scenario, visited.node)
+            if rung is not None and not members.isdisjoint(rung.members):
+                members.update(rung.members)
+        phones = device_of(company)
+        return {m for m in members if m in phones}
+
+    async def _read_phones(self, employees: set[str], acd: Acd) -> bool:
+        """Read and tell the ACD; did any phone's state change?"""
+        phones = device_of(self.company)
+        changed = False
+        for employee in sorted(employees):
+            value = await self._variable(f"DEVICE_STATE({phones[employee]})")
+            # nothing (no func_devstate): "unknown", which is rung, as with no answer at all
+            state = device_state(value)
+            agent = acd.agents.get(employee)
+            changed = changed or (agent is not None and agent.device != state)
+            acd.device(employee, state, self.clock.now())
+        return changed
 
     def _next_timer(self) -> tuple[str, float] | None:
         if not self.timers:
@@ -571,6 +638,46 @@ def _winner(legs: list[act.Ring], peer: str, name: str, settings: AgiCallSetting
         if name and name.rsplit("-", 1)[0] == endpoint:
             return leg
     return legs[0]
+
+
+class _Asked:
+    """The server's ACD as a look-ahead's copy of the run sees it: everything passes to
+    the ACD; whose freedom (``free``) and which departments' members (``ranked``,
+    ``order``) were asked about is noted."""
+
+    def __init__(self, acd: Acd) -> None:
+        self.acd = acd
+        self.asked_agents: set[str] = set()  # not `agents`: the ACD's own, passed on
+        self.asked_departments: set[str] = set()
+
+    def free(self, agent_id: str, now: float) -> bool:
+        self.asked_agents.add(agent_id)
+        return self.acd.free(agent_id, now)
+
+    def ranked(
+        self, department: str, now: float, call: str | Waiting | None = None
+    ) -> list[list[str]]:
+        self.asked_departments.add(department)
+        return self.acd.ranked(department, now, call)
+
+    def order(self, department: str, now: float) -> list[list[str]]:
+        self.asked_departments.add(department)
+        return self.acd.order(department, now)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.acd, name)
+
+
+def _department(company: Company, scenario: str, node_name: str) -> Department | None:
+    """The department a `dial` node rings, or a `queue` node queues for."""
+    node = company.node(scenario, node_name)
+    if isinstance(node, QueueNode):
+        return company.departments.get(node.department)
+    if isinstance(node, DialNode):
+        target = company.resolve_target(node.target)
+        if target is not None and target[0] == "department":
+            return company.departments.get(target[1])
+    return None
 
 
 # actions on the caller's own channel (skipped once it has hung up)

@@ -21,6 +21,15 @@ The successive dials of a strategy come from the engine itself: a copy of the
 call's run is played forward on a virtual clock with nobody answering, and
 every change in who rings starts a new step.  So one-by-one gives one step
 per member, cascade a growing set, desk-then-mobile the desk and then both.
+
+Who is rung is the ACD's say, as over ARI and in `simulate`: the server's
+ACD knows the agents' own states (logged out, paused: ``switchboard
+agents``) and the device states the call read just before it decided
+(``DEVICE_STATE()``, `agi_server.call`), so a department's ring plan skips
+members who are not free and follows its tiers and strategy (`Acd.order`),
+and a queue's ``SWITCHBOARD_TARGETS`` lists its free members in the order
+the ACD would offer them the call (`Acd.ranked`; ``all_at_once``: the best
+tier's).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from switchboard.acd import Waiting
 from switchboard.config.company import Company
 from switchboard.config.model import DialNode, QueueNode
 from switchboard.engine import actions as act
@@ -49,23 +59,46 @@ class RingStep:
 def ring_plan(run: CallRun, actions: list[act.Action]) -> list[RingStep]:
     """Who rings, and for how long, if nobody answers: the engine's own strategy.
 
-    The same node ringing the same phones always plays out the same way (FastAGI
-    knows no agent states), so a plan is kept with the configuration snapshot.
+    The same node ringing the same phones in the same ACD order, every member
+    free, always plays out the same way, so such a plan is kept with the
+    configuration snapshot; one with a member not free now (or a ``random``
+    order) is worked out for the call.
     """
     rings = tuple(
         (a.employee_id, a.device, a.number, a.confirm, a.timeout)
         for a in actions
         if isinstance(a, act.Ring)
     )
-    key = ("ring_plan", run.scenario, run.node_name, rings)
+    order = _plan_order(run)
+    if order is None:
+        return _play_out(run, actions)
+    key = ("ring_plan", run.scenario, run.node_name, rings, order)
     plan: list[RingStep] | None = run.company.derived.get(key)
     if plan is None:
         plan = run.company.derived[key] = _play_out(run, actions)
     return plan
 
 
+def _plan_order(run: CallRun) -> tuple[tuple[str, ...], ...] | None:
+    """The ACD's order of the department a `dial` node rings, as part of a kept plan's
+    key (() for any other node); None when the plan is not to be kept."""
+    company = run.company
+    node = company.node(run.scenario, run.node_name)
+    target = company.resolve_target(node.target) if isinstance(node, DialNode) else None
+    if target is None or target[0] != "department":
+        return ()
+    if company.departments[target[1]].strategy == "random":
+        return None
+    acd, now = run.acd, run.clock
+    tiers = acd.order(target[1], now)
+    if not all(acd.free(member, now) for tier in tiers for member in tier):
+        return None
+    return tuple(tuple(tier) for tier in tiers)
+
+
 def _play_out(run: CallRun, actions: list[act.Action]) -> list[RingStep]:
-    fork = copy.deepcopy(run, {id(run.company): run.company})
+    # the ACD is shared: the run only reads a runtime's ACD (the copy too)
+    fork = copy.deepcopy(run, {id(run.company): run.company, id(run.acd): run.acd})
     node = (fork.scenario, fork.node_name)
     ringing: dict[str, act.Ring] = {}
     timers: dict[str, float] = {}
@@ -118,7 +151,7 @@ def decision_variables(
     out = {"SWITCHBOARD_SCENARIO": run.scenario, "SWITCHBOARD_NODE": run.node_name}
     if isinstance(node, QueueNode):
         department = company.departments[node.department]
-        members = [company.employees[m] for m in department.members if m in company.employees]
+        members = [company.employees[m] for m in free_members(run, department.id, actions)]
         rings = [
             act.Ring(f"q{i}", e.id, "desk", e.extension, False, node.max_wait)
             for i, e in enumerate(members)
@@ -150,6 +183,25 @@ def decision_variables(
         if target is not None and target[0] == "department":
             out["SWITCHBOARD_DEPARTMENT"] = target[1]
     return out
+
+
+def free_members(run: CallRun, department: str, actions: list[act.Action]) -> list[str]:
+    """The members a queue would offer the call to now, in the ACD's order: free (not
+    logged out or paused, their phone neither busy nor unavailable), tier by tier in
+    the strategy's order, with the skills the call asks for (its `JoinQueue`);
+    ``all_at_once`` rings only the best tier (as the engine's queue does)."""
+    join = next((a for a in actions if isinstance(a, act.JoinQueue)), None)
+    need = None
+    if join is not None:
+        need = Waiting(
+            run.call_key, department, join.priority, 0, run.clock, join.skills,
+            join.widen_after,
+        )  # fmt: skip
+    tiers = run.acd.ranked(department, run.clock, need)
+    if run.company.departments[department].strategy == "all_at_once":
+        tiers = tiers[:1]
+    employees = run.company.employees
+    return [member for tier in tiers for member in tier if member in employees]
 
 
 def icm_variables(run: CallRun) -> dict[str, str]:

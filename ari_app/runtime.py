@@ -32,6 +32,7 @@ import aiohttp
 import structlog
 
 from ari_app.adopt import DRAIN, STATE_VARIABLE, AdoptedCall, ConversationState, Drain
+from ari_app.agent_codes import AgentCodeCall, is_agent_code
 from ari_app.client import REQUEST_TIMEOUT, AriClient, AriError, AriUnavailable, CallGone
 from ari_app.legs import (
     LEG_MARKER,
@@ -59,6 +60,7 @@ from ari_app.models import (
 from ari_app.models import PlaybackFinished as AriPlaybackFinished
 from ari_app.models import RecordingFinished as AriRecordingFinished
 from switchboard.acd import Acd, device_state
+from switchboard.acd.devices import desk_devices
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
@@ -394,6 +396,16 @@ class AriRuntime:
 
     def _start_call(self, event: StasisStart) -> None:
         call_id = self._call_id()
+        if is_agent_code(event.args):
+            # an agent's *71/*72/*73: no scenario, no record; served even when stopping
+            # or overloaded (the fallback would ring the reception for it)
+            code = AgentCodeCall(
+                self, call_id, event.channel, event.args, desk_devices(self.company())
+            )
+            self.sessions[event.channel.id] = code
+            self.owners[event.channel.id] = code
+            self._background(code.run(), f"agent-code-{call_id}")
+            return
         if self.draining:
             reason = "switchboard stopping: sent to the fallback"
             self._background(
@@ -1418,24 +1430,3 @@ class CallSession:
                     item = await self.queue.get()
                     if isinstance(item, StasisEnd | ChannelDestroyed):
                         await self._channel_gone(item)
-
-
-def desk_devices(company: Company) -> dict[str, str]:
-    """Employees' desk phones as Asterisk device names -> employee id: ``PJSIP/201``
-    for ``PJSIP/{extension}``; ``Local/201@phones`` for ``Local/{extension}@phones/n``
-    (a Local device is ``exten@context``, its options aside: main/core_local.c).  A
-    phone reached through a trunk (``PJSIP/{extension}@office2``) is no device of this
-    Asterisk's and is not followed."""
-    template = company.config.asterisk.endpoints.employee
-    devices = {}
-    for employee in company.config.employees:
-        if employee.extension is None:
-            continue
-        tech, _, resource = template.format(extension=employee.extension).partition("/")
-        if tech.lower() == "local":
-            resource = resource.split("/", 1)[0]
-        elif "@" in resource or "/" in resource:
-            continue
-        if tech and resource:
-            devices[f"{tech}/{resource}"] = employee.id
-    return devices

@@ -12,7 +12,8 @@ Sources: ``res/res_agi.c`` (``handle_*``, ``parse_args``, ``find_command``,
 ``apps/app_dial.c`` (``dial_exec_full``, ``wait_for_answer``), ``main/app.c``
 (``ast_app_getdata_full``, ``__ast_app_separate_args``, ``parse_options``),
 ``main/channel.c`` (``ast_readstring_full``, ``ast_recvchar``),
-``main/pbx_builtins.c``, ``apps/app_playback.c``, ``res/res_musiconhold.c``.
+``main/pbx_builtins.c``, ``apps/app_playback.c``, ``res/res_musiconhold.c``,
+``funcs/func_devstate.c`` (``DEVICE_STATE()``).
 
 Time
 ====
@@ -77,6 +78,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from asterisk_sim import devices
 from asterisk_sim.script import DEFAULT_ENDPOINT, CallerScript, EndpointScript, Press
 from switchboard.clock import Clock, VirtualClock
 
@@ -719,6 +721,8 @@ class _Session:
             return self.peer.database.get((family, db_key))
         if func == "LEN":
             return str(len(arg))
+        if func == "DEVICE_STATE":
+            return self.peer.device_state(arg)
         return None
 
     def substitute(self, text: str) -> str:
@@ -1597,6 +1601,9 @@ class AgiPeer:
     Dial target does (by exact target string; default: answers after 2 s).
     ``talk``: how long an answered call lasts when the endpoint does not say.
     ``database`` is the AstDB the DATABASE commands use, shared by all calls.
+    ``device_states``: what ``DEVICE_STATE(<device>)`` reports for a device
+    (``PJSIP/201`` -> ``INUSE``), which a test sets and changes as it likes;
+    see `device_state`.
     """
 
     def __init__(
@@ -1618,11 +1625,29 @@ class AgiPeer:
         self.talk = talk
         self.default_prompt = default_prompt
         self.database: dict[tuple[str, str], str] = {}
+        self.device_states: dict[str, str] = {}
+        self.device_reads: list[str] = []  # the devices DEVICE_STATE() was asked about
         self.calls: list[AgiCall] = []
         self._serial = itertools.count(1)
 
     def endpoint(self, target: str) -> EndpointScript:
         return self.endpoints.get(target, DEFAULT_ENDPOINT)
+
+    def device_state(self, device: str) -> str:
+        """``DEVICE_STATE(device)``, as funcs/func_devstate.c's ``devstate_read`` answers
+        it: ``ast_devstate_str(ast_device_state(device))``, a state's name.  A
+        ``Custom:name`` device is func_devstate.c's own provider
+        (``custom_devstate_callback``): ``ast_devstate_val`` of AstDB key
+        ``CustomDevstate/name`` (`database`).  Any other device reports what
+        `device_states` says, read by its name's state name as ``ast_devstate_val``
+        would (any case, else UNKNOWN).  Simplification: a device the test did not set
+        is UNKNOWN -- what a channel driver that cannot tell reports -- whatever its
+        `endpoints` script does when dialled; no channel of a call here changes it."""
+        self.device_reads.append(device)
+        tech, _, name = device.partition(":")
+        if tech.lower() == "custom" and name:
+            return devices.devstate_val(self.database.get(("CustomDevstate", name), ""))
+        return devices.devstate_val(self.device_states.get(device, devices.UNKNOWN))
 
     def lookup_duration(self, name: str) -> float | None:
         """The length ``durations`` gives ``name`` (or its basename), else None."""

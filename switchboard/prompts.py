@@ -47,6 +47,12 @@ BUILTIN_PROMPTS: Final[dict[str, tuple[float, str]]] = {
     "lunch": (3.0, "We are at lunch. Please call back in an hour."),
     "holiday": (3.0, "Our office is closed for the holiday."),
     "goodbye": (1.5, "Goodbye."),
+    # what an agent hears after a feature code (*71, *72, *73: `switchboard.acd.phone`)
+    "agent-logged-in": (1.25, "You are logged in."),
+    "agent-logged-out": (1.25, "You are logged out."),
+    "agent-paused": (3.3, "You are paused. No calls will come to you."),
+    "agent-resumed": (3.25, "You are back. Calls will come to you again."),
+    "agent-unknown": (3.2, "Sorry, this phone belongs to no employee."),
 }
 
 VIRTUAL_PROMPTS: Final[frozenset[str]] = frozenset({"greeting"})

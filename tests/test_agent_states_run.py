@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from asterisk_sim import AsteriskSimulator, EndpointScript
@@ -150,3 +151,47 @@ async def test_a_logged_out_agent_is_not_rung_and_stays_logged_out_after_a_resta
             assert await second.wait() == 0
     ivanov = next(line for line in listed.splitlines() if line.startswith("ivanov"))
     assert ivanov.split()[1] == "available"
+
+
+async def agent_changes(db: str) -> list[tuple[str, str, str, str, str | None]]:
+    conn = await asyncpg.connect(db)
+    try:
+        rows = await conn.fetch(
+            "SELECT agent, state, reason, by, instance FROM agent_changes ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    return [tuple(row) for row in rows]
+
+
+@pytest.mark.asyncio
+async def test_a_feature_code_from_the_phone_is_applied_and_kept(db: str, tmp_path: Path) -> None:
+    """``*72`` / ``*73`` from ivanov's desk phone (``Stasis(switchboard,agent,...)``):
+    the running app stops offering him calls and the change is kept, ``by = phone``."""
+    conf = tmp_path / "company.yaml"
+    conf.write_text(CONFIG.format(called=CALLED, spill=tmp_path / "spill"))
+    await cli(db, "config", "import", str(conf))
+    async with AsteriskSimulator(clock=Clock(), user=USER, password=PASSWORD) as sim:
+        for phone in ("PJSIP/201", "PJSIP/202"):
+            sim.script_endpoint(phone, EndpointScript("answer", after=0.5))
+        async with switchboard_run(sim, db, conf, "first") as (first, log):
+            await sim.place_call(
+                "201", "*72", tech="PJSIP/201", app_args=["agent", "logout"], app=APP
+            )
+            await log.wait_for('"agent state changed"')
+            await sim.wait_for(lambda s: not s.live_channels(), what="the code call over")
+            assert await one_call(sim, 1) == ["PJSIP/202"]
+            for n, args in enumerate((["agent", "login"], ["agent", "pause", "lunch"]), 2):
+                await sim.place_call("201", "*7x", tech="PJSIP/201", app_args=args, app=APP)
+                await log.wait_for('"agent state changed"', count=n)
+            await sim.wait_for(lambda s: not s.live_channels(), what="the code calls over")
+            first.send_signal(signal.SIGTERM)
+            assert await first.wait() == 0
+    assert await agent_changes(db) == [
+        ("ivanov", "logged_out", "", "phone", "first"),
+        ("ivanov", "available", "", "phone", "first"),
+        ("ivanov", "paused", "lunch", "phone", "first"),
+    ]
+    listed = await cli(db, "agents", "list")
+    ivanov = next(line for line in listed.splitlines() if line.startswith("ivanov"))
+    assert ivanov.split()[1] == "paused"

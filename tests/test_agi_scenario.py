@@ -4,10 +4,11 @@ An `AgiPeer` plays Asterisk over a real socket on a virtual clock; each call
 script is also run through `simulate` and must pass the same nodes, by the
 same exits, to the same outcome, agent and scenario.
 
-Where the AGI model differs (dialplan/README.md, "FastAGI"): the engine does
-not learn who is busy before it rings (no device states over AGI), so a busy
-employee is rung and answers BUSY at once where `simulate` (told the agent is
-busy) skips them; the path through the scenario is the same.
+Here the simulated phones report no device state (``DEVICE_STATE()`` says
+UNKNOWN, which is rung), so a busy employee is rung and answers BUSY at once
+where `simulate` (told the agent is busy) skips them; the path through the
+scenario is the same.  With the phones reporting what the agents do, FastAGI
+skips them too: tests/test_agi_device_state.py runs these scripts that way.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from agi_server.app import SERVICES
+from ari_app.agent_codes import AGENT_ARG
+from switchboard.acd.phone import UNKNOWN_PROMPT, parse_action
 from switchboard.config.model import AsteriskSection
 from switchboard.prompts import BUILTIN_PROMPTS
 
@@ -321,6 +323,45 @@ def test_the_fastagi_examples_ask_only_for_services_the_server_offers() -> None:
         assert address == "127.0.0.1:4573", url  # the server's default: loopback
         service = rest.split("?", 1)[0].split(",", 1)[0].rstrip(")")
         assert service in SERVICES, url
+
+
+FEATURE_CODES = {"*71": "login", "*72": "logout", "*73": "toggle"}
+
+
+def test_agents_feature_codes_go_to_the_stasis_app_with_their_action() -> None:
+    contexts = read_dialplan()
+    codes = {e.pattern: e for e in contexts["switchboard-agent-codes"] if e.pattern.startswith("*")}
+    assert set(codes) == set(FEATURE_CODES)
+    app = AsteriskSection().app
+    for pattern, action in FEATURE_CODES.items():
+        steps = codes[pattern].steps
+        (stasis,) = (s for s in steps if s.app == "Stasis")
+        assert stasis.args.split(",") == [app, AGENT_ARG, action], pattern
+        assert parse_action(action) == action
+        after = steps[steps.index(stasis) + 1 :]
+        assert any(s.app == "GotoIf" and '"${STASISSTATUS}" = "FAILED"' in s.args for s in after), (
+            pattern
+        )
+        assert steps[-1].app == "Hangup", pattern
+    # the runtime tells what each code did with these recordings
+    for prompt in ("agent-logged-in", "agent-logged-out", "agent-paused", "agent-resumed",
+                   UNKNOWN_PROMPT):  # fmt: skip
+        assert prompt in BUILTIN_PROMPTS
+        for lang in LANGUAGES:
+            assert recording(lang, prompt).is_file()
+
+
+def test_agents_feature_codes_over_fastagi_ask_the_agent_service() -> None:
+    lines = [line for ctx, line in _agi_dialplan_lines() if ctx == "switchboard-agi-agent-codes"]
+    asked = {}
+    for line in lines:
+        if found := re.match(
+            r"exten\s*=>\s*(\*\d+),1,AGI\(agi://[^/]+/agent\?action=(\w+)\)", line
+        ):
+            asked[found[1]] = found[2]
+    assert asked == FEATURE_CODES
+    assert sum('"${AGISTATUS}" = "FAILURE"]?failed,1' in line for line in lines) == 3
+    assert "agent" in SERVICES
 
 
 def _agi_dialplan_lines() -> list[tuple[str, str]]:
