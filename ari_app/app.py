@@ -102,6 +102,7 @@ class AriApp:
                 agents=self.runtime.acd,
             )
             events = CallbackEvents(self.runtime, self.callbacks)
+            self.runtime.make_kept = self.callbacks.make_kept
         self.supervisor = AriSupervisor(
             self.client,
             events,

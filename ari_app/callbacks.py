@@ -297,6 +297,27 @@ class CallbackWorker:
             self._spawn(self._attempt(attempt), f"callback-{job.id}")
         return len(jobs)
 
+    async def make_kept(self, request_id: str, agent: str, acd_key: str) -> bool:
+        """The place call-back ``request_id`` kept in a queue came up and the ACD gave it
+        ``agent``, held under ``acd_key``: make it now with them; False when it is not
+        pending (made already, being made, or claimed by another)."""
+        if not self.connected:
+            return False
+        company = self.company()
+        async with self.pool.acquire() as conn:
+            job = await store.claim_request(conn, self.instance, request_id)
+        if job is None:
+            return False
+        attempt = _Attempt(self, job, company, preferred=agent)
+        attempt.acd_key = acd_key
+        if self.agents is not None and not self.agents.claim(
+            agent, attempt.acd_key, self.clock.now()
+        ):
+            attempt.preferred = None  # taken meanwhile: whoever of the department is free
+        self._attempts[job.id] = attempt
+        self._spawn(self._attempt(attempt), f"callback-{job.id}")
+        return True
+
     async def _sweep(self, conn: store.Conn) -> None:
         held = [a.job for a in self._attempts.values() if a.holding]
         kept = await store.renew(conn, held)
@@ -440,9 +461,18 @@ class CallbackWorker:
 class _Attempt:
     """One claimed call-back being made: its legs, its bridge, what it reached."""
 
-    def __init__(self, worker: CallbackWorker, job: CallbackJob, company: Company) -> None:
+    def __init__(
+        self,
+        worker: CallbackWorker,
+        job: CallbackJob,
+        company: Company,
+        preferred: str | None = None,
+    ) -> None:
+        """``preferred``: the agent the ACD gave this call-back when the place its
+        caller kept in the queue came up (held for it): the only one rung."""
         self.worker = worker
         self.job = job
+        self.preferred = preferred
         self.company = company
         self.client = worker.client
         self.settings = worker.settings
@@ -505,7 +535,7 @@ class _Attempt:
             for m in department.members
         ):
             return _Outcome(NO_EMPLOYEE)
-        if not self.worker.free_members(self.company, department):
+        if self.preferred is None and not self.worker.free_members(self.company, department):
             raise _NotNow
         if self.settings.order == "customer_first":
             return await self._customer_first(department)
@@ -540,10 +570,13 @@ class _Attempt:
     async def _reach_employee(self, department: Department, waiting: _Leg | None) -> _Leg | None:
         """Ring the free members one at a time; the first to answer, or None."""
         endpoints = self.company.config.asterisk.endpoints
-        for member in department.members:
+        members = department.members if self.preferred is None else (self.preferred,)
+        for member in members:
             if waiting is not None and waiting.gone:
                 return None
-            if member not in self.worker.free_members(self.company, department):
+            if member != self.preferred and member not in self.worker.free_members(
+                self.company, department
+            ):
                 continue
             employee = self.company.employees[member]
             assert employee.extension is not None  # free_members keeps desks only
@@ -696,6 +729,9 @@ class _Attempt:
             self.worker._disown(leg)
         for member in self.engaged:
             self.worker._release(member)
+        if self.preferred is not None and not self.connected and self.worker.agents is not None:
+            # held for this call-back by the ACD; not talked to: free again
+            self.worker.agents.release(self.preferred, self.acd_key, self.worker.clock.now())
         if self.connected and self.worker.agents is not None and self.agent is not None:
             now = self.worker.clock.now()
             self.worker.agents.finished(

@@ -99,6 +99,10 @@ ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
 LATE_SWEEPS = (2 * REQUEST_TIMEOUT, 6 * REQUEST_TIMEOUT)
 DEVICES_PER_REQUEST = 50  # deviceState: sources in one subscription request
 DEVICE_READS_AT_ONCE = 10  # device states read at once after a connect
+# a call-back that keeps its caller's place in a queue is made when the place comes up;
+# the workers make it the usual way only if it has not come up in this long (or after a
+# restart, which forgets the places)
+KEPT_PLACE_HOLD = 900.0
 RECORDED_KEPT = 10_000  # callers whose call was recorded here, remembered (the latest)
 
 
@@ -156,6 +160,10 @@ class AriRuntime:
         self._device_news: dict[str, int] = {}  # device -> DeviceStateChanged events heard
         self.sessions: dict[str, Call] = {}  # by caller channel id
         self.waiting_calls: dict[str, CallSession] = {}  # in a queue, by call id
+        # call-backs holding their caller's place in a queue: ACD key -> request id, and
+        # how to make one when its place comes up (the call-back worker, when there is one)
+        self.kept_places: dict[str, str] = {}
+        self.make_kept: Callable[[str, str, str], Awaitable[bool]] | None = None
         self.owners: dict[str, Call] = {}  # every channel a call owns
         self.draining = False  # stopping: new calls go to the fallback
         # callers whose call this runtime recorded, and how it let them go ("fallback":
@@ -356,15 +364,35 @@ class AriRuntime:
         priority, then the longest waiting, among those who would ring them now), not
         to every caller in the queue — a thousand callers told at once made a
         thousand refused offers, each a made-up ring in a record and a reason to rest
-        on a free employee."""
-        first = self.acd.who_takes(employee, self.clock.now(), self.takes_for(employee))
-        call = self.waiting_calls.get(first) if first is not None else None
+        on a free employee.  A call-back holding its caller's place is one of them."""
+        now = self.clock.now()
+        first = self.acd.who_takes(employee, now, self.takes_for(employee))
+        if first is None:
+            return
+        request_id = self.kept_places.pop(first, None)
+        if request_id is not None:
+            self.acd.leave(first)
+            if self.acd.claim(employee, first, now):
+                self._background(self._make_kept(request_id, employee, first), "ari-kept")
+            return
+        call = self.waiting_calls.get(first)
         if call is not None:
             call.offered = employee
             call.deliver(ev.AgentStatus(employee, "available"))
 
+    async def _make_kept(self, request_id: str, employee: str, key: str) -> None:
+        made = False
+        try:
+            if self.make_kept is not None:
+                made = await self.make_kept(request_id, employee, key)
+        finally:
+            if not made:  # made by now, or no worker: the employee goes to the next
+                self.acd.release(employee, key, self.clock.now())
+
     def takes_for(self, employee: str) -> Callable[[str], bool]:
         def takes(call_id: str) -> bool:
+            if call_id in self.kept_places:
+                return True
             call = self.waiting_calls.get(call_id)
             return call is not None and call.takes(employee)
 
@@ -1026,7 +1054,11 @@ class CallSession:
             elif isinstance(action, act.JoinQueue):
                 self._join_queue(action)
             elif isinstance(action, act.LeaveQueue):
-                self._leave_queue()
+                if action.keep_place and self.runtime.make_kept is not None:
+                    self.runtime.acd.park(self.call_id)  # for the call-back it may ask for
+                    self.runtime.waiting_calls.pop(self.call_id, None)
+                else:
+                    self._leave_queue()
         for action in actions:
             await self._carry_out(action)
 
@@ -1097,7 +1129,16 @@ class CallSession:
             case act.SaveMessage():
                 await self.runtime.sink.save_message(self.call_id, action)
             case act.RequestCallback():
-                ok = await self.runtime.sink.request_callback(self.call_id, action)
+                runtime = self.runtime
+                parked = runtime.acd.department_of(self.call_id) is not None and (
+                    runtime.make_kept is not None
+                )
+                hold = runtime.clock.real(KEPT_PLACE_HOLD) if parked else None
+                ok = await runtime.sink.request_callback(self.call_id, action, hold)
+                if ok and parked:
+                    key = f"callback:{self.call_id}/{action.request_id}"
+                    if runtime.acd.bind(self.call_id, key):
+                        runtime.kept_places[key] = f"{self.call_id}/{action.request_id}"
                 self.deliver(ev.CallbackStored(action.request_id, ok))
             case act.Lookup():
                 self._spawn(self._lookup(action))

@@ -130,7 +130,13 @@ class CallSink(Protocol):
 
     async def save_message(self, call_id: str, message: act.SaveMessage) -> None: ...
 
-    async def request_callback(self, call_id: str, request: act.RequestCallback) -> bool: ...
+    async def request_callback(
+        self, call_id: str, request: act.RequestCallback, hold: float | None = None
+    ) -> bool:
+        """Commit the promise; True once stored.  ``hold``: seconds before the call-back
+        workers may make it on their own (it keeps its caller's place in a queue and
+        is made when that place comes up: `ari_app.runtime`)."""
+        ...
 
     async def last_agent(self, caller: str, days: float) -> str | None: ...
 
@@ -155,7 +161,9 @@ class MemorySink:
     async def save_message(self, call_id: str, message: act.SaveMessage) -> None:
         self.messages.append(message)
 
-    async def request_callback(self, call_id: str, request: act.RequestCallback) -> bool:
+    async def request_callback(
+        self, call_id: str, request: act.RequestCallback, hold: float | None = None
+    ) -> bool:
         self.callbacks.append(request)
         return True
 

@@ -181,8 +181,10 @@ class TeeSink:
     async def save_message(self, call_id: str, message: SaveMessage) -> None:
         await self.store.save_message(call_id, message)
 
-    async def request_callback(self, call_id: str, request: RequestCallback) -> bool:
-        return await self.store.request_callback(call_id, request)
+    async def request_callback(
+        self, call_id: str, request: RequestCallback, hold: float | None = None
+    ) -> bool:
+        return await self.store.request_callback(call_id, request, hold)
 
     async def last_agent(self, caller: str, days: float) -> str | None:
         return await self.store.last_agent(caller, days)

@@ -292,3 +292,19 @@ def test_an_agent_held_for_one_offer_is_taken_for_every_other_caller() -> None:
     assert acd.agents["solo"].state == "available"
     assert freed == ["solo"]
     assert acd.claim("solo", "second", 3.0)
+
+
+def test_a_call_back_takes_the_place_its_caller_kept_in_the_queue() -> None:
+    acd = acd_for("one_by_one", ["solo"])
+    acd.join("first", "sales", 0.0)
+    acd.join("second", "sales", 1.0)
+    acd.join("third", "sales", 2.0)
+    assert acd.park("second")  # asked for a call-back: leaves, keeps the place
+    assert acd.who_takes("solo", 3.0) == "first"
+    acd.leave("first")
+    assert acd.who_takes("solo", 3.0) == "third"  # a parked place is offered nobody
+    assert acd.bind("second", "callback:second/1")
+    assert list(acd.line("sales")) == ["callback:second/1", "third"]
+    assert acd.who_takes("solo", 4.0) == "callback:second/1"
+    assert not acd.waits("second")
+    assert not acd.bind("third", "x")  # not parked

@@ -211,6 +211,7 @@ async def instance(
     )
     # the wiring `switchboard run` needs: the worker's channels' events go to the worker
     app.supervisor.sink = CallbackEvents(app.runtime, worker)
+    app.runtime.make_kept = worker.make_kept
     try:
         async with app:
             await app.wait_ready()
@@ -468,6 +469,7 @@ async def main(args):
         CallbackSettings(**args["settings"]), clock=clock, agents=app.runtime.acd,
     )
     app.supervisor.sink = CallbackEvents(app.runtime, worker)
+    app.runtime.make_kept = worker.make_kept
     async with app:
         await app.wait_ready()
         async with worker:
@@ -800,3 +802,75 @@ async def test_a_callback_promised_after_the_queue_overflowed_calls_the_customer
     assert (row["status"], row["department"], row["number"]) == ("done", "support", CALLER)
     assert [(a.result, a.agent) for a in attempts] == [(DONE, "e01")]
     assert customer_dials(sim) == Counter({mobile(CALLER): 1})
+
+
+ONE_AGENT = """
+timezone: Europe/Moscow
+numbering: {country_code: "7", city_code: "495", national_prefix: "8"}
+employees:
+  - {id: solo, extension: "201"}
+departments:
+  - {id: desk, strategy: one_by_one, ring_timeout: 20, members: [solo]}
+numbers: [{number: "74951234567", scenario: waiting}]
+scenarios:
+  waiting:
+    start: queue
+    nodes:
+      queue: {type: queue, department: desk, max_wait: 600, announce_every: 0,
+              callback_key: "1", callback: take_callback, overflow: bye}
+      take_callback: {type: callback, next: bye}
+      bye: {type: hangup}
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_call_back_keeps_its_callers_place_in_the_queue(db: str, tmp_path: Path) -> None:
+    """Issue 11: three callers, one agent.  The second asks for a call-back while waiting;
+    when the agent is done with the first, the call-back is made (the agent rung first,
+    then the customer) before the third caller, who came later, is put through."""
+    clock = ScaledClock(SCALE)
+    config = company_from(ONE_AGENT)
+    first, second, third = (f"790355500{n:02}" for n in (1, 2, 3))
+    records = await open_sink(db, tmp_path / "spill.jsonl", "a", flush_interval=0.05)
+    try:
+        async with simulator(clock) as sim:
+            sim.script_endpoint("PJSIP/201", EndpointScript("answer", after=1.0, hangup_after=20))
+            sim.script_endpoint(mobile(second), EndpointScript("answer", after=1.0))
+            async with instance(sim, db, "a", clock, config=config, store_sink=records) as running:
+                one = await sim.place_call(first, "74951234567", app="switchboard-a")
+                await sim.wait_for(lambda s: bool(s.live_bridges()), what="the first talking")
+                two = await sim.place_call(second, "74951234567", app="switchboard-a")
+                await sim.wait_for(lambda s: bool(s.channels[two].moh_class), what="2nd waits")
+                three = await sim.place_call(third, "74951234567", app="switchboard-a")
+                await sim.wait_for(lambda s: bool(s.channels[three].moh_class), what="3rd waits")
+                await sim.press(two, "1")  # the second asks for a call-back and hangs up
+                done = "SELECT count(*) FROM callbacks WHERE status = 'done'"
+                await until(db, done, 1, within=60)
+                async with asyncio.timeout(60):
+                    while len(running.sink.records) < 3:
+                        running.sink.finished.clear()
+                        await running.sink.finished.wait()
+            await sim.wait_for(lambda s: not s.live_channels(), timeout=200, what="all gone")
+    finally:
+        await records.close()
+    by_channel = {r.channel_id: r for r in running.sink.records}
+    assert by_channel[one].outcome.result == "connected"
+    assert by_channel[two].outcome.result == "callback"
+    assert by_channel[three].outcome.result == "connected"
+    created = [
+        r.query["endpoint"]
+        for r in sim.requests
+        if r.method == "POST" and r.path == "/ari/channels/create"
+    ]
+    # the agent for the first, then the call-back (agent first, then the customer), then
+    # the third caller
+    assert created == ["PJSIP/201", "PJSIP/201", mobile(second), "PJSIP/201"]
+    async with connect(db) as conn:
+        row = await conn.fetchrow(
+            """SELECT c.status, c.attempts, c.number, a.agent FROM callbacks c
+               JOIN callback_attempts a ON a.callback_id = c.id"""
+        )
+    assert row is not None
+    assert (row["status"], row["agent"], row["attempts"], row["number"]) == (
+        "done", "solo", 1, second,
+    )  # fmt: skip

@@ -134,6 +134,9 @@ class Waiting:
     skills: tuple[str, ...] = ()
     widen_after: float | None = None
     resting: dict[str, float] = field(default_factory=dict)  # agent -> may be offered again at
+    # the caller left the queue but keeps this place for a call-back (`park`): offered
+    # no agent until a call-back is bound to it (`bind`)
+    parked: bool = False
 
 
 @dataclass(slots=True)
@@ -401,6 +404,33 @@ class Acd:
     def waits(self, call: str) -> bool:
         return call in self._waiting
 
+    def park(self, call: str) -> bool:
+        """``call`` leaves its queue but keeps its place, for the call-back it may ask for
+        (`bind`); False when it did not wait."""
+        waiting = self._waiting.get(call)
+        if waiting is None:
+            return False
+        waiting.parked = True
+        return True
+
+    def bind(self, call: str, key: str) -> bool:
+        """The call-back ``key`` takes parked ``call``'s place: it is offered a freed agent
+        when its turn comes, as the caller would have been (`who_takes` gives ``key``).
+        False when ``call`` holds no parked place."""
+        waiting = self._waiting.get(call)
+        if waiting is None or not waiting.parked:
+            return False
+        line = self._lines[waiting.department]
+        level = line.levels[waiting.priority]
+        # the same place in its level: the entries after it keep coming after it
+        entries = [(key if c == call else c, w) for c, w in level.items()]
+        level.clear()
+        level.update(entries)
+        del self._waiting[call]
+        waiting.call, waiting.parked = key, False
+        self._waiting[key] = waiting
+        return True
+
     def precedes(self, first: str, second: str) -> bool:
         """Is waiting call ``first`` served before ``second`` (a higher priority, or the
         same and it came earlier)?  False when either does not wait."""
@@ -544,7 +574,7 @@ class Acd:
     # --- internals -----------------------------------------------------------------------
 
     def _may_offer(self, agent_id: str, waiting: Waiting, now: float) -> bool:
-        if waiting.resting.get(agent_id, 0.0) > now:
+        if waiting.parked or waiting.resting.get(agent_id, 0.0) > now:
             return False
         if not waiting.skills:
             return True

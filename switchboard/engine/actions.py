@@ -77,7 +77,11 @@ class JoinQueue:
 
 @message
 class LeaveQueue:
-    """The call no longer waits in a queue (served, overflow, call-back, gone)."""
+    """The call no longer waits in a queue (served, overflow, call-back, gone).
+    ``keep_place``: it left by the `callback` or `overflow` exit, so a call-back it
+    asks for next takes its place in the line (the runtime's ACD parks it)."""
+
+    keep_place: bool = False
 
 
 @message

@@ -282,8 +282,8 @@ class CallRun:
                 join.widen_after,
             )  # fmt: skip
 
-    def leave_queue(self) -> None:
-        self._out.append(LeaveQueue())
+    def leave_queue(self, keep_place: bool = False) -> None:
+        self._out.append(LeaveQueue(keep_place))
         if self._own_acd and self._acd is not None:
             self._acd.leave(self.call_key)
 

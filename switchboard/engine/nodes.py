@@ -464,14 +464,14 @@ class QueueActivity(Activity):
             case Digits():
                 run.trace_event("key", keys=event.keys)
                 if self.node.callback_key is not None and self.node.callback_key in event.keys:
-                    self._leave_queue()
+                    self._leave_queue(keep_place=True)
                     self._remember_department()
                     run.detail("waited", round(run.now - self.entered_at, 3))
                     return "callback"
             case TimerFired() if event.timer_id == self.max_timer:
                 self.max_timer = None
                 run.trace_event("max_wait", waited=self.node.max_wait)
-                self._leave_queue()
+                self._leave_queue(keep_place=True)
                 self._remember_department()
                 return "overflow"
             case TimerFired() if event.timer_id == self.announce_timer:
@@ -590,7 +590,7 @@ class QueueActivity(Activity):
         self.retry_timer = self.run.start_timer(self.retry)
         return None
 
-    def _stop_waiting(self) -> None:
+    def _stop_waiting(self, keep_place: bool = False) -> None:
         run = self.run
         for timer in (self.max_timer, self.announce_timer, self.retry_timer):
             if timer is not None:
@@ -602,18 +602,18 @@ class QueueActivity(Activity):
         self.listening = False
         if self.need is not None:
             self.need = None
-            run.leave_queue()
+            run.leave_queue(keep_place)
 
     def _remember_department(self) -> None:
         """Leaving by either exit: a `callback` node further on (with no `department:` of
         its own) promises a call-back from this queue's department."""
         self.run.vars[CALLBACK_DEPARTMENT] = self.department.id
 
-    def _leave_queue(self) -> None:
+    def _leave_queue(self, keep_place: bool = False) -> None:
         if self.ringing is not None:
             self.ringing.stop()
             self.ringing = None
-        self._stop_waiting()
+        self._stop_waiting(keep_place)
 
 
 class IcmActivity(Activity):

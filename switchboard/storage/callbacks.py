@@ -244,6 +244,26 @@ async def claim_due(
     return sorted((_job(r) for r in rows), key=lambda j: (j.due_at, j.id))
 
 
+async def claim_request(conn: Conn, instance: str, request_id: str) -> CallbackJob | None:
+    """Claim the pending call-back ``request_id`` for ``instance`` now, whenever it is
+    due (its place in a queue came up); None when it is not pending (made, being
+    made, or locked by another)."""
+    row = await conn.fetchrow(
+        """WITH it AS (
+                SELECT id FROM callbacks WHERE request_id = $2 AND status = 'pending'
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE callbacks AS c
+            SET status = 'in_progress', claimed_by = $1, claimed_at = now(),
+                attempts = c.attempts + 1
+            FROM it WHERE c.id = it.id
+            RETURNING c.*""",
+        instance,
+        request_id,
+    )
+    return _job(row) if row is not None else None
+
+
 async def renew(conn: Conn, jobs: Sequence[CallbackJob]) -> set[int]:
     """Extend the lease of ``jobs``; the ids still held (a missing one was lost)."""
     if not jobs:

@@ -81,7 +81,9 @@ class PostgresSink:
         )
         self.writer.submit(row, "messages")
 
-    async def request_callback(self, call_id: str, request: RequestCallback) -> bool:
+    async def request_callback(
+        self, call_id: str, request: RequestCallback, hold: float | None = None
+    ) -> bool:
         """Commit the promise; True once it is stored (also if it was already), else False.
 
         The row is `callbacks.store_request`'s (``request_id`` = call id / engine
@@ -89,7 +91,10 @@ class PostgresSink:
         """
         try:
             async with asyncio.timeout(self.callback_timeout), self.pool.acquire() as conn:
-                await store_request(conn, call_id, request)
+                due_at = None
+                if hold is not None:
+                    due_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=hold)
+                await store_request(conn, call_id, request, due_at)
         except RequestConflict as exc:  # the same request id for another call: never overwritten
             log.error("call-back not stored", call_id=call_id, error=str(exc))
             return False
