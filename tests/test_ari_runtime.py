@@ -83,6 +83,29 @@ SCRIPTS = [
         presses=(Press("1", at=50),),
         agents={"sidorova": "busy", "kuznetsova": "busy", "smirnov": "busy"},
     ),
+    CallScript(
+        "agents: an English caller gets the best English speaker",
+        "agents.yaml",
+        called="74957770000",
+        dtmf="1",
+        presses=(Press("1", on_playback="language-menu"),),
+    ),
+    CallScript(
+        "agents: a Russian caller, Olga busy: the tier-1 lead speaks it best",
+        "agents.yaml",
+        called="74957770000",
+        dtmf="2",
+        presses=(Press("2", on_playback="language-menu"),),
+        agents={"olga": "busy"},
+    ),
+    CallScript(
+        "agents: Olga and the lead busy: Irina after the widening",
+        "agents.yaml",
+        called="74957770000",
+        dtmf="2",
+        presses=(Press("2", on_playback="language-menu"),),
+        agents={"olga": "busy", "lead": "busy"},
+    ),
 ]
 
 

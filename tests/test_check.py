@@ -23,6 +23,7 @@ VALID_FILES = (
     "examples/office.yaml",
     "examples/multi-number.yaml",
     "examples/call-centre.yaml",
+    "examples/agents.yaml",
     "tests/fixtures/design.yaml",
 )
 
@@ -122,6 +123,12 @@ BROKEN = {
         (("members: [ivanov, petrov]", "members: [ivanov, {employee: petrov, penalty: -1}]"),),
         "  - id: sales",
         ("the penalty of member 'petrov'", "0 or more, got -1"),
+    ),
+    "a queue's skill template with an unknown placeholder is named": Broken(
+        "agents.yaml",
+        (('skills: ["{var.lang}"]', 'skills: ["{lang}"]'),),
+        'skills: ["{lang}"]',
+        ("node helpdesk.queue.skills[0]", "unknown placeholder {lang}"),
     ),
     "a queue of an unknown department is named": Broken(
         "call-centre.yaml",

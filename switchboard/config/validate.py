@@ -303,6 +303,10 @@ class _Checker:
                         (*path, "department"), "department", node.department, "departments"
                     )
                 self._prompts((*path, "announce_prompt"), node.announce_prompt)
+                for i, skill in enumerate(node.skills):
+                    self._template((*path, "skills", i), skill)
+                if node.priority is not None:
+                    self._template((*path, "priority"), node.priority)
             case CallbackNode():
                 self._prompts((*path, "prompt"), node.prompt)
                 if node.ask_number:

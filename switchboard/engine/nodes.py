@@ -413,6 +413,7 @@ class QueueActivity(Activity):
         self.resting: dict[str, float] = {}
         self.retry = node.retry if node.retry is not None else self.department.retry
         self.need: Waiting | None = None  # what the call needs of an agent, for the ACD
+        self.widen_timers: list[str] = []
 
     def enter(self) -> str | None:
         run = self.run
@@ -429,6 +430,12 @@ class QueueActivity(Activity):
             join.widen_after,
         )  # fmt: skip
         run.join_queue(join)
+        if join.skills and join.widen_after is not None:
+            # the call is offered more members as it waits: look again at each widening
+            self.widen_timers = [
+                run.start_timer(join.widen_after),
+                run.start_timer(2 * join.widen_after),
+            ]
         details: dict[str, object] = {"priority": join.priority} if join.priority else {}
         if join.skills:
             details["skills"] = list(join.skills)
@@ -479,6 +486,11 @@ class QueueActivity(Activity):
             case TimerFired() if event.timer_id == self.retry_timer:
                 self.retry_timer = None
                 self._offer()
+            case TimerFired() if event.timer_id in self.widen_timers:
+                self.widen_timers.remove(event.timer_id)
+                run.trace_event("widen", waited=round(run.now - self.entered_at, 3))
+                if self.ringing is None:
+                    self._offer()
             case PlaybackFinished() if event.playback_id == self.announcement:
                 self.announcement = None
                 self._moh_on()
@@ -592,10 +604,11 @@ class QueueActivity(Activity):
 
     def _stop_waiting(self, keep_place: bool = False) -> None:
         run = self.run
-        for timer in (self.max_timer, self.announce_timer, self.retry_timer):
+        for timer in (self.max_timer, self.announce_timer, self.retry_timer, *self.widen_timers):
             if timer is not None:
                 run.cancel_timer(timer)
         self.max_timer = self.announce_timer = self.retry_timer = None
+        self.widen_timers = []
         run.stop_playback(self.announcement)
         self.announcement = None
         run.stop_moh()
