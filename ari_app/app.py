@@ -149,7 +149,14 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     # the sink closes after the app: records of calls ending at shutdown still get written
     async with open_records(current, instance) as (sink, stored):
         pool = stored.pool if stored is not None else None
-        app = AriApp(company, settings, sink=sink, callback_pool=pool, instance=instance)
+        app = AriApp(
+            company,
+            settings,
+            sink=sink,
+            callback_pool=pool,
+            instance=instance,
+            callback_settings=CallbackSettings.from_company(current),
+        )
         runtime = app.runtime
         dsn = database_dsn(current)
         async with keep_agent_states(runtime.acd, runtime.clock, stored, dsn, instance), app:

@@ -100,6 +100,19 @@ class CallbackSettings:
     busy_recheck: float = 30.0  # every member busy: the call-back waits this long, uncounted
     max_talk: float = 4 * 3600.0
 
+    @classmethod
+    def from_company(cls, company: Company) -> CallbackSettings:
+        """The configuration's `callbacks:` section."""
+        section = company.config.callbacks
+        return cls(
+            order=section.order,
+            max_attempts=section.max_attempts,
+            backoff=tuple(section.retry_after),
+            employee_ring=section.employee_ring,
+            customer_ring=section.customer_ring,
+            concurrency=section.concurrency,
+        )
+
     def __post_init__(self) -> None:
         if self.order not in ("employee_first", "customer_first"):
             raise ValueError(f"unknown call-back order {self.order!r}")

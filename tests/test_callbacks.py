@@ -38,6 +38,7 @@ from asterisk_sim.script import EndpointKind
 from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
+from switchboard.config.load import load_text
 from switchboard.demo import TeeSink
 from switchboard.engine.actions import RequestCallback
 from switchboard.storage import callbacks as store
@@ -874,3 +875,21 @@ async def test_a_call_back_keeps_its_callers_place_in_the_queue(db: str, tmp_pat
     assert (row["status"], row["agent"], row["attempts"], row["number"]) == (
         "done", "solo", 1, second,
     )  # fmt: skip
+
+
+def test_the_configurations_callbacks_section_sets_attempts_and_their_spacing() -> None:
+    company = company_from(
+        CONFIG
+        + """
+callbacks: {max_attempts: 5, retry_after: [30, 120], employee_ring: 15, order: customer_first}
+"""
+    )
+    settings = CallbackSettings.from_company(company)
+    assert (settings.max_attempts, settings.order, settings.employee_ring) == (
+        5, "customer_first", 15,
+    )  # fmt: skip
+    assert [settings.delay_after(n) for n in (1, 2, 3, 4)] == [30, 120, 120, 120]
+    defaults = CallbackSettings.from_company(company_from(CONFIG))
+    assert (defaults.max_attempts, defaults.backoff) == (3, (60, 300, 900))
+    broken = load_text(CONFIG + "\ncallbacks: {retry_after: []}\n", "company.yaml")
+    assert any("retry_after" in str(e) for e in broken.errors), broken.errors

@@ -228,6 +228,18 @@ class Greeting(Section):
     day_until: str = "17:00"
 
 
+class Callbacks(Section):
+    """How `switchboard run` makes promised call-backs."""
+
+    order: Literal["employee_first", "customer_first"] = "employee_first"
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    # seconds before attempt 2, 3, ...: the last one repeats for further attempts
+    retry_after: Annotated[tuple[PositiveSeconds, ...], Field(min_length=1)] = (60, 300, 900)
+    employee_ring: PositiveSeconds = 20
+    customer_ring: PositiveSeconds = 30
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 10  # made at once by one instance
+
+
 class Limits(Section):
     max_call_duration: PositiveSeconds = 4 * 3600
     max_instant_steps: Annotated[int, Field(ge=10)] = 200
@@ -553,4 +565,5 @@ class Config(Section):
     # everyone else's); a `priority` variable set by `assign` or ICM wins
     vip: dict[str, Annotated[int, Field(ge=-1000, le=1000)]] = {}
     limits: Limits = Limits()
+    callbacks: Callbacks = Callbacks()
     scenarios: dict[str, Scenario]
