@@ -130,6 +130,29 @@ BROKEN = {
         'skills: ["{lang}"]',
         ("node helpdesk.queue.skills[0]", "unknown placeholder {lang}"),
     ),
+    "a caller sent to an unknown scenario is named": Broken(
+        "office.yaml",
+        (
+            (
+                "timezone: Europe/Moscow\n",
+                'timezone: Europe/Moscow\ncallers: [{caller: "79000000001", scenario: ofice}]\n',
+            ),
+        ),
+        "callers: [{caller:",
+        ("callers[0].scenario", "unknown scenario 'ofice'"),
+    ),
+    "a caller sent to a node the scenario does not have is named": Broken(
+        "office.yaml",
+        (
+            (
+                "timezone: Europe/Moscow\n",
+                "timezone: Europe/Moscow\n"
+                'callers: [{caller: "79000000001", scenario: office, node: bye}]\n',
+            ),
+        ),
+        "callers: [{caller:",
+        ("callers[0].node", "scenario 'office' has no node 'bye'"),
+    ),
     "a queue of an unknown department is named": Broken(
         "call-centre.yaml",
         (("        department: support\n", "        department: suport\n"),),

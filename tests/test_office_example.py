@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from switchboard.engine.actions import Ring
-from tests.helpers import events, example, path, rings, run, step
+from tests.helpers import EXAMPLES, company_from, events, example, path, rings, run, step
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,20 @@ def test_dialling_an_extension_in_the_menu_rings_that_employee(office) -> None:
     assert step(sim, "menu").details["extension"] == "103"
     assert sim.outcome.agent == "sidorova"
     assert sim.outcome.result == "connected"
+
+
+def test_a_caller_listed_under_callers_starts_where_the_entry_says() -> None:
+    """Issue 11: a blacklist works like a VIP list: the caller -> a node of a scenario."""
+    text = (EXAMPLES / "office.yaml").read_text(encoding="utf-8")
+    company = company_from(
+        text
+        + """
+callers:
+  - {caller: "+7 900 000-00-01", scenario: office, node: goodbye}
+"""
+    )
+    blocked = run(company, called="74951234567", caller="89000000001")
+    assert path(blocked) == ["goodbye"]
+    assert blocked.outcome.result == "hangup"
+    other = run(company, called="74951234567", caller="79000000002")
+    assert path(other)[0] != "goodbye"

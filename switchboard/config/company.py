@@ -57,6 +57,8 @@ class Company:
     switch_cases: dict[tuple[str, str], tuple[CaseMatcher, ...]]
     greeting_bounds: tuple[int, int]  # minutes: morning until, day until
     vip: dict[str, int] = field(default_factory=dict)  # normalised caller -> priority
+    # normalised caller -> (scenario, start node or None): `callers:`, before `numbers:`
+    caller_routes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     prompt_seconds: dict[str, float] = field(default_factory=dict)
     config_version: int | None = None  # the stored version it was loaded from, if any
     _exits: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict, repr=False)

@@ -202,6 +202,15 @@ class Schedule(Section):
     holidays: tuple[str, ...] = ()
 
 
+class CallerEntry(Section):
+    """A caller sent somewhere of their own, whatever number they called: a blacklist
+    (``scenario: blocked``), a VIP line, a known fraudster (``node: goodbye``)."""
+
+    caller: str
+    scenario: str
+    node: str | None = None  # default: the scenario's start
+
+
 class NumberEntry(Section):
     number: str | None = None
     line: Annotated[int, Field(ge=0)] | None = None
@@ -557,6 +566,7 @@ class Config(Section):
     database: DatabaseSection = DatabaseSection()
     schedules: dict[str, Schedule] = {}
     numbers: tuple[NumberEntry, ...] = ()
+    callers: tuple[CallerEntry, ...] = ()  # checked before `numbers`
     default_scenario: str | None = None  # for calls whose number is not listed
     prompts: dict[str, PromptDef] = {}
     greeting: Greeting = Greeting()

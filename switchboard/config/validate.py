@@ -168,6 +168,20 @@ class _Checker:
                 self.error(("contacts", caller), f"unknown employee {employee!r}")
             contacts[normalize(caller, self.plan)] = employee
         vip = {normalize(caller, self.plan): priority for caller, priority in cfg.vip.items()}
+        caller_routes: dict[str, tuple[str, str | None]] = {}
+        for i, route in enumerate(cfg.callers):
+            scenario = cfg.scenarios.get(route.scenario)
+            if scenario is None:
+                self._unknown(("callers", i, "scenario"), "scenario", route.scenario, "scenarios")
+            elif route.node is not None and route.node not in scenario.nodes:
+                self.error(
+                    ("callers", i, "node"),
+                    f"scenario {route.scenario!r} has no node {route.node!r}",
+                )
+            key = normalize(route.caller, self.plan)
+            if key in caller_routes:
+                self.error(("callers", i, "caller"), f"caller {route.caller!r} is listed twice")
+            caller_routes[key] = (route.scenario, route.node)
 
         bounds = self._greeting()
         self.company = Company(
@@ -184,6 +198,7 @@ class _Checker:
             line_numbers=line_numbers,
             contacts=contacts,
             vip=vip,
+            caller_routes=caller_routes,
             switch_cases={},
             greeting_bounds=bounds,
             prompt_seconds={name: p.duration for name, p in cfg.prompts.items()},
@@ -506,6 +521,10 @@ class _Checker:
                     if isinstance(node, GotoNode) and node.scenario == scenario_name and node.node:
                         seen.add(node.node)
                 del other_name
+            # and nodes a `callers:` entry starts calls in
+            for route in self.config.callers:
+                if route.scenario == scenario_name and route.node:
+                    seen.add(route.node)
             stack = list(seen)
             while stack:
                 current = stack.pop()

@@ -134,6 +134,9 @@ class CallRun:
         ACD of its own (a single call: `simulate`), where ``agents`` says who is not
         free now and `AgentStatus` events change it, and it applies its own queue
         actions."""
+        if scenario is None and start_node is None:
+            # a caller the configuration sends somewhere of their own (`callers:`)
+            scenario, start_node = company.caller_routes.get(call.caller, (None, None))
         chosen = scenario or company.select_scenario(call.called or None, call.line)
         if chosen is None or chosen not in company.config.scenarios:
             raise LookupError(f"no scenario for called number {call.called_raw!r}")
