@@ -86,3 +86,42 @@ async def test_one_by_one_gives_every_call_to_the_first_free_member_in_order() -
 async def test_a_higher_tier_takes_calls_only_when_the_lower_cannot() -> None:
     # boris is tier 1: anna and vera, tier 0, share every call between them
     assert await thirty_calls("round_robin", boris_penalty=1) == {"anna": 15, "vera": 15}
+
+
+VIP_DESK = """
+timezone: Europe/Moscow
+employees:
+  - {id: solo, name: Solo, extension: "201"}
+departments:
+  - {id: desk, strategy: one_by_one, ring_delay: 10, ring_timeout: 30, members: [solo]}
+numbers: [{number: "74951234567", scenario: main}]
+vip: {"79161230000": 10}
+scenarios:
+  main:
+    start: wait
+    nodes:
+      wait: {type: queue, department: desk, announce_every: 0, max_wait: 300, overflow: bye}
+      bye: {type: hangup}
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_vip_who_arrives_last_is_served_first() -> None:
+    clock = ScaledClock(0.02)
+    async with AriStack(company_from(VIP_DESK), clock=clock, when=WHEN) as stack:
+        stack.sim.script_endpoint("PJSIP/201", EndpointScript("answer", after=1, hangup_after=5))
+        busy = await stack.place(caller="79035550000", called="74951234567")
+        await stack.sim.wait_for(lambda s: bool(s.live_bridges()), what="solo talking")
+        waiting = []
+        for caller in ("79035550001", "79035550002", "79161230000"):  # the VIP last
+            channel = await stack.place(caller=caller, called="74951234567")
+            await stack.sim.wait_for(lambda s, c=channel: bool(s.channels[c].moh_class))
+            waiting.append(channel)
+        for channel in [busy, *waiting]:
+            await stack.record_of(channel, within=60)
+        await stack.settled(within=100)
+    # one agent, talks of equal length: the calls end in the order they were served
+    assert [r.caller for r in stack.sink.records] == [
+        "79035550000", "79161230000", "79035550001", "79035550002",
+    ]  # fmt: skip
+    assert all(r.outcome.result == "connected" for r in stack.sink.records)
