@@ -89,7 +89,7 @@ def main() -> None:
         )
 
     talking: list[str] = []
-    for agent in acd.agents:
+    for agent in sorted(acd.agents.known):
         acd.claim(agent, f"earlier-{agent}", now)
         acd.talking(agent, f"earlier-{agent}", now)
         talking.append(agent)
