@@ -26,7 +26,6 @@ from switchboard.engine.events import (
     LegNoAnswer,
     LookupResult,
     PlaybackFinished,
-    QueuePosition,
     RecordingFinished,
     TimerFired,
 )
@@ -278,7 +277,6 @@ events = st.one_of(
         st.sampled_from([*EMPLOYEES, "ghost"]),
         st.sampled_from(["available", "busy", "offline"]),
     ),
-    st.builds(QueuePosition, st.integers(-1, 50)),
     st.builds(LookupResult, IDS, st.none() | st.sampled_from([*EMPLOYEES, "102", "zzz"])),
     st.builds(RecordingFinished, IDS, st.floats(0, 100)),
     st.builds(CallbackStored, IDS, st.booleans()),

@@ -568,9 +568,6 @@ class Acd:
                 self._set(agent, "available", now)
                 self._freed(agent, now)
 
-    def ring_mode(self, department: str) -> RingMode:
-        return RING_MODES[self._departments[department].strategy]
-
     # --- internals -----------------------------------------------------------------------
 
     def _may_offer(self, agent_id: str, waiting: Waiting, now: float) -> bool:

@@ -37,7 +37,6 @@ from switchboard.engine.events import (
     CallerHungUp,
     Event,
     LegHungUp,
-    QueuePosition,
     TimerFired,
 )
 from switchboard.engine.message import message
@@ -155,7 +154,6 @@ class CallRun:
         self.vars: dict[str, str] = {}
         self.digits = ""  # last keys entered, for {digits}
         self.pending_digits = ""  # keys pressed during an interruptible play
-        self.position: int | None = None
         self.answered = False
         self.moh = False
         self.finished = False
@@ -213,8 +211,6 @@ class CallRun:
             return self._out
         elif isinstance(event, AgentStatus) and self._own_acd:
             self.acd.device(event.employee_id, DEVICE_OF[event.state], self.clock)
-        elif isinstance(event, QueuePosition):
-            self.position = event.position
         activity = self._activity
         if activity is None:
             return self._out
@@ -297,9 +293,9 @@ class CallRun:
         return self._connected[2] if self._connected is not None else None
 
     def queue_position(self) -> int | None:
-        """1 for the next caller to be offered an agent; None when not waiting (or the
-        runtime has not yet told its ACD: then the last `QueuePosition` it sent)."""
-        return self.acd.position(self.call_key) or self.position
+        """1 for the next caller to be offered an agent; None when not waiting (in the
+        ACD this run reads)."""
+        return self.acd.position(self.call_key)
 
     def ensure_answered(self) -> None:
         if not self.answered:

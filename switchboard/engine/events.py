@@ -62,11 +62,6 @@ class AgentStatus:
 
 
 @message
-class QueuePosition:
-    position: int  # 1 = next to be served
-
-
-@message
 class LookupResult:
     request_id: str
     value: str | None  # an employee id or extension; None: nothing found or an error
@@ -95,7 +90,6 @@ Event = (
     | LegNoAnswer
     | LegHungUp
     | AgentStatus
-    | QueuePosition
     | LookupResult
     | RecordingFinished
     | CallbackStored
