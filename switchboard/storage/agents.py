@@ -31,11 +31,9 @@ their ids follow commit order.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import json
-import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,7 +44,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from switchboard.acd.agents import AgentChange
 from switchboard.acd.service import Acd, KeptState
-from switchboard.redaction import redact
+from switchboard.storage.listener import Listener
 
 log = structlog.get_logger("switchboard.storage")
 
@@ -67,7 +65,6 @@ KEPT_STATES: dict[str, KeptAgentState] = {
 AgentCommand = Callable[[str, KeptAgentState, str, str], None]
 
 # what a lost or refused connection raises: retried, never fatal for a running app
-_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class AgentLoggedOut(ValueError):
@@ -304,7 +301,7 @@ def apply_agent_command(
         acd.pause(agent, now, reason, by=by)
 
 
-class AgentCommands:
+class AgentCommands(Listener):
     """The requests `request_agent_change` sends, for a running app: ``apply(agent,
     state, reason, by)`` for each, in commit order, once.
 
@@ -316,6 +313,9 @@ class AgentCommands:
     ``connect_failures`` change (`wait_until`).
     """
 
+    channel = CHANNEL
+    name = "agent commands listener"
+
     def __init__(
         self,
         apply: AgentCommand,
@@ -325,21 +325,16 @@ class AgentCommands:
         health_every: float = 30.0,
         connect_timeout: float = 10.0,
     ) -> None:
+        super().__init__(
+            backoff_first=backoff_first,
+            backoff_max=backoff_max,
+            health_every=health_every,
+            connect_timeout=connect_timeout,
+        )
         self.states: dict[str, KeptState] = {}  # as read at start
         self.delivered = 0  # requests passed to ``apply`` so far
-        self.connected = False
-        self.connections = 0  # listen connections opened so far
-        self.connect_failures = 0  # reconnections that failed so far
-        self.changed = asyncio.Condition()
         self._apply = apply
         self._last_id = 0  # the newest request delivered (or there at start)
-        self._dsn = ""
-        self._inbox: asyncio.Queue[str | None] = asyncio.Queue()  # None: connection lost
-        self._task: asyncio.Task[None] | None = None
-        self._backoff_first = backoff_first
-        self._backoff_max = backoff_max
-        self._health_every = health_every
-        self._connect_timeout = connect_timeout
 
     async def start(self, dsn: str) -> dict[str, KeptState]:
         """Connect and LISTEN, read the kept states (returned, for `Acd`), then deliver
@@ -360,95 +355,15 @@ class AgentCommands:
         finally:
             if not started:
                 await self._discard(conn)
-        self._task = asyncio.create_task(self._follow(conn), name="agent-commands")
+        self._follow_in_background(conn, "agent-commands")
         return self.states
 
-    async def stop(self) -> None:
-        """Stop listening and close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    async def _resync(self, conn: asyncpg.Connection) -> None:
+        await self._catch_up(conn)  # requests made while we were away
 
-    async def wait_until(self, predicate: Callable[[AgentCommands], bool]) -> None:
-        """Until ``predicate(self)`` holds; bound it with a timeout."""
-        async with self.changed:
-            await self.changed.wait_for(lambda: predicate(self))
-
-    # --- the connection, owned by one task ----------------------------------------------
-
-    async def _listen(self) -> asyncpg.Connection:
-        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
-        try:
-            conn.add_termination_listener(self._on_lost)
-            await conn.add_listener(CHANNEL, self._on_notify)
-        except _CONNECTION_ERRORS:
-            await self._discard(conn)
-            raise
-        self.connections += 1
-        self.connected = True
-        await self._notify()
-        return conn
-
-    def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
-        self._inbox.put_nowait(str(payload))
-
-    def _on_lost(self, conn: Any) -> None:
-        self._inbox.put_nowait(None)
-
-    async def _follow(self, first: asyncpg.Connection) -> None:
-        conn: asyncpg.Connection | None = first
-        failures = 0
-        try:
-            while True:
-                if conn is None:
-                    try:
-                        conn = await self._listen()
-                        await self._catch_up(conn)  # requests made while we were away
-                    except _CONNECTION_ERRORS as exc:
-                        if conn is not None:
-                            await self._discard(conn)
-                            conn = None
-                        failures += 1
-                        self.connect_failures += 1
-                        await self._notify()
-                        log.warning(
-                            "agent commands listener cannot connect",
-                            error=redact(str(exc)),
-                            attempt=failures,
-                        )
-                        delay = min(self._backoff_max, self._backoff_first * 2 ** (failures - 1))
-                        await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
-                        continue
-                    log.info("agent commands listener reconnected")
-                failures = 0
-                try:
-                    await self._serve(conn)
-                    log.warning("agent commands listener connection lost: reconnecting")
-                except _CONNECTION_ERRORS as exc:
-                    log.warning(
-                        "agent commands listener connection failed: reconnecting",
-                        error=redact(str(exc)),
-                    )
-                await self._discard(conn)
-                conn = None
-                await asyncio.sleep(self._backoff_first * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
-        finally:
-            if conn is not None:
-                await self._discard(conn)
-
-    async def _serve(self, conn: asyncpg.Connection) -> None:
-        """Deliver each notification; return when the connection is gone."""
-        while not conn.is_closed():
-            try:
-                async with asyncio.timeout(self._health_every):
-                    payload = await self._inbox.get()
-            except TimeoutError:
-                # a connection cut without a FIN only shows when used
-                await conn.fetchval("SELECT 1", timeout=self._connect_timeout)
-                continue
-            if payload is not None and self._received(payload):
-                await self._notify()
+    async def _handle(self, conn: asyncpg.Connection, payload: str) -> None:
+        if self._received(payload):
+            await self._notify()
 
     async def _catch_up(self, conn: asyncpg.Connection) -> None:
         rows = await conn.fetch(
@@ -501,20 +416,6 @@ class AgentCommands:
         except Exception:  # one request's failure must not stop the listener
             log.exception("agent command failed", agent=agent, state=state)
         return True
-
-    async def _discard(self, conn: asyncpg.Connection) -> None:
-        with contextlib.suppress(*_CONNECTION_ERRORS):
-            conn.remove_termination_listener(self._on_lost)
-            await conn.close(timeout=self._connect_timeout)
-        if not conn.is_closed():
-            conn.terminate()
-        if self.connected:
-            self.connected = False
-            await self._notify()
-
-    async def _notify(self) -> None:
-        async with self.changed:
-            self.changed.notify_all()
 
 
 @contextlib.asynccontextmanager

@@ -27,8 +27,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +38,7 @@ from switchboard.config.company import Company
 from switchboard.config.export import canonical_form
 from switchboard.config.load import LoadResult, load_text
 from switchboard.config.problems import ConfigError, Problem
-from switchboard.redaction import redact
+from switchboard.storage.listener import Listener
 
 log = structlog.get_logger("switchboard.storage")
 
@@ -47,7 +46,6 @@ CHANNEL = "switchboard_config"
 IMPORT_LOCK = 7_300_002  # pg_advisory_xact_lock key: "switchboard config import"
 
 # what a lost or refused connection raises: retried, never fatal for a running app
-_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class ConfigRejected(ConfigError):
@@ -255,7 +253,7 @@ async def current_config(conn: asyncpg.Connection) -> tuple[int, str, Company] |
     return stored.id, stored.yaml, company
 
 
-class ConfigWatcher:
+class ConfigWatcher(Listener):
     """The current `Company` of a running app, following new versions as they are committed.
 
     ``company`` is the callable `AriRuntime` takes: each new call asks once and
@@ -263,6 +261,9 @@ class ConfigWatcher:
     notified whenever ``version``, ``rejected``, ``connected`` or
     ``connect_failures`` change (`wait_for_version`, `wait_until`).
     """
+
+    channel = CHANNEL
+    name = "config listener"
 
     def __init__(
         self,
@@ -272,20 +273,15 @@ class ConfigWatcher:
         health_every: float = 30.0,
         connect_timeout: float = 10.0,
     ) -> None:
+        super().__init__(
+            backoff_first=backoff_first,
+            backoff_max=backoff_max,
+            health_every=health_every,
+            connect_timeout=connect_timeout,
+        )
         self.version: int | None = None
         self.rejected: int | None = None  # the newest version that failed to load
-        self.connected = False
-        self.connections = 0  # listen connections opened so far
-        self.connect_failures = 0  # reconnections that failed so far
-        self.changed = asyncio.Condition()
         self._company: Company | None = None
-        self._dsn = ""
-        self._wake = asyncio.Event()  # a notification arrived, or the connection was lost
-        self._task: asyncio.Task[None] | None = None
-        self._backoff_first = backoff_first
-        self._backoff_max = backoff_max
-        self._health_every = health_every
-        self._connect_timeout = connect_timeout
 
     def company(self) -> Company:
         """The current snapshot (fit to pass as `AriRuntime`'s ``company``)."""
@@ -310,109 +306,25 @@ class ConfigWatcher:
         finally:
             if not started:
                 await self._discard(conn)
-        self._task = asyncio.create_task(self._follow(conn), name="config-watcher")
-
-    async def stop(self) -> None:
-        """Stop following and close the connection (the last company stays readable)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        self._follow_in_background(conn, "config-watcher")
 
     async def wait_for_version(self, version: int) -> Company:
         """Until version ``version`` (or a newer one) is loaded; bound it with a timeout."""
         await self.wait_until(lambda w: w.version is not None and w.version >= version)
         return self.company()
 
-    async def wait_until(self, predicate: Callable[[ConfigWatcher], bool]) -> None:
-        async with self.changed:
-            await self.changed.wait_for(lambda: predicate(self))
+    async def _resync(self, conn: asyncpg.Connection) -> None:
+        await self._reload(conn)  # a NOTIFY may have come while we were away
 
-    # --- the connection, owned by one task ------------------------------------------
-
-    async def _listen(self) -> asyncpg.Connection:
-        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
-        try:
-            conn.add_termination_listener(self._on_lost)
-            await conn.add_listener(CHANNEL, self._on_notify)
-        except _CONNECTION_ERRORS:
-            await self._discard(conn)
-            raise
-        self.connections += 1
-        self.connected = True
-        await self._notify()
-        return conn
-
-    def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
-        self._wake.set()
-
-    def _on_lost(self, conn: Any) -> None:
-        self._wake.set()
-
-    async def _follow(self, first: asyncpg.Connection) -> None:
-        conn: asyncpg.Connection | None = first
-        failures = 0
-        try:
-            while True:
-                if conn is None:
-                    try:
-                        conn = await self._listen()
-                        await self._reload(conn)  # a NOTIFY may have come while we were away
-                    except _CONNECTION_ERRORS as exc:
-                        if conn is not None:
-                            await self._discard(conn)
-                            conn = None
-                        failures += 1
-                        self.connect_failures += 1
-                        await self._notify()
-                        log.warning(
-                            "config listener cannot connect",
-                            error=redact(str(exc)),
-                            attempt=failures,
-                        )
-                        delay = min(self._backoff_max, self._backoff_first * 2 ** (failures - 1))
-                        await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
-                        continue
-                    log.info("config listener reconnected", version=self.version)
-                failures = 0
-                try:
-                    await self._serve(conn)
-                    log.warning("config listener connection lost: reconnecting")
-                except _CONNECTION_ERRORS as exc:
-                    log.warning(
-                        "config listener connection failed: reconnecting", error=redact(str(exc))
-                    )
-                await self._discard(conn)
-                conn = None
-                await asyncio.sleep(self._backoff_first * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
-        finally:
-            if conn is not None:
-                await self._discard(conn)
-
-    async def _serve(self, conn: asyncpg.Connection) -> None:
-        """Reload on every notification; return when the connection is gone."""
-        while not conn.is_closed():
-            try:
-                async with asyncio.timeout(self._health_every):
-                    await self._wake.wait()
-            except TimeoutError:
-                # a connection cut without a FIN only shows when used
-                await conn.fetchval("SELECT 1", timeout=self._connect_timeout)
-                continue
-            self._wake.clear()
-            if conn.is_closed():
-                return
+    async def _handle(self, conn: asyncpg.Connection, payload: str) -> None:
+        """Reload on a notification -- once for all that have come meanwhile."""
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
+        if not conn.is_closed():
             await self._reload(conn)
 
-    async def _discard(self, conn: asyncpg.Connection) -> None:
-        with contextlib.suppress(*_CONNECTION_ERRORS):
-            conn.remove_termination_listener(self._on_lost)
-            await conn.close(timeout=self._connect_timeout)
-        if not conn.is_closed():
-            conn.terminate()
-        if self.connected:
-            self.connected = False
-            await self._notify()
+    def _reconnected_fields(self) -> dict[str, Any]:
+        return {"version": self.version}
 
     async def _reload(self, conn: asyncpg.Connection, *, strict: bool = False) -> None:
         """Load the current version unless it runs already (or was refused before).
@@ -457,10 +369,6 @@ class ConfigWatcher:
         self._company = dataclasses.replace(loaded.company, config_version=stored.id)
         self.version = stored.id
         await self._notify()
-
-    async def _notify(self) -> None:
-        async with self.changed:
-            self.changed.notify_all()
 
 
 @contextlib.asynccontextmanager
