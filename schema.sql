@@ -150,3 +150,12 @@ CREATE TABLE agent_changes (
 );
 COMMENT ON TABLE agent_changes IS 'Every change agents made to their state: who, when, why.';
 CREATE INDEX agent_changes_agent_at ON agent_changes (agent, at);
+
+CREATE TABLE vips (
+    caller      text PRIMARY KEY,          -- normalised, as call records store callers
+    priority    integer NOT NULL CHECK (priority BETWEEN -1000 AND 1000),
+    note        text NOT NULL DEFAULT '',  -- why (shown by `switchboard vip list`)
+    added_at    timestamptz NOT NULL DEFAULT now(),
+    added_by    text NOT NULL DEFAULT ''   -- cli, api
+);
+COMMENT ON TABLE vips IS 'Callers and their queue priority (higher: offered an agent first).';

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 
@@ -49,9 +48,16 @@ from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import CallbackNode, IcmNode, parse_listen
+from switchboard.driver import Desk, caller_priorities, new_call_id
 from switchboard.engine.call import CallRun
 from switchboard.engine.nodes import CALLBACK_DEPARTMENT
-from switchboard.serving import database_dsn, keep_agent_states, open_records, tune_gc
+from switchboard.serving import (
+    database_dsn,
+    keep_agent_states,
+    keep_vips,
+    open_records,
+    tune_gc,
+)
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -106,6 +112,9 @@ class AgiApp:
         # own states, and their phones' as each call reads them (DEVICE_STATE())
         self.acd = Acd.for_company(company())
         self._acd_company = company()
+        # the calls waiting in its queues: a freed agent is offered to the first
+        self.desk = Desk(self.acd, self.clock)
+        self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
         self.calls = 0
 
     def http(self) -> aiohttp.ClientSession:
@@ -114,6 +123,7 @@ class AgiApp:
         return self._http
 
     async def close(self) -> None:
+        self.desk.close()
         if self._http is not None:
             await self._http.close()
 
@@ -147,10 +157,11 @@ class AgiApp:
         started = self.wall_clock().astimezone(company.tz)
         try:
             self._current_acd(company)
-            call_id = f"{self.instance}-{uuid.uuid4().hex[:12]}"
+            call_id = new_call_id(self.instance)
             run = CallRun(
                 company, info, started, scenario=scenario, start_node=node, acd=self.acd,
                 call_key=call_id, acd_clock0=self.clock.now(),
+                vip=caller_priorities(self.vips, company),
             )  # fmt: skip
         except LookupError as exc:
             await self._no_scenario(session, company, mode, str(exc))
@@ -168,7 +179,7 @@ class AgiApp:
             http=self.http,
             settings=AgiCallSettings.from_company(company),
             mode=mode,
-            acd=self.acd,
+            desk=self.desk,
         )
         self.calls += 1
         call.log.info("call started", service=mode, called=info.called, caller=info.caller)
@@ -304,6 +315,7 @@ async def serve(
         await stack.enter_async_context(
             keep_agent_states(app.acd, app.clock, stored, database_dsn(current), instance)
         )
+        await stack.enter_async_context(keep_vips(app.vips, stored, database_dsn(current)))
         server = AgiServer(app.handle, agi_limits(current))
         try:
             bound = await server.start(host, port)

@@ -62,6 +62,7 @@ from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import Department, DialNode, Endpoints, QueueNode
+from switchboard.driver import CallDriver, Desk
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -77,6 +78,7 @@ PROMPT_LIMIT = 600.0  # clock seconds one prompt may take before Asterisk is dee
 COMMAND_MARGIN = 30.0  # real seconds on top of what a command should take
 # an unanswered Dial cannot be shorter than Asterisk's one-second resolution
 MIN_DIAL = 1
+OFFER_POLL = 1.0  # clock seconds a queued caller waits before it looks for an offer again
 SPIN_LIMIT = 1_000  # commands in a row that take no time at all
 # look-aheads of one engine step: each reads phones the one before did not (a step may
 # consider one department's members, then -- those all busy -- another's)
@@ -141,7 +143,7 @@ class AgiCall:
         http: Callable[[], aiohttp.ClientSession],
         settings: AgiCallSettings,
         mode: Mode = "scenario",
-        acd: Acd | None = None,
+        desk: Desk | None = None,
     ) -> None:
         self.session = session
         self.company = company
@@ -155,11 +157,11 @@ class AgiCall:
         self.mode = mode
         self.t0 = clock.now()
         self._last = 0.0
-        self.timers: dict[str, float] = {}
         self.plays: deque[act.Play] = deque()
         self.ringing: dict[str, act.Ring] = {}
         self.recording: act.StartRecording | None = None
-        self.lookups: dict[str, asyncio.Task[str | None]] = {}
+        # lookups under way: the task, and what to do with its answer
+        self.lookups: dict[str, tuple[asyncio.Task[str | None], Callable[[str | None], None]]] = {}
         self.events: deque[ev.Event] = deque()
         self.moh: str | None = None
         self.hang_up = False
@@ -169,8 +171,13 @@ class AgiCall:
         self.decision: dict[str, str] | None = None
         self.start_node = run.node_name
         self.language = session.env.language  # the channel's, until a prompt needs another
-        self.acd = acd  # the server's: who waits in which queue, in what order
+        self.desk = desk  # the server's: who waits in which queue, in what order
+        self.acd = desk.acd if desk is not None else None
         self.log = log.bind(call_id=call_id, channel=session.env.channel)
+        self.driver = CallDriver(
+            run, call_id, self, sink, look_up=self._look_up, desk=desk,
+            prepare=self._look_ahead, intercept=self._intercept, logger=self.log,
+        )  # fmt: skip
 
     # --- time -------------------------------------------------------------------------
 
@@ -187,7 +194,7 @@ class AgiCall:
     async def run_call(self) -> None:
         run = self.run
         try:
-            await self._apply(await self._engine(CallRun.start))
+            await self.driver.start()
             idle, before = 0, self.now()
             while not run.finished:
                 if self.session.hung_up:
@@ -204,7 +211,7 @@ class AgiCall:
             if not run.finished:
                 # what the hang-up still causes off the channel: a message saved, ...
                 with contextlib.suppress(AgiError):
-                    await self._apply(run.handle(ev.CallerHungUp(), self.now()))
+                    await self.driver.handle(ev.CallerHungUp(), self.now())
         except AgiError as exc:
             # Asterisk went away or spoke nonsense: the call still leaves its record
             self.caller_gone = True
@@ -218,17 +225,16 @@ class AgiCall:
                 await self.sink.call_finished(self.record())
             raise
         finally:
-            for task in self.lookups.values():
+            for task, _ in self.lookups.values():
                 task.cancel()
-            if self.acd is not None:
-                self.acd.leave(self.call_id)
+            self.driver.let_go()
         await self._finish()
 
     async def _step(self) -> None:
         if self.events:
             await self._handle(self.events.popleft())
             return
-        due = self._next_timer()
+        due = self.driver.next_timer()
         now = self.now()
         if due is not None and due[1] <= now:
             await self._fire(due[0], due[1])
@@ -245,18 +251,18 @@ class AgiCall:
             await self._wait(due)
         else:  # unreachable while the call's time limit runs: never spin
             self.run.finish("hangup", "nothing left to wait for")
-            await self._apply([act.Hangup("nothing left to wait for")])
+            await self.driver.apply([act.Hangup("nothing left to wait for")])
 
     async def _handle(self, event: ev.Event, at: float | None = None) -> None:
         t = self.now() if at is None else max(self._last, at)
         self._last = t
-        await self._apply(await self._engine(lambda run: run.handle(event, t)))
+        await self.driver.handle(event, t)
 
     # --- phones: their device states, before the engine decides -----------------------
 
-    async def _engine(self, step: Callable[[CallRun], list[act.Action]]) -> list[act.Action]:
-        """One engine step (``run.start()``, ``run.handle(...)``), the device states of the
-        phones it considers read first (see the module's "Phones")."""
+    async def _look_ahead(self, step: Callable[[CallRun], list[act.Action]]) -> None:
+        """Before one engine step (``run.start()``, ``run.handle(...)``): the device states
+        of the phones it will consider, read (see the module's "Phones")."""
         acd, run = self.acd, self.run
         if acd is not None and not run.connected and device_of(self.company):
             read: set[str] = set()  # this step's: each phone once
@@ -265,7 +271,6 @@ class AgiCall:
                 read |= wanted
                 if not wanted or not await self._read_phones(wanted, acd):
                     break  # nothing new: the step would consider the same phones again
-        return step(run)
 
     def _considered(self, step: Callable[[CallRun], list[act.Action]], acd: Acd) -> set[str]:
         """The employees with a desk phone whom ``step`` would consider now: played on a
@@ -304,34 +309,20 @@ class AgiCall:
             acd.device(employee, state, self.clock.now())
         return changed
 
-    def _next_timer(self) -> tuple[str, float] | None:
-        if not self.timers:
-            return None
-        timer_id = min(self.timers, key=self.timers.__getitem__)
-        return timer_id, self.timers[timer_id]
-
     async def _fire(self, timer_id: str, at: float) -> None:
-        self.timers.pop(timer_id, None)
         when = max(at, self.now())
         await self._handle(ev.TimerFired(timer_id), when)
 
     # --- engine actions ---------------------------------------------------------------
 
-    async def _apply(self, actions: list[act.Action]) -> None:
+    def _intercept(self, actions: list[act.Action]) -> bool:
+        """`route` and `icm`: where the scenario is about to ring someone or queue the
+        caller, the decision goes to the dialplan instead (channel variables)."""
         if self.mode != "scenario" and self.decision is None and self._stops_here(actions):
             self.decision = self._decide(actions)
             self.run.finish("dialplan", f"routed: {self.run.node_name}", hang_up=False)
-            return
-        for action in actions:  # the ACD first, before any command is awaited
-            if self.acd is not None and isinstance(action, act.JoinQueue):
-                self.acd.join(
-                    self.call_id, action.department, self.clock.now(), action.priority,
-                    action.skills, action.widen_after,
-                )  # fmt: skip
-            elif self.acd is not None and isinstance(action, act.LeaveQueue):
-                self.acd.leave(self.call_id)
-        for action in actions:
-            await self._carry_out(action)
+            return True
+        return False
 
     def _stops_here(self, actions: list[act.Action]) -> bool:
         """`route`: the scenario is about to ring someone or queue the caller;
@@ -358,71 +349,81 @@ class AgiCall:
             self.run
         )
 
-    async def _carry_out(self, action: act.Action) -> None:
-        if self.caller_gone and isinstance(action, _CALLER_ACTIONS):
+    # --- the media port: what the driver asks of the channel ----------------------------
+
+    def deliver(self, event: ev.Event) -> None:
+        self.events.append(event)
+
+    def wake_at(self, timer_id: str, at: float) -> None:
+        pass  # one command at a time: the next one ends by the driver's next timer
+
+    def unwake(self, timer_id: str) -> None:
+        pass
+
+    async def answer(self) -> None:
+        if not self.caller_gone:
+            await self._command("ANSWER")
+
+    async def play(self, play: act.Play) -> None:
+        self.plays.append(play)
+
+    async def stop_playback(self, playback_id: str) -> None:
+        self.plays = deque(p for p in self.plays if p.playback_id != playback_id)
+
+    async def start_moh(self, moh_class: str) -> None:
+        if not self.caller_gone:
+            self.moh = moh_class
+            await self._command("SET", "MUSIC", "ON", moh_class)
+
+    async def stop_moh(self) -> None:
+        if not self.caller_gone:
+            self.moh = None
+            await self._command("SET", "MUSIC", "OFF")
+
+    async def ring(self, ring: act.Ring) -> None:
+        self.ringing[ring.leg_id] = ring
+
+    async def stop_ringing(self, leg_id: str) -> None:
+        self.ringing.pop(leg_id, None)
+
+    async def bridge(self, leg_id: str) -> None:
+        pass  # Dial bridged the answered leg itself
+
+    async def start_recording(self, recording: act.StartRecording) -> None:
+        self.recording = recording
+
+    async def stop_recording(self, recording_id: str) -> None:
+        if self.recording is not None and self.recording.recording_id == recording_id:
+            self.recording = None
+
+    async def continue_in_dialplan(self, to: act.ContinueInDialplan) -> None:
+        if self.caller_gone:
             return
-        match action:
-            case act.Answer():
-                await self._command("ANSWER")
-            case act.Play():
-                self.plays.append(action)
-            case act.StopPlayback():
-                self.plays = deque(p for p in self.plays if p.playback_id != action.playback_id)
-            case act.StartMoh():
-                self.moh = action.moh_class
-                await self._command("SET", "MUSIC", "ON", action.moh_class)
-            case act.StopMoh():
-                self.moh = None
-                await self._command("SET", "MUSIC", "OFF")
-            case act.StartTimer():
-                self.timers[action.timer_id] = action.at
-            case act.CancelTimer():
-                self.timers.pop(action.timer_id, None)
-            case act.Ring():
-                self.ringing[action.leg_id] = action
-            case act.StopRinging():
-                self.ringing.pop(action.leg_id, None)
-            case act.Bridge():
-                pass  # Dial bridged the answered leg itself
-            case act.StartRecording():
-                self.recording = action
-            case act.StopRecording():
-                if (
-                    self.recording is not None
-                    and self.recording.recording_id == action.recording_id
-                ):
-                    self.recording = None
-            case act.SaveMessage():
-                await self.sink.save_message(self.call_id, action)
-            case act.RequestCallback():
-                ok = await self.sink.request_callback(self.call_id, action)
-                self.events.append(ev.CallbackStored(action.request_id, ok))
-            case act.Lookup():
-                self.lookups[action.request_id] = asyncio.create_task(
-                    look_up(action, self.sink, self.http(), self.clock)
-                )
-            case act.Notify():
-                emit = self.log.warning if action.level == "warning" else self.log.info
-                emit("notify", message=action.message)
-            case act.ContinueInDialplan():
-                self.continued = True
-                await self._command("SET", "CONTEXT", action.context)
-                await self._command("SET", "EXTENSION", action.extension)
-                await self._command("SET", "PRIORITY", str(action.priority))
-            case act.Hangup():
-                self.hang_up = True  # after the result variables are set
+        self.continued = True
+        await self._command("SET", "CONTEXT", to.context)
+        await self._command("SET", "EXTENSION", to.extension)
+        await self._command("SET", "PRIORITY", str(to.priority))
+
+    async def hangup(self, reason: str) -> None:
+        self.hang_up = True  # after the result variables are set
+
+    def _look_up(self, lookup: act.Lookup, done: Callable[[str | None], None]) -> None:
+        task = asyncio.create_task(look_up(lookup, self.sink, self.http(), self.clock))
+        self.lookups[lookup.request_id] = (task, done)
 
     # --- one command each -------------------------------------------------------------
 
     async def _await_lookups(self, due: tuple[str, float] | None) -> None:
         limit = None if due is None else self.clock.real(due[1] - self.now())
-        done, _ = await asyncio.wait(
-            list(self.lookups.values()), timeout=limit, return_when=asyncio.FIRST_COMPLETED
+        finished, _ = await asyncio.wait(
+            [task for task, _ in self.lookups.values()],
+            timeout=limit,
+            return_when=asyncio.FIRST_COMPLETED,
         )
-        for request_id, task in list(self.lookups.items()):
-            if task in done:
+        for request_id, (task, done) in list(self.lookups.items()):
+            if task in finished:
                 del self.lookups[request_id]
-                await self._handle(ev.LookupResult(request_id, task.result()))
+                done(task.result())  # its LookupResult, next in the call's events
                 return
         if due is not None:
             await self._fire(*due)  # the source's timeout: the caller waits no longer
@@ -457,14 +458,21 @@ class AgiCall:
             self.plays.popleft()
 
     async def _wait(self, due: tuple[str, float]) -> None:
-        ms = max(0, math.ceil((due[1] - self.now()) * 1000))
+        until = due[1] - self.now()
+        # a caller waiting in a queue looks for an agent freed meanwhile (offered by the
+        # server's desk) every second, as app_queue does: apps/app_queue.c, wait_our_turn,
+        # ast_waitfordigit(qe->chan, RECHECK * 1000) with RECHECK 1
+        polling = self.desk is not None and self.call_id in self.desk.waiting
+        slice_ = min(until, OFFER_POLL) if polling else until
+        ms = max(0, math.ceil(slice_ * 1000))
         answer = await self._command("WAIT", "FOR", "DIGIT", str(ms), timeout=self._real(ms / 1000))
         if answer.result > 0:
             await self._handle(ev.Digits(chr(answer.result)))
         elif answer.result < 0:
             await self._check_alive()
-        else:
+        elif slice_ >= until:
             await self._fire(*due)
+        # else: one second more waited; an agent offered meanwhile is in `events`
 
     async def _record(self, rec: act.StartRecording) -> None:
         name = (
@@ -529,7 +537,8 @@ class AgiCall:
         name = await self._variable("DIALEDPEERNAME")
         winner = _winner(legs, peer, name, self.settings)
         talk = await self._seconds("ANSWEREDTIME")
-        end = self.now()
+        # not `now()`: the answer happened before the end, and is fed first, at its time
+        end = max(self._last, self.clock.now() - self.t0)
         answered_at = max(started, end - talk)
         await self._handle(ev.LegAnswered(winner.leg_id), answered_at)
         if result < 0 or self.session.hung_up:
@@ -678,9 +687,3 @@ def _department(company: Company, scenario: str, node_name: str) -> Department |
         if target is not None and target[0] == "department":
             return company.departments.get(target[1])
     return None
-
-
-# actions on the caller's own channel (skipped once it has hung up)
-_CALLER_ACTIONS = (
-    act.Answer, act.StartMoh, act.StopMoh, act.ContinueInDialplan,
-)  # fmt: skip

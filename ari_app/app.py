@@ -24,7 +24,13 @@ from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.redaction import redact
-from switchboard.serving import database_dsn, keep_agent_states, open_records, tune_gc
+from switchboard.serving import (
+    database_dsn,
+    keep_agent_states,
+    keep_vips,
+    open_records,
+    tune_gc,
+)
 
 log = structlog.get_logger("switchboard.ari")
 
@@ -102,7 +108,7 @@ class AriApp:
                 agents=self.runtime.acd,
             )
             events = CallbackEvents(self.runtime, self.callbacks)
-            self.runtime.make_kept = self.callbacks.make_kept
+            self.runtime.desk.make_kept = self.callbacks.make_kept
         self.supervisor = AriSupervisor(
             self.client,
             events,
@@ -159,5 +165,9 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
         )
         runtime = app.runtime
         dsn = database_dsn(current)
-        async with keep_agent_states(runtime.acd, runtime.clock, stored, dsn, instance), app:
+        async with (
+            keep_agent_states(runtime.acd, runtime.clock, stored, dsn, instance),
+            keep_vips(runtime.vips, stored, dsn),
+            app,
+        ):
             await stop.wait()

@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import functools
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -64,6 +63,7 @@ from switchboard.acd.devices import desk_devices
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
+from switchboard.driver import CallDriver, Desk, caller_priorities, new_call_id
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -82,11 +82,6 @@ CLEANUP_RETRIES = (1.0, 2.0, 4.0)
 # the requests that connect caller and employee, tried again after these clock seconds
 # when Asterisk answered 5xx or not at all (the two wait a moment rather than lose the call)
 BRIDGE_RETRIES = (0.5, 1.0)
-# actions on the caller's own channel (skipped once it has hung up)
-_CALLER_ACTIONS = (
-    act.Answer, act.Play, act.StopPlayback, act.StartMoh, act.StopMoh,
-    act.StartRecording, act.ContinueInDialplan, act.Hangup,
-)  # fmt: skip
 # engine events the session's own tasks, the agent pool and the queue deliver as they are
 _PASSED_ON = (
     ev.AgentStatus, ev.TimerFired, ev.LookupResult, ev.CallbackStored,
@@ -99,10 +94,6 @@ ORPHAN_GRACE = 0.5  # real seconds a parked channel's StasisStart has to arrive
 LATE_SWEEPS = (2 * REQUEST_TIMEOUT, 6 * REQUEST_TIMEOUT)
 DEVICES_PER_REQUEST = 50  # deviceState: sources in one subscription request
 DEVICE_READS_AT_ONCE = 10  # device states read at once after a connect
-# a call-back that keeps its caller's place in a queue is made when the place comes up;
-# the workers make it the usual way only if it has not come up in this long (or after a
-# restart, which forgets the places)
-KEPT_PLACE_HOLD = 900.0
 RECORDED_KEPT = 10_000  # callers whose call was recorded here, remembered (the latest)
 
 
@@ -155,15 +146,9 @@ class AriRuntime:
         # agents (who is free, wrap-up, statistics) and the callers waiting in queues
         self.acd = Acd.for_company(company())
         self._acd_company = company()
-        self._wrapup_timer: Timer | None = None
         self.devices: dict[str, str] = {}  # employees' desk phones watched: device -> employee
         self._device_news: dict[str, int] = {}  # device -> DeviceStateChanged events heard
         self.sessions: dict[str, Call] = {}  # by caller channel id
-        self.waiting_calls: dict[str, CallSession] = {}  # in a queue, by call id
-        # call-backs holding their caller's place in a queue: ACD key -> request id, and
-        # how to make one when its place comes up (the call-back worker, when there is one)
-        self.kept_places: dict[str, str] = {}
-        self.make_kept: Callable[[str, str, str], Awaitable[bool]] | None = None
         self.owners: dict[str, Call] = {}  # every channel a call owns
         self.draining = False  # stopping: new calls go to the fallback
         # callers whose call this runtime recorded, and how it let them go ("fallback":
@@ -176,7 +161,11 @@ class AriRuntime:
         self.unknown_events = 0
         self.failures = 0  # calls ended by a bug in their task (logged with the traceback)
         self.shed = 0  # calls sent to the fallback because `limits.max_calls` were up
-        self.acd.on_free(self.offer_agent)
+        # the calls waiting in queues: a freed agent is offered to the first; a call-back
+        # keeping its caller's place is made (`desk.make_kept`: the call-back worker's)
+        # when the place comes up
+        self.desk = Desk(self.acd, self.clock, lambda kept: self._background(kept, "ari-kept"))
+        self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
         # seconds from a call's StasisStart reaching the runtime to its answer request
         # being sent (the last 100,000 calls): bench/real_asterisk_load.py reads them
         self.answer_delays: deque[float] = deque(maxlen=100_000)
@@ -359,68 +348,13 @@ class AriRuntime:
                 self._background(self.watch_devices(), "ari-devices")
         return self.acd
 
-    def offer_agent(self, employee: str) -> None:
-        """An employee freed up: offered to the one caller the ACD picks (the highest
-        priority, then the longest waiting, among those who would ring them now), not
-        to every caller in the queue — a thousand callers told at once made a
-        thousand refused offers, each a made-up ring in a record and a reason to rest
-        on a free employee.  A call-back holding its caller's place is one of them."""
-        now = self.clock.now()
-        first = self.acd.who_takes(employee, now, self.takes_for(employee))
-        if first is None:
-            return
-        request_id = self.kept_places.pop(first, None)
-        if request_id is not None:
-            self.acd.leave(first)
-            if self.acd.claim(employee, first, now):
-                self._background(self._make_kept(request_id, employee, first), "ari-kept")
-            return
-        call = self.waiting_calls.get(first)
-        if call is not None:
-            call.offered = employee
-            call.deliver(ev.AgentStatus(employee, "available"))
-
-    async def _make_kept(self, request_id: str, employee: str, key: str) -> None:
-        made = False
-        try:
-            if self.make_kept is not None:
-                made = await self.make_kept(request_id, employee, key)
-        finally:
-            if not made:  # made by now, or no worker: the employee goes to the next
-                self.acd.release(employee, key, self.clock.now())
-
-    def takes_for(self, employee: str) -> Callable[[str], bool]:
-        def takes(call_id: str) -> bool:
-            if call_id in self.kept_places:
-                return True
-            call = self.waiting_calls.get(call_id)
-            return call is not None and call.takes(employee)
-
-        return takes
-
-    def wrapups_later(self) -> None:
-        """Wake when the next agent's wrap-up ends: they are offered then."""
-        when = self.acd.next_change(self.clock.now())
-        if when is None:
-            return
-        if self._wrapup_timer is not None:
-            self._wrapup_timer.cancel()
-
-        def fire() -> None:
-            self._wrapup_timer = None
-            self.acd.tick(self.clock.now())
-            self.wrapups_later()
-
-        self._wrapup_timer = self.clock.call_at(when, fire)
-
     def on_disconnected(self) -> None:
         log.warning("ari disconnected: calls keep their state until Asterisk is back")
 
     # --- sessions ---------------------------------------------------------------------
 
     def _call_id(self) -> str:
-        # unique across restarts and instances: call records and call-backs are keyed by it
-        return f"{self.instance}-{uuid.uuid4().hex[:12]}"
+        return new_call_id(self.instance)
 
     def _start_call(self, event: StasisStart) -> None:
         call_id = self._call_id()
@@ -675,7 +609,8 @@ class CallSession:
         self.t0 = runtime.clock.now()
         self.company = runtime.company()
         self.run_: CallRun | None = None
-        self.timers: dict[str, Timer] = {}
+        self.driver: CallDriver | None = None  # the run's, once it has one
+        self.timers: dict[str, Timer] = {}  # the driver's timers' wake-ups
         self.tasks: set[asyncio.Task[None]] = set()
         self.legs: dict[str, LegChannel] = {}
         self.leg_by_channel: dict[str, LegChannel] = {}
@@ -687,11 +622,6 @@ class CallSession:
         self.caller_gone = False
         self.continued = False  # sent back to the dialplan: no more requests on its channel
         self.left_stasis = False
-        self.agent: str | None = None
-        self.agent_since = 0.0  # when the conversation with `agent` began (clock s)
-        self.holding: dict[str, set[str]] = {}  # employee -> legs of our queue offer ringing them
-        self.offered: str | None = None  # a freed employee offered to it, not yet rung
-        self.held: dict[str, bool] = {}  # leg -> whether its offer got its employee
         self.hung_up = False  # the caller's hang-up was asked
         self.recorded = False  # its record is written (once, however the call ends)
         self.left_to_asterisk = False  # a conversation kept up while Switchboard stops
@@ -785,7 +715,7 @@ class CallSession:
         try:
             run = CallRun(
                 company, info, started, acd=self.runtime.current_acd(), call_key=self.call_id,
-                acd_clock0=self.t0,
+                acd_clock0=self.t0, vip=caller_priorities(self.runtime.vips, company),
             )  # fmt: skip
         except LookupError:
             self.log.warning(
@@ -800,9 +730,13 @@ class CallSession:
             return
         self.run_ = run
         self.log = self.log.bind(scenario=run.scenario)
+        driver = self.driver = CallDriver(
+            run, self.call_id, self, self.runtime.sink, look_up=self._look_up,
+            desk=self.runtime.desk, logger=self.log,
+        )  # fmt: skip
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
         try:
-            await self._apply(run.start())
+            await driver.start()
             while not run.finished:
                 item = await self.queue.get()
                 if isinstance(item, Drain):
@@ -810,27 +744,21 @@ class CallSession:
                         return
                     continue
                 event = await self._translate(item)
-                if isinstance(event, ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
-                    self._unhold(event.leg_id)
-                if isinstance(item, ev.AgentStatus):
-                    await self._offered(run, item)
-                    continue
                 if event is not None:
                     before = run.node_name
-                    actions = run.handle(event, self.now())
+                    await driver.handle(event, self.now())
                     if run.node_name != before:
                         self.log.info(
                             "transition", from_node=before, trigger=type(event).__name__,
                             to_node=run.node_name,
                         )  # fmt: skip
-                    await self._apply(actions)
         except asyncio.CancelledError:
             # Switchboard is stopping with this call up: it still leaves its record
             run.finish("hangup", "switchboard stopped", hang_up=False)
             await self._record(run)
             raise
         finally:
-            self._leave_queue()
+            driver.leave_queue()
         await self._record(run)
 
     async def _let_go(self, run: CallRun) -> bool:
@@ -859,49 +787,11 @@ class CallSession:
             )
         return False
 
-    def _join_queue(self, join: act.JoinQueue) -> None:
-        """The engine says the call waits in a queue: the ACD's line, and ours (from
-        which freed employees are offered, `AriRuntime.offer_agent`)."""
-        self.runtime.acd.join(
-            self.call_id, join.department, self.runtime.clock.now(), join.priority,
-            join.skills, join.widen_after,
-        )  # fmt: skip
-        self.runtime.waiting_calls[self.call_id] = self
-
-    def _leave_queue(self) -> None:
-        self.runtime.acd.leave(self.call_id)
-        self.runtime.waiting_calls.pop(self.call_id, None)
-
-    def takes(self, employee_id: str) -> bool:
-        """Would this call ring ``employee_id`` now, were they free?"""
-        run = self.run_
-        return (
-            not self.holding
-            and self.offered is None
-            and run is not None
-            and run.takes_agent(employee_id)
-        )
-
-    async def _offered(self, run: CallRun, status: ev.AgentStatus) -> None:
-        """A freed employee offered to this call: it rings them (and maybe others of
-        its department).  One it did not ring is offered to the next caller."""
-        self.offered = None
-        await self._apply(run.handle(status, self.now()))
-        employee = status.employee_id
-        if employee not in self.holding and self.runtime.acd.free(
-            employee, self.runtime.clock.now()
-        ):
-            self.runtime.offer_agent(employee)
-
     async def _record(self, run: CallRun) -> None:
-        assert run.outcome is not None
-        if self.recorded:
+        if self.recorded or self.driver is None:
             return
         self.recorded = True
-        self.log.info("call finished", result=run.outcome.result, reason=run.outcome.reason)
-        await self.runtime.sink.call_finished(
-            CallRecord.of(self.call_id, self.channel.name, self.channel.id, run)
-        )
+        await self.driver.write_record(self.channel.name, self.channel.id)
 
     async def _record_failure(self, reason: str) -> None:
         """A call ended by a bug in its task still leaves one record: what its run
@@ -955,7 +845,9 @@ class CallSession:
             return item
         if isinstance(item, ev.LegAnswered | ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
             leg = self.legs.get(item.leg_id)
-            if leg is not None and not leg.reported:
+            if leg is None:
+                return item  # the driver's: an offer whose employee was taken, never rung
+            if not leg.reported:
                 leg.reported = True
                 return item
             return None
@@ -1044,133 +936,113 @@ class CallSession:
 
     # --- engine actions -> ARI requests -----------------------------------------------
 
-    async def _apply(self, actions: list[act.Action]) -> None:
-        # the employees a step offers the call to are held at once, before any request
-        # is awaited: the engine read the pool just now, and another call's step must
-        # not take them in between (it made a refused "ring" and a rest on a free one)
-        for action in actions:
-            if isinstance(action, act.Ring) and action.offer:
-                self.held[action.leg_id] = self._hold(action)
-            elif isinstance(action, act.JoinQueue):
-                self._join_queue(action)
-            elif isinstance(action, act.LeaveQueue):
-                if action.keep_place and self.runtime.make_kept is not None:
-                    self.runtime.acd.park(self.call_id)  # for the call-back it may ask for
-                    self.runtime.waiting_calls.pop(self.call_id, None)
-                else:
-                    self._leave_queue()
-        for action in actions:
-            await self._carry_out(action)
+    # --- the media port: what the driver asks of Asterisk -------------------------------
 
-    async def _carry_out(self, action: act.Action) -> None:
-        client = self.client
-        caller = self.channel.id
-        if (self.caller_gone or self.continued) and isinstance(action, _CALLER_ACTIONS):
-            # gone: Asterisk would answer 404; back in the dialplan: 409, or a 2xx for a
-            # request it then drops (control.c: commands after continue are never run)
-            return
-        match action:
-            case act.JoinQueue() | act.LeaveQueue():
-                pass  # told to the ACD in `_apply`, before any request
-            case act.Answer():
-                self.runtime.answer_delays.append(time.perf_counter() - self.arrived)
-                await self._safe(client.answer(caller))
-            case act.Play():
-                media = [self.runtime.media(p, self.company) for p in action.prompts]
-                ari_id = f"{self.call_id}-{action.playback_id}"
-                self.playbacks[ari_id] = action.playback_id
-                try:
-                    await client.play(caller, media, ari_id, lang=action.language)
-                except AriError:
-                    # nothing to play (or the caller is gone): the engine must not wait for it
-                    self.playbacks.pop(ari_id, None)
-                    self.deliver(ev.PlaybackFinished(action.playback_id))
-            case act.StopPlayback():
-                ari_id = f"{self.call_id}-{action.playback_id}"
-                if self.playbacks.pop(ari_id, None) is not None:
-                    await self._safe(client.stop_playback(ari_id))
-            case act.StartMoh():
-                await self._safe(client.start_moh(caller, action.moh_class))
-            case act.StopMoh():
-                await self._safe(client.stop_moh(caller))
-            case act.StartTimer():
-                self.timers[action.timer_id] = self.runtime.clock.call_at(
-                    self.t0 + action.at, functools.partial(self._fired, action.timer_id)
-                )
-            case act.CancelTimer():
-                timer = self.timers.pop(action.timer_id, None)
-                if timer is not None:
-                    timer.cancel()
-            case act.Ring():
-                await self._ring(action)
-            case act.StopRinging():
-                leg = self.legs.get(action.leg_id)
-                if leg is not None and not leg.gone:
-                    leg.reported = True
-                    self._unhold(leg.leg_id)
-                    if leg.created:
-                        await self._release(leg)
-                    else:
-                        leg.gone = True  # still being created: `_create` hangs it up
-            case act.Bridge():
-                await self._bridge(action.leg_id)
-            case act.StartRecording():
-                name = act.recording_name(self.call_id, action.recording_id)
-                self.recordings[name] = action.recording_id
-                self.recording_since[name] = self.now()
-                try:
-                    await client.record(caller, name, int(action.max_length), action.beep)
-                except AriError:
-                    self.recordings.pop(name, None)
-                    self.deliver(ev.RecordingFinished(action.recording_id, 0.0))
-            case act.StopRecording():
-                name = act.recording_name(self.call_id, action.recording_id)
-                await self._safe(client.stop_recording(name))
-            case act.SaveMessage():
-                await self.runtime.sink.save_message(self.call_id, action)
-            case act.RequestCallback():
-                runtime = self.runtime
-                parked = runtime.acd.department_of(self.call_id) is not None and (
-                    runtime.make_kept is not None
-                )
-                hold = runtime.clock.real(KEPT_PLACE_HOLD) if parked else None
-                ok = await runtime.sink.request_callback(self.call_id, action, hold)
-                if ok and parked:
-                    key = f"callback:{self.call_id}/{action.request_id}"
-                    if runtime.acd.bind(self.call_id, key):
-                        runtime.kept_places[key] = f"{self.call_id}/{action.request_id}"
-                self.deliver(ev.CallbackStored(action.request_id, ok))
-            case act.Lookup():
-                self._spawn(self._lookup(action))
-            case act.Notify():
-                emit = self.log.warning if action.level == "warning" else self.log.info
-                emit("notify", message=action.message)
-            case act.ContinueInDialplan():
-                self.continued = True
-                await self._safe(
-                    client.continue_in_dialplan(
-                        caller, action.context, action.extension, action.priority
-                    )
-                )
-            case act.Hangup():
-                if not self.caller_gone and not self.hung_up:
-                    self.hung_up = True
-                    await self._clean_up(client.hangup, caller)
+    def _skip(self) -> bool:
+        """Nothing more on the caller's channel: gone (Asterisk would answer 404), or back in
+        the dialplan (409, or a 2xx for a request it then drops: control.c runs no command
+        after continue)."""
+        return self.caller_gone or self.continued
+
+    def wake_at(self, timer_id: str, at: float) -> None:
+        self.timers[timer_id] = self.runtime.clock.call_at(
+            self.t0 + at, functools.partial(self._fired, timer_id)
+        )
+
+    def unwake(self, timer_id: str) -> None:
+        timer = self.timers.pop(timer_id, None)
+        if timer is not None:
+            timer.cancel()
 
     def _fired(self, timer_id: str) -> None:
         self.timers.pop(timer_id, None)
         self.deliver(ev.TimerFired(timer_id))
 
-    async def _ring(self, ring: act.Ring) -> None:
+    async def answer(self) -> None:
+        if not self._skip():
+            self.runtime.answer_delays.append(time.perf_counter() - self.arrived)
+            await self._safe(self.client.answer(self.channel.id))
+
+    async def play(self, play: act.Play) -> None:
+        if self._skip():
+            return
+        media = [self.runtime.media(p, self.company) for p in play.prompts]
+        ari_id = f"{self.call_id}-{play.playback_id}"
+        self.playbacks[ari_id] = play.playback_id
+        try:
+            await self.client.play(self.channel.id, media, ari_id, lang=play.language)
+        except AriError:
+            # nothing to play (or the caller is gone): the engine must not wait for it
+            self.playbacks.pop(ari_id, None)
+            self.deliver(ev.PlaybackFinished(play.playback_id))
+
+    async def stop_playback(self, playback_id: str) -> None:
+        ari_id = f"{self.call_id}-{playback_id}"
+        if not self._skip() and self.playbacks.pop(ari_id, None) is not None:
+            await self._safe(self.client.stop_playback(ari_id))
+
+    async def start_moh(self, moh_class: str) -> None:
+        if not self._skip():
+            await self._safe(self.client.start_moh(self.channel.id, moh_class))
+
+    async def stop_moh(self) -> None:
+        if not self._skip():
+            await self._safe(self.client.stop_moh(self.channel.id))
+
+    async def stop_ringing(self, leg_id: str) -> None:
+        leg = self.legs.get(leg_id)
+        if leg is not None and not leg.gone:
+            leg.reported = True
+            if leg.created:
+                await self._release(leg)
+            else:
+                leg.gone = True  # still being created: `_create` hangs it up
+
+    async def bridge(self, leg_id: str) -> None:
+        await self._bridge(leg_id)
+
+    async def start_recording(self, recording: act.StartRecording) -> None:
+        if self._skip():
+            return
+        name = act.recording_name(self.call_id, recording.recording_id)
+        self.recordings[name] = recording.recording_id
+        self.recording_since[name] = self.now()
+        try:
+            await self.client.record(
+                self.channel.id, name, int(recording.max_length), recording.beep
+            )
+        except AriError:
+            self.recordings.pop(name, None)
+            self.deliver(ev.RecordingFinished(recording.recording_id, 0.0))
+
+    async def stop_recording(self, recording_id: str) -> None:
+        name = act.recording_name(self.call_id, recording_id)
+        await self._safe(self.client.stop_recording(name))
+
+    async def continue_in_dialplan(self, to: act.ContinueInDialplan) -> None:
+        if self._skip():
+            return
+        self.continued = True
+        await self._safe(
+            self.client.continue_in_dialplan(self.channel.id, to.context, to.extension, to.priority)
+        )
+
+    async def hangup(self, reason: str) -> None:
+        if not self._skip() and not self.hung_up:
+            self.hung_up = True
+            await self._clean_up(self.client.hangup, self.channel.id)
+
+    def _look_up(self, lookup: act.Lookup, done: Callable[[str | None], None]) -> None:
+        self._spawn(self._lookup(lookup, done))
+
+    async def _lookup(self, lookup: act.Lookup, done: Callable[[str | None], None]) -> None:
+        http = await self.runtime.http()
+        done(await look_up(lookup, self.runtime.sink, http, self.runtime.clock))
+
+    async def ring(self, ring: act.Ring) -> None:
         channel_id = f"{self.call_id}-{ring.leg_id}"
         leg = LegChannel(ring.leg_id, channel_id, ring)
         self.legs[ring.leg_id] = leg
-        held = self.held.pop(ring.leg_id, None)
-        if not (self._hold(ring) if held is None else held):
-            # another caller's offer rings them (or they are on a call): taken
-            leg.gone = True
-            self.deliver(ev.LegBusy(ring.leg_id))
-            return
         self.leg_by_channel[channel_id] = leg
         self.runtime.owners[channel_id] = self  # before the create: its events may come first
         wait = self.ring_budget.wait(self.runtime.clock.now())
@@ -1266,41 +1138,6 @@ class CallSession:
             leg.stasis_timer = None
         await self._clean_up(self.client.hangup, leg.channel_id)
 
-    def _hold(self, ring: act.Ring) -> bool:
-        """A queue offer holds the employee for this call while it rings (the ACD's
-        claim)."""
-        if not ring.offer or ring.employee_id is None:
-            return True
-        # a caller ahead (a higher priority, or waiting longer) who would ring them takes
-        # precedence (`AriRuntime.offer_agent` tells it first)
-        employee = ring.employee_id
-        acd, now = self.runtime.acd, self.runtime.clock.now()
-        first = acd.who_takes(employee, now, self.runtime.takes_for(employee))
-        if first is not None and first != self.call_id and acd.precedes(first, self.call_id):
-            return False
-        if not acd.claim(employee, self.call_id, now):
-            return False
-        self.holding.setdefault(ring.employee_id, set()).add(ring.leg_id)
-        return True
-
-    def _unhold(self, leg_id: str) -> None:
-        """An offer's leg ended without a conversation: free the employee once it was the
-        last of their phones ringing for us."""
-        leg = self.legs.get(leg_id)
-        if leg is None or leg.bridged or leg.ring.employee_id is None:
-            return
-        employee = leg.ring.employee_id
-        legs = self.holding.get(employee)
-        if legs is None or leg_id not in legs:
-            return
-        legs.discard(leg_id)
-        if not legs:
-            del self.holding[employee]
-            if employee != self.agent:
-                self.runtime.acd.release(
-                    employee, self.call_id, self.runtime.clock.now(), rest=leg.ring.rest
-                )
-
     async def _bridge(self, leg_id: str) -> None:
         leg = self.legs[leg_id]
         bridge_id = f"{self.call_id}-bridge"
@@ -1332,10 +1169,6 @@ class CallSession:
                     "could not connect the caller and the employee", error=str(exc),
                 )  # fmt: skip
                 self.deliver(ev.LegHungUp(leg.leg_id))
-        if leg.ring.employee_id is not None:
-            self.agent = leg.ring.employee_id
-            self.agent_since = self.runtime.clock.now()
-            self.runtime.acd.talking(leg.ring.employee_id, self.call_id, self.agent_since)
 
     async def _exists(self, channel_id: str) -> bool:
         try:
@@ -1395,11 +1228,6 @@ class CallSession:
             lambda: request(target), BRIDGE_RETRIES, self.runtime.clock.sleep, self._request_failed
         )
 
-    async def _lookup(self, lookup: act.Lookup) -> None:
-        http = await self.runtime.http()
-        value = await look_up(lookup, self.runtime.sink, http, self.runtime.clock)
-        self.deliver(ev.LookupResult(lookup.request_id, value))
-
     # --- the end --------------------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -1441,16 +1269,8 @@ class CallSession:
                 await self._clean_up(self.client.hangup, leg.channel_id)
         if kept:
             return  # the caller, the employee and their bridge stay: the next instance's
-        acd, now = self.runtime.acd, self.runtime.clock.now()
-        for employee in list(self.holding):
-            if employee != self.agent:
-                acd.release(employee, self.call_id, now)
-        self.holding.clear()
-        if self.agent is not None:
-            run = self.run_
-            department = run.connected_department if run is not None else None
-            acd.finished(self.agent, self.call_id, now, now - self.agent_since, department)
-            self.runtime.wrapups_later()
+        if self.driver is not None:
+            self.driver.let_go()  # the ACD: its offers' employees free, its agent's wrap-up
         if not (self.caller_gone or self.left_stasis or self.continued or self.hung_up):
             await self._clean_up(self.client.hangup, self.channel.id)
         if self.bridge_id is not None:

@@ -178,6 +178,27 @@ def _parser() -> argparse.ArgumentParser:
             change.add_argument("--reason", default="", help="why: lunch, training ...")
         change.set_defaults(handler=_agents_change)
 
+    vip = sub.add_parser(
+        "vip", help="callers served first: list, add, remove (kept in the db, followed live)"
+    )
+    vip_sub = vip.add_subparsers(dest="vip_command", required=True)
+    vip_list = vip_sub.add_parser("list", help="the callers on the list, highest priority first")
+    vip_list.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    vip_list.add_argument("--json", action="store_true", help="print one JSON object")
+    vip_list.set_defaults(handler=_vip_list)
+    vip_add = vip_sub.add_parser("add", help="put a caller on the list, or change their priority")
+    vip_add.add_argument("number", metavar="NUMBER", help="the caller's number, as they call")
+    vip_add.add_argument(
+        "priority", metavar="PRIORITY", type=int, help="-1000..1000; higher is offered first"
+    )
+    vip_add.add_argument("--note", default="", help="why (shown by `vip list`)")
+    vip_add.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    vip_add.set_defaults(handler=_vip_change)
+    vip_remove = vip_sub.add_parser("remove", help="take a caller off the list")
+    vip_remove.add_argument("number", metavar="NUMBER", help="the caller's number")
+    vip_remove.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    vip_remove.set_defaults(handler=_vip_change)
+
     run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
     _serve_arguments(run)
     run.set_defaults(handler=_run)
@@ -605,6 +626,68 @@ def _agents_change(args: argparse.Namespace) -> int:
     return _with_agents_db(args, change, command)
 
 
+def _vip_list(args: argparse.Namespace) -> int:
+    from switchboard.storage.vips import vip_rows  # noqa: PLC0415
+
+    async def show(conn: Any, version: int, company: Company) -> int:
+        rows = [
+            {
+                "caller": r["caller"],
+                "priority": r["priority"],
+                "note": r["note"],
+                "added_at": r["added_at"].astimezone(company.tz).isoformat(),
+                "added_by": r["added_by"],
+            }
+            for r in await vip_rows(conn)
+        ]
+        if args.json:
+            print(json.dumps({"vips": rows}, ensure_ascii=False))
+            return EXIT_OK
+        if not rows:
+            print("no callers on the vip list (the configuration's `vip:` still counts)")
+            return EXIT_OK
+        table = [("CALLER", "PRIORITY", "ADDED", "NOTE")] + [
+            (r["caller"], str(r["priority"]), r["added_at"][:19].replace("T", " "), r["note"])
+            for r in rows
+        ]
+        widths = [max(len(line[i]) for line in table) for i in range(3)]
+        for line in table:
+            cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+            print("  ".join([*cells, line[-1]]).rstrip())
+        return EXIT_OK
+
+    return _with_agents_db(args, show, "vip list")
+
+
+def _vip_change(args: argparse.Namespace) -> int:
+    """`vip add NUMBER PRIORITY` / `vip remove NUMBER`: kept, and followed by a running app."""
+    from switchboard.storage.vips import remove_vip, set_vip  # noqa: PLC0415
+
+    verb: str = args.vip_command
+    command = f"vip {verb}"
+
+    async def change(conn: Any, version: int, company: Company) -> int:
+        caller = company.normalize(args.number)
+        if not caller.isdigit():
+            print(f"switchboard {command}: {args.number!r} is not a phone number", file=sys.stderr)
+            return EXIT_INVALID
+        if verb == "remove":
+            if not await remove_vip(conn, caller):
+                print(f"nothing to do: {caller} is not on the vip list")
+                return EXIT_OK
+            print(f"{caller} taken off the vip list")
+            return EXIT_OK
+        try:
+            await set_vip(conn, caller, args.priority, args.note, by="cli")
+        except ValueError as exc:
+            print(f"switchboard {command}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        print(f"{caller}: priority {args.priority}")
+        return EXIT_OK
+
+    return _with_agents_db(args, change, command)
+
+
 AgentsAction = Callable[[Any, int, Company], Awaitable[int]]
 
 
@@ -639,8 +722,9 @@ def _with_agents_db(
             version, _, company = current
             return await action(conn, version, company)
         except asyncpg.UndefinedTableError:
+            what = command.split(maxsplit=1)[0]
             print(
-                f"switchboard {command}: no schema for agents: run `switchboard db migrate` first",
+                f"switchboard {command}: no schema for {what}: run `switchboard db migrate` first",
                 file=sys.stderr,
             )
             return EXIT_FAILURE

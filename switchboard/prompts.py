@@ -38,7 +38,12 @@ BUILTIN_PROMPTS: Final[dict[str, tuple[float, str]]] = {
         "Enter the number to call you back on, then press hash. "
         "Or just press hash for this number.",
     ),
+    "callback-enter-time": (
+        5.91,
+        "Enter a time to call you back, like one five zero zero. Or press hash.",
+    ),
     "callback-confirm": (3.0, "Thank you. We will call you back."),
+    "callback-at": (1.44, "We will call you at"),
     "callback-failed": (3.0, "Sorry, we could not take your request."),
     "voicemail-intro": (4.0, "Please leave a message after the tone."),
     "beep": (1.0, "(tone)"),

@@ -31,6 +31,7 @@ from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.storage.agents import AgentCommands, apply_agent_command, record_agent_change
 from switchboard.storage.sink import PostgresSink, open_sink
+from switchboard.storage.vips import VipList
 
 log = structlog.get_logger("switchboard")
 T = TypeVar("T")
@@ -203,3 +204,27 @@ async def keep_agent_states(
         await commands.stop()
         if writes:
             await asyncio.gather(*writes, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def keep_vips(
+    vips: dict[str, int], stored: PostgresSink | None, dsn: str | None
+) -> AsyncIterator[None]:
+    """With a database: ``vips`` kept equal to its ``vips`` table (`switchboard vip`), read
+    before the first call and again at each change.  Without one, or when it cannot be
+    read: only the configuration's `vip:` list counts (a warning says so)."""
+    if stored is None or dsn is None:
+        yield
+        return
+    following = VipList(vips)
+    try:
+        await following.start(dsn)
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning("vip table not read: the configuration's vip list only", error=str(exc))
+        yield
+        return
+    log.info("vip table read", vips=len(vips))
+    try:
+        yield
+    finally:
+        await following.stop()

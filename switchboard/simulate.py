@@ -15,27 +15,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from switchboard.calls import CallRecord
 from switchboard.config.company import Company
+from switchboard.driver import CallDriver, run_now
 from switchboard.engine.actions import (
     Action,
-    Bridge,
-    CancelTimer,
+    ContinueInDialplan,
     Lookup,
     Play,
     RequestCallback,
     Ring,
     SaveMessage,
     StartRecording,
-    StartTimer,
-    StopPlayback,
-    StopRecording,
-    StopRinging,
 )
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.events import (
     AgentState,
     AgentStatus,
-    CallbackStored,
     CallerHungUp,
     Digits,
     Event,
@@ -43,7 +39,6 @@ from switchboard.engine.events import (
     LegBusy,
     LegFailed,
     LegHungUp,
-    LookupResult,
     PlaybackFinished,
     RecordingFinished,
     TimerFired,
@@ -127,7 +122,8 @@ class Simulation:
             out["line"] = self.call.line
         if self.callbacks:
             out["callbacks"] = [
-                {"number": c.number, "department": c.department} for c in self.callbacks
+                {"number": c.number, "department": c.department} | ({"at": c.due} if c.due else {})
+                for c in self.callbacks
             ]
         if self.messages:
             out["messages"] = [
@@ -189,6 +185,9 @@ def simulate(
 
 
 class _VirtualAsterisk:
+    """Asterisk and the people on the phones, on a virtual clock: the call's `MediaPort`
+    (and its store of call-backs and messages) for a `CallDriver`."""
+
     def __init__(
         self,
         run: CallRun,
@@ -209,6 +208,7 @@ class _VirtualAsterisk:
         # (time, order, event, key): a None event is the timer named by key
         self.heap: list[tuple[float, int, Event | str | None, str]] = []
         self.seq = 0
+        self.t = 0.0
         self.cancelled: set[str] = set()  # timers, playbacks and legs that no longer count
         self.key_due = False
         self.fed = 0
@@ -216,6 +216,9 @@ class _VirtualAsterisk:
         self.callbacks: list[RequestCallback] = []
         self.messages: list[SaveMessage] = []
         self.notes: list[str] = []
+        self.driver = CallDriver(
+            run, "simulate", self, _Store(self), look_up=self._lookup, intercept=self._seen
+        )
 
     def push(self, t: float, event: Event | str | None, key: str = "") -> None:
         """Schedule ``event`` at ``t``; it is dropped if ``key`` is cancelled before then."""
@@ -229,16 +232,17 @@ class _VirtualAsterisk:
                 self.push(behaviour.busy_until, AgentStatus(emp, "available"))
         if hangup_after is not None:
             self.push(hangup_after, CallerHungUp())
-        self.apply(call.start(), 0.0)
+        run_now(self.driver.start())
         self.ask_for_keys(0.0)
         heap, cancelled = self.heap, self.cancelled
         while heap and not call.finished:
             t, _, item, key = heapq.heappop(heap)
+            self.t = t
             if isinstance(item, str):  # a key press falling due
                 self.key_due = False
                 if call.awaiting_input:
                     self.fed += 1
-                    self.apply(call.handle(Digits(item), t), t)
+                    run_now(self.driver.handle(Digits(item), t))
                 else:
                     self.dtmf = item + self.dtmf  # not listening: keep it for the next ask
                 self.ask_for_keys(t)
@@ -246,13 +250,13 @@ class _VirtualAsterisk:
             if key and key in cancelled:
                 continue
             self.fed += 1
-            self.apply(call.handle(item or TimerFired(key), t), t)
+            run_now(self.driver.handle(item or TimerFired(key), t))
             if self.dtmf:
                 self.ask_for_keys(t)
         if not call.finished:
             # nothing left to happen: the caller, in silence, gives up
             self.notes.append("the call had nothing left to wait for")
-            self.apply(call.handle(CallerHungUp(), call.now), call.now)
+            run_now(self.driver.handle(CallerHungUp(), call.now))
         assert call.outcome is not None
         return Simulation(
             scenario=call.trace[0].scenario if call.trace else call.scenario,
@@ -279,53 +283,45 @@ class _VirtualAsterisk:
         self.key_due = True
         self.push(t + waits, key)
 
-    def apply(self, actions: list[Action], t: float) -> None:
+    def _seen(self, actions: list[Action]) -> bool:
         if self.keep:
-            self.actions.extend((t, action) for action in actions)
-        for action in actions:
-            handler = _HANDLERS.get(type(action))
-            if handler is not None:
-                handler(self, action, t)
+            self.actions.extend((self.t, action) for action in actions)
+        return False  # the driver carries them out
 
-    def _timer(self, action: StartTimer, t: float) -> None:
-        self.push(action.at, None, action.timer_id)
+    # --- the media port: what Asterisk and the people on the phones do -------------------
 
-    def _cancel_timer(self, action: CancelTimer, t: float) -> None:
-        self.cancelled.add(action.timer_id)
+    def deliver(self, event: Event) -> None:
+        self.push(self.t, event)
 
-    def _play(self, action: Play, t: float) -> None:
-        length = sum(self.call.company.prompt_duration(p) for p in action.prompts)
-        self.push(t + length, PlaybackFinished(action.playback_id), action.playback_id)
+    def wake_at(self, timer_id: str, at: float) -> None:
+        self.push(at, None, timer_id)
 
-    def _stop_playback(self, action: StopPlayback, t: float) -> None:
-        self.cancelled.add(action.playback_id)
+    def unwake(self, timer_id: str) -> None:
+        self.cancelled.add(timer_id)
 
-    def _stop_ringing(self, action: StopRinging, t: float) -> None:
-        self.cancelled.add(action.leg_id)
+    async def answer(self) -> None:
+        pass
 
-    def _bridge(self, action: Bridge, t: float) -> None:
-        self.push(t + self.talk, LegHungUp(action.leg_id), action.leg_id)
+    async def play(self, play: Play) -> None:
+        length = sum(self.call.company.prompt_duration(p) for p in play.prompts)
+        self.push(self.t + length, PlaybackFinished(play.playback_id), play.playback_id)
 
-    def _record(self, action: StartRecording, t: float) -> None:
-        finished = RecordingFinished(action.recording_id, action.max_length)
-        self.push(t + action.max_length, finished, action.recording_id)
+    async def stop_playback(self, playback_id: str) -> None:
+        self.cancelled.add(playback_id)
 
-    def _stop_recording(self, action: StopRecording, t: float) -> None:
-        self.cancelled.add(action.recording_id)
+    async def start_moh(self, moh_class: str) -> None:
+        pass
 
-    def _message(self, action: SaveMessage, t: float) -> None:
-        self.messages.append(action)
+    async def stop_moh(self) -> None:
+        pass
 
-    def _callback(self, action: RequestCallback, t: float) -> None:
-        self.callbacks.append(action)
-        self.push(t, CallbackStored(action.request_id, ok=True))
-
-    def _ring(self, action: Ring, t: float) -> None:
-        behaviour = self.agents.get(action.employee_id or "", AgentBehaviour())
-        if action.employee_id is None:
+    async def ring(self, ring: Ring) -> None:
+        behaviour = self.agents.get(ring.employee_id or "", AgentBehaviour())
+        if ring.employee_id is None:
             behaviour = AgentBehaviour()
+        t = self.t
         state = behaviour.state_at(t)
-        leg = action.leg_id
+        leg = ring.leg_id
         if state == "offline":
             self.push(t, LegFailed(leg, "offline"), leg)
         elif state == "busy":
@@ -333,35 +329,59 @@ class _VirtualAsterisk:
         elif behaviour.kind != "noanswer":
             self.push(t + behaviour.seconds, LegAnswered(leg), leg)
 
-    def _lookup(self, action: Lookup, t: float) -> None:
-        if action.source == "contacts":
+    async def stop_ringing(self, leg_id: str) -> None:
+        self.cancelled.add(leg_id)
+
+    async def bridge(self, leg_id: str) -> None:
+        self.push(self.t + self.talk, LegHungUp(leg_id), leg_id)
+
+    async def start_recording(self, recording: StartRecording) -> None:
+        finished = RecordingFinished(recording.recording_id, recording.max_length)
+        self.push(self.t + recording.max_length, finished, recording.recording_id)
+
+    async def stop_recording(self, recording_id: str) -> None:
+        self.cancelled.add(recording_id)
+
+    async def continue_in_dialplan(self, to: ContinueInDialplan) -> None:
+        pass
+
+    async def hangup(self, reason: str) -> None:
+        pass
+
+    def _lookup(self, lookup: Lookup, done: Callable[[str | None], None]) -> None:
+        if lookup.source == "contacts":
             # the runtime's contacts table: simulate knows only the config's `contacts:`
-            self.push(t, LookupResult(action.request_id, None))
+            done(None)
             return
-        if action.source == "last_agent":
+        if lookup.source == "last_agent":
             found = self.last_agent
-            value = found.employee if found and found.days_ago <= action.days else None
-            self.push(t, LookupResult(action.request_id, value))
+            done(found.employee if found and found.days_ago <= lookup.days else None)
             return
         if self.crm == "timeout":
             return  # the engine's own timeout moves on
-        value = None if self.crm in (None, "error", "none") else self.crm
-        self.push(t, LookupResult(action.request_id, value))
+        done(None if self.crm in (None, "error", "none") else self.crm)
 
 
-# one handler per action type that has an effect in virtual time; Answer, MOH,
-# Notify, Hangup and ContinueInDialplan have none
-_HANDLERS: dict[type[Any], Callable[[_VirtualAsterisk, Any, float], None]] = {
-    StartTimer: _VirtualAsterisk._timer,
-    CancelTimer: _VirtualAsterisk._cancel_timer,
-    Play: _VirtualAsterisk._play,
-    StopPlayback: _VirtualAsterisk._stop_playback,
-    Ring: _VirtualAsterisk._ring,
-    StopRinging: _VirtualAsterisk._stop_ringing,
-    Bridge: _VirtualAsterisk._bridge,
-    StartRecording: _VirtualAsterisk._record,
-    StopRecording: _VirtualAsterisk._stop_recording,
-    SaveMessage: _VirtualAsterisk._message,
-    RequestCallback: _VirtualAsterisk._callback,
-    Lookup: _VirtualAsterisk._lookup,
-}
+class _Store:
+    """Where the simulated call's promises and messages go: into the `Simulation`."""
+
+    def __init__(self, sim: _VirtualAsterisk) -> None:
+        self.sim = sim
+
+    async def call_finished(self, record: CallRecord) -> None:
+        pass  # `simulate` returns its trace; it keeps no record
+
+    async def save_message(self, call_id: str, message: SaveMessage) -> None:
+        self.sim.messages.append(message)
+
+    async def request_callback(
+        self, call_id: str, request: RequestCallback, hold: float | None = None
+    ) -> bool:
+        self.sim.callbacks.append(request)
+        return True
+
+    async def last_agent(self, caller: str, days: float) -> str | None:
+        return None  # lookups are answered by `_VirtualAsterisk._lookup`
+
+    async def contact(self, caller: str) -> str | None:
+        return None

@@ -212,7 +212,7 @@ async def instance(
     )
     # the wiring `switchboard run` needs: the worker's channels' events go to the worker
     app.supervisor.sink = CallbackEvents(app.runtime, worker)
-    app.runtime.make_kept = worker.make_kept
+    app.runtime.desk.make_kept = worker.make_kept
     try:
         async with app:
             await app.wait_ready()
@@ -472,7 +472,7 @@ async def main(args):
         CallbackSettings(**args["settings"]), clock=clock, agents=app.runtime.acd,
     )
     app.supervisor.sink = CallbackEvents(app.runtime, worker)
-    app.runtime.make_kept = worker.make_kept
+    app.runtime.desk.make_kept = worker.make_kept
     async with app:
         await app.wait_ready()
         async with worker:

@@ -58,6 +58,7 @@ def test_the_unchanged_project_keeps_every_contract(tmp_path: Path) -> None:
     [
         ("switchboard/engine/call.py", "import ari_app", CORE),
         ("switchboard/schedule.py", "import aiohttp", CORE),
+        ("switchboard/driver.py", "import asyncpg", CORE),
         ("switchboard/config/load.py", "from switchboard.storage import migrate", CORE),
         ("ari_app/runtime.py", "import agi_server.protocol", RUNTIMES),
         ("agi_server/route.py", "from ari_app import models", RUNTIMES),

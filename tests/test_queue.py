@@ -22,6 +22,7 @@ from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.events import (
     AgentState,
     AgentStatus,
+    LegAnswered,
     LegBusy,
     LegNoAnswer,
     LookupResult,
@@ -275,3 +276,89 @@ def test_without_a_handle_time_no_estimate_is_promised(centre: Company) -> None:
 )
 def test_minutes_are_said_in_the_languages_plural_form(count: int, ru: str, en: str) -> None:
     assert (minutes_prompt(count, "ru"), minutes_prompt(count, "en")) == (ru, en)
+
+
+WIDENING_QUEUE = """
+timezone: Europe/Moscow
+employees:
+  - {id: olga, name: Olga, extension: "301", skills: {ru: 5}}
+  - {id: irina, name: Irina, extension: "303", skills: {ru: 3}}
+departments:
+  - {id: desk, strategy: all_at_once, ring_timeout: 100, retry: 150, members: [olga, irina]}
+numbers:
+  - {number: "74951234567", scenario: main}
+scenarios:
+  main:
+    start: wait
+    nodes:
+      wait: {type: queue, department: desk, skills: [ru], widen_after: 120,
+             announce_every: 0, max_wait: 600, overflow: bye}
+      bye: {type: hangup}
+"""
+
+
+def test_a_retry_due_while_a_widened_offer_rings_does_not_orphan_that_offer() -> None:
+    """Found over FastAGI: Olga (the best ru speaker) was busy, so a retry was due at
+    150 s; at 120 s the widening rang Irina, and the retry at 150 s replaced that offer
+    with a new one -- Irina's phone rang on, forgotten, and her answer was ignored."""
+    company = company_from(WIDENING_QUEUE)
+    call = CallRun(
+        company,
+        CallInfo.from_raw(company, "74951234567", NEW_CALLER),
+        dt.datetime(2026, 12, 1, 10, 0, tzinfo=company.tz),
+    )
+    actions = call.start()
+    [widening] = [a for a in actions if isinstance(a, StartTimer) and a.at == 120.0]
+    [olga] = [a for a in actions if isinstance(a, Ring)]
+    assert olga.employee_id == "olga"
+    actions = call.handle(LegBusy(olga.leg_id), 0.0)  # she rests 150 s: a retry then
+    [retry] = [a for a in actions if isinstance(a, StartTimer) and a.at == 150.0]
+    [irina] = [a for a in call.handle(TimerFired(widening.timer_id), 120.0) if isinstance(a, Ring)]
+    assert irina.employee_id == "irina"
+    again = call.handle(TimerFired(retry.timer_id), 150.0)
+    assert not [a for a in again if isinstance(a, Ring)]  # Irina's offer still rings
+    call.handle(LegAnswered(irina.leg_id), 151.0)
+    assert call.connected
+    assert call.outcome_now("connected", "").agent == "irina"
+
+
+def callback_at_a_chosen_time() -> Company:
+    text = (EXAMPLES / "call-centre.yaml").read_text(encoding="utf-8")
+    return company_from(
+        text.replace("        type: callback\n", "        type: callback\n        ask_time: true\n")
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "due"),
+    [
+        ("1500", "2026-12-01T15:00:00+03:00"),  # later today (the call is at 10:15)
+        ("930#", "2026-12-02T09:30:00+03:00"),  # passed today: tomorrow
+        ("9#", "2026-12-02T09:00:00+03:00"),  # an hour alone: on the hour
+        ("1015", "2026-12-02T10:15:00+03:00"),  # this very minute: tomorrow
+    ],
+)
+def test_a_caller_chooses_the_call_back_time_with_keys(keys: str, due: str) -> None:
+    sim = run(callback_at_a_chosen_time(), caller=NEW_CALLER, agents=ALL_BUSY,
+              dtmf="w" * 50 + "1" + "w" * 7 + keys)  # fmt: skip
+    [request] = sim.callbacks
+    assert (request.number, request.department, request.due) == (NEW_CALLER, "support", due)
+    hour, minute = int(due[11:13]), int(due[14:16])
+    said = [p for e in events(sim, "play") for p in e["prompts"]]
+    confirm = said[said.index("callback-confirm") : said.index("goodbye")]
+    assert confirm == [
+        "callback-confirm", "callback-at", f"number:{hour}",
+        *([f"number:{minute}"] if minute else []),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("keys", ["#", "2575", "", "2400"])
+def test_no_time_or_not_a_time_of_day_means_as_soon_as_possible(keys: str) -> None:
+    sim = run(callback_at_a_chosen_time(), caller=NEW_CALLER, agents=ALL_BUSY,
+              dtmf="w" * 50 + "1" + "w" * 7 + keys)  # fmt: skip
+    [request] = sim.callbacks
+    assert request.due == ""
+    details = step(sim, "take_callback").details
+    assert "at" not in details
+    if keys.rstrip("#"):
+        assert details["time ignored"] == keys.rstrip("#")[:4]

@@ -27,6 +27,7 @@ from switchboard.config.company import Company
 from switchboard.engine.actions import RequestCallback, SaveMessage, recording_name
 from switchboard.engine.trace import Outcome, Step
 from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, simulate
+from switchboard.storage.callbacks import claim_due
 from switchboard.storage.migrate import migrate
 from switchboard.storage.records import (
     RecordWriter,
@@ -484,6 +485,26 @@ async def test_rows_the_database_refuses_are_set_aside_and_the_others_written(
     assert len(rejected) == 2
     assert sum("cut-sho" in line for line in rejected) == 1
     assert sum('"call_id": "bad"' in line for line in rejected) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_callback_for_a_time_the_caller_chose_is_due_then_and_not_claimed_before(
+    db: str, sink: PostgresSink
+) -> None:
+    chosen = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    request = RequestCallback(
+        "callback-1", "79161112233", "79161112233", "74951234567", "support", "office",
+        "offer", due=chosen.astimezone(dt.timezone(dt.timedelta(hours=3))).isoformat(),
+    )  # fmt: skip
+    # a kept place's hold (300 s) does not apply: the caller said when
+    assert await sink.request_callback("c-78", request, hold=300.0) is True
+    [row] = await fetch(db, "SELECT due_at, status FROM callbacks")
+    assert (row["due_at"], row["status"]) == (chosen, "pending")
+    conn = await asyncpg.connect(db)
+    try:
+        assert await claim_due(conn, "worker", 10) == []
+    finally:
+        await conn.close()
 
 
 @pytest.mark.asyncio

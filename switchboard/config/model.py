@@ -438,6 +438,9 @@ class CallbackNode(NodeBase):
     EXITS: ClassVar[tuple[str, ...]] = ("next",)
     ask_number: bool = False
     ask_prompt: Prompts = "callback-enter-number"
+    # the caller may choose when: HHMM (or H, HH: on the hour), the next such time
+    ask_time: bool = False
+    time_prompt: Prompts = "callback-enter-time"
     prompt: Prompts = "callback-confirm"
     department: str | None = None  # default: the queue the caller came from
     next: str

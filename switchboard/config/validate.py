@@ -326,6 +326,8 @@ class _Checker:
                 self._prompts((*path, "prompt"), node.prompt)
                 if node.ask_number:
                     self._prompts((*path, "ask_prompt"), node.ask_prompt)
+                if node.ask_time:
+                    self._prompts((*path, "time_prompt"), node.time_prompt)
                 if node.department is not None and node.department not in self.company.departments:
                     self._unknown(
                         (*path, "department"), "department", node.department, "departments"

@@ -130,6 +130,9 @@ class RequestCallback:
     department: str | None
     scenario: str
     node: str
+    # the local time the caller chose (`ask_time`), ISO 8601 with its offset; "" = as
+    # soon as the department can
+    due: str = ""
 
 
 @message

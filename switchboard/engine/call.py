@@ -124,6 +124,7 @@ class CallRun:
         acd: Acd | None = None,
         call_key: str = "call",
         acd_clock0: float | None = None,
+        vip: Mapping[str, int] | None = None,
     ) -> None:
         """``acd``: the runtime's ACD, shared by its calls (who is free, who waits in
         which queue), which this run reads and never writes: it says what it does in
@@ -132,7 +133,8 @@ class CallRun:
         start (default: ``started_at`` in epoch seconds).  Without one the run has an
         ACD of its own (a single call: `simulate`), where ``agents`` says who is not
         free now and `AgentStatus` events change it, and it applies its own queue
-        actions."""
+        actions.  ``vip``: callers' queue priorities (default: the configuration's
+        `vip:`; a runtime passes its database list in front of it)."""
         if scenario is None and start_node is None:
             # a caller the configuration sends somewhere of their own (`callers:`)
             scenario, start_node = company.caller_routes.get(call.caller, (None, None))
@@ -158,6 +160,7 @@ class CallRun:
         self.moh = False
         self.finished = False
         self.call_key = call_key
+        self.vip: Mapping[str, int] = company.vip if vip is None else vip
         self._acd = acd
         self._own_acd = acd is None
         self._agents = dict(agents or {})  # the own ACD's phones, made when first needed

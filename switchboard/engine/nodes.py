@@ -8,6 +8,7 @@ world only through the `CallRun` they belong to.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -446,14 +447,15 @@ class QueueActivity(Activity):
 
     def _priority(self) -> int:
         """The caller's priority here: the node's `priority`, else the call's `priority`
-        variable, else the `vip:` list, else 0 (text that is not a number counts 0)."""
+        variable, else the VIP lists (the runtime's table, then the configuration's
+        `vip:`), else 0 (text that is not a number counts 0)."""
         run = self.run
         if self.node.priority is not None:
             text = run.render(self.node.priority)
         elif "priority" in run.vars:
             text = run.vars["priority"]
         else:
-            return run.company.vip.get(run.call.caller, 0)
+            return run.vip.get(run.call.caller, 0)
         try:
             return max(-1000, min(1000, int(text.strip())))
         except ValueError:
@@ -485,11 +487,17 @@ class QueueActivity(Activity):
                 self._announce()
             case TimerFired() if event.timer_id == self.retry_timer:
                 self.retry_timer = None
-                self._offer()
+                if self.ringing is None:
+                    self._offer()
             case TimerFired() if event.timer_id in self.widen_timers:
                 self.widen_timers.remove(event.timer_id)
                 run.trace_event("widen", waited=round(run.now - self.entered_at, 3))
                 if self.ringing is None:
+                    if self.retry_timer is not None:
+                        # one offer at a time: an offer the retry made would replace this
+                        # one while it rings, and its legs would ring on, forgotten
+                        run.cancel_timer(self.retry_timer)
+                        self.retry_timer = None
                     self._offer()
             case PlaybackFinished() if event.playback_id == self.announcement:
                 self.announcement = None
@@ -779,6 +787,7 @@ class CallbackActivity(Activity):
     ASK_WAIT = 10.0
     INTER_DIGIT = 5.0
     MAX_DIGITS = 15
+    TIME_DIGITS = 4  # HHMM
     STORE_TIMEOUT = 5.0
 
     def __init__(self, run: CallRun, node: CallbackNode) -> None:
@@ -789,6 +798,8 @@ class CallbackActivity(Activity):
         self.entered = ""
         self.request: str | None = None
         self.number = ""
+        self.asking_time = False  # the number is known: now the time (`ask_time`)
+        self.due: dt.datetime | None = None
         self.confirming = False
 
     def enter(self) -> str | None:
@@ -811,10 +822,13 @@ class CallbackActivity(Activity):
             case Digits() if self.listening:
                 run.stop_playback(self.playback)
                 self.playback = None
+                most = self.TIME_DIGITS if self.asking_time else self.MAX_DIGITS
                 for key in event.keys:
-                    if key == "#" or len(self.entered) >= self.MAX_DIGITS:
+                    if key == "#" or len(self.entered) >= most:
                         return self._entered()
                     self.entered += key
+                if self.asking_time and len(self.entered) == most:
+                    return self._entered()
                 self._restart_timer(self.INTER_DIGIT)
             case TimerFired() if event.timer_id == self.timer:
                 self.timer = None
@@ -838,6 +852,8 @@ class CallbackActivity(Activity):
         if self.timer is not None:
             self.run.cancel_timer(self.timer)
             self.timer = None
+        if self.asking_time:
+            return self._time_entered()
         self.run.digits = self.entered
         number = self.run.company.normalize(self.entered) if self.entered else self.run.call.caller
         if number in (ANONYMOUS, UNKNOWN):
@@ -845,8 +861,26 @@ class CallbackActivity(Activity):
             return "next"
         return self._request(number)
 
+    def _ask_time(self, number: str) -> None:
+        self.number = number
+        self.asking_time = True
+        self.listening = True
+        self.entered = ""
+        self.playback = self.run.play(self.node.time_prompt)
+
+    def _time_entered(self) -> str | None:
+        run = self.run
+        keys, self.entered = self.entered, ""
+        self.due = requested_time(keys, run.local_time())
+        if keys and self.due is None:
+            run.detail("time ignored", keys)  # not a time of day: as soon as possible
+        return self._request(self.number)
+
     def _request(self, number: str) -> str | None:
         run = self.run
+        if self.node.ask_time and not self.asking_time:
+            self._ask_time(number)
+            return None
         self.request = run.new_id("callback")
         self.number = number
         # the node's own `department:` wins over the queue the caller came from
@@ -854,6 +888,9 @@ class CallbackActivity(Activity):
         run.detail("number", number)
         if department:
             run.detail("department", department)
+        due = self.due.isoformat() if self.due is not None else ""
+        if due:
+            run.detail("at", due)
         run.emit(
             RequestCallback(
                 request_id=self.request,
@@ -863,6 +900,7 @@ class CallbackActivity(Activity):
                 department=department,
                 scenario=run.scenario,
                 node=run.node_name,
+                due=due,
             )
         )
         self.timer = run.start_timer(self.STORE_TIMEOUT)
@@ -881,8 +919,33 @@ class CallbackActivity(Activity):
             return None
         self.run.mark("callback", callback_number=self.number)
         self.confirming = True
-        self.playback = self.run.play(self.node.prompt)
+        prompts = _as_list(self.node.prompt)
+        if self.due is not None:
+            # "... we will call you at 15 30" (hours, then minutes unless on the hour)
+            prompts += ["callback-at", f"number:{self.due.hour}"]
+            if self.due.minute:
+                prompts.append(f"number:{self.due.minute}")
+        self.playback = self.run.play(prompts)
         return None
+
+
+def requested_time(keys: str, now: dt.datetime) -> dt.datetime | None:
+    """The call-back time a caller keyed in: ``1500`` 15:00, ``930`` 9:30, ``9`` or
+    ``09`` 9:00 -- the next such local time after ``now`` (today, else tomorrow).  None
+    for no keys, or keys that are not a time of day."""
+    if not keys.isdigit() or len(keys) > CallbackActivity.TIME_DIGITS:
+        return None
+    hour, minute = (int(keys), 0) if len(keys) <= 2 else (int(keys[:-2]), int(keys[-2:]))
+    if hour > 23 or minute > 59:
+        return None
+    at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if at <= now:
+        at += dt.timedelta(days=1)  # the same wall-clock time tomorrow
+    return at
+
+
+def _as_list(prompt: str | list[str] | tuple[str, ...]) -> list[str]:
+    return [prompt] if isinstance(prompt, str) else list(prompt)
 
 
 class VoicemailActivity(Activity):

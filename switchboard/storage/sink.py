@@ -92,7 +92,9 @@ class PostgresSink:
         try:
             async with asyncio.timeout(self.callback_timeout), self.pool.acquire() as conn:
                 due_at = None
-                if hold is not None:
+                if request.due:
+                    due_at = dt.datetime.fromisoformat(request.due)  # the caller's choice
+                elif hold is not None:
                     due_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=hold)
                 await store_request(conn, call_id, request, due_at)
         except RequestConflict as exc:  # the same request id for another call: never overwritten
