@@ -35,6 +35,7 @@ from ari_app.models import (
     ChannelDestroyed,
     ChannelHangupRequest,
     StasisEnd,
+    StasisStart,
 )
 from switchboard.calls import CallRecord
 from switchboard.engine import events as ev
@@ -126,6 +127,7 @@ class AdoptedCall:
         self.call_id = state.call_id
         self.queue: asyncio.Queue[AriEvent | ev.Event | Drain] = asyncio.Queue()
         self.gone: dict[str, bool] = {caller.id: False, state.leg_channel: False}
+        self.transfers = 0  # the employee handed the caller on (the record says)
         self.log = log.bind(call_id=state.call_id, channel=caller.name)
 
     def channel_ids(self) -> tuple[str, ...]:
@@ -172,8 +174,12 @@ class AdoptedCall:
             item = await self.queue.get()
             if isinstance(item, Drain):
                 return  # Switchboard stops again: still Asterisk's conversation
+            if isinstance(item, StasisStart):
+                await self._transferred(item)
+                continue
             first = self._ended(item)
-        reason = "caller hung up" if first == self.channel.id else "agent hung up"
+        other = "transfer target" if self.transfers else "agent"
+        reason = "caller hung up" if first == self.channel.id else f"{other} hung up"
         for channel_id, gone in self.gone.items():
             if not gone:
                 await self.runtime.clean_up(self.runtime.client.hangup, channel_id, self.call_id)
@@ -181,10 +187,28 @@ class AdoptedCall:
         await self.runtime.clean_up(
             self.runtime.client.destroy_bridge, self.state.bridge_id, self.call_id
         )
-        record = finished(self.state, reason, self.runtime.wall_clock(), self.runtime.instance)
+        record = finished(
+            self.state, reason, self.runtime.wall_clock(), self.runtime.instance, self.transfers
+        )
         self.log.info("call finished", result=record.outcome.result, reason=reason)
         await self.runtime.sink.call_finished(record)
         self.runtime.remember(self.channel.id, "hung up")
+
+    async def _transferred(self, start: StasisStart) -> None:
+        """The employee transferred the caller (as `CallSession._transferred`): the
+        channel Asterisk swapped into the bridge is the other side from now on; the
+        employee's, out of the bridge, is hung up."""
+        replaced = start.replace_channel
+        old = self.state.leg_channel
+        if replaced is None or replaced.id != old or self.gone.get(old, True):
+            return
+        self.transfers += 1
+        del self.gone[old]
+        self.runtime.owners.pop(old, None)
+        self.gone[start.channel.id] = False
+        self.state = replace(self.state, leg_channel=start.channel.id)
+        self.log.info("transferred", transferer=old, target=start.channel.name)
+        await self.runtime.clean_up(self.runtime.client.hangup, old, self.call_id)
 
     def _ended(self, item: AriEvent | ev.Event) -> str | None:
         """The channel ``item`` says has left, if it is one of ours."""
@@ -204,8 +228,11 @@ class AdoptedCall:
                         self._ended(item)
 
 
-def finished(state: ConversationState, reason: str, now: dt.datetime, instance: str) -> CallRecord:
-    """The record of an adopted conversation that has just ended for ``reason``."""
+def finished(
+    state: ConversationState, reason: str, now: dt.datetime, instance: str, transfers: int = 0
+) -> CallRecord:
+    """The record of an adopted conversation that has just ended for ``reason`` (``... hung
+    up``), after ``transfers`` transfers followed since it was adopted."""
     record = state.record
     elapsed = max((now - record.started_at).total_seconds(), state.answered_at)
     steps = list(record.steps)
@@ -218,6 +245,15 @@ def finished(state: ConversationState, reason: str, now: dt.datetime, instance: 
         reason=reason,
         duration=elapsed,
         talk=elapsed - state.answered_at,
-        extra={**record.outcome.extra, "resumed_by": instance},
+        extra={
+            **record.outcome.extra,
+            **(
+                {"transfers": int(record.outcome.extra.get("transfers", 0)) + transfers}
+                if transfers
+                else {}
+            ),
+            "ended_by": reason.removesuffix(" hung up"),
+            "resumed_by": instance,
+        },
     )
     return replace(record, steps=steps, outcome=outcome)

@@ -291,6 +291,15 @@ class AriRuntime:
                 else:
                     self._background(self._hang_up_stray(event.channel), "ari-stray-leg")
                 return
+            replaced = event.replace_channel
+            owner = self.owners.get(replaced.id) if replaced is not None else None
+            if owner is not None:
+                # a transfer swapped a channel of ours out of its bridge: the channel that
+                # took its place (res/stasis/stasis_bridge.c, bridge_stasis_push_peek) is
+                # that call's, not a new call
+                self.owners[event.channel.id] = owner
+                owner.deliver(event)
+                return
             if event.channel.id not in self.owners:
                 self._start_call(event)
             return
@@ -565,6 +574,14 @@ def _news_to_nobody(event: AriEvent, caller: str) -> bool:
     return False
 
 
+def transfer_target(name: str) -> str:
+    """``exten@context`` of a blind transfer's Local channel (``Local/777@phones-0000002a;1``,
+    named by main/bridge.c blind_transfer_bridge and core_local.c); another name as is."""
+    if name.startswith("Local/"):
+        return name[len("Local/") :].rsplit("-", 1)[0]
+    return name
+
+
 def inbound_info(channel: Channel, args: tuple[str, ...], company: Company) -> CallInfo:
     """The call a StasisStart brings: the called number is the first Stasis argument
     (``Stasis(switchboard,${EXTEN})``), else the channel's extension."""
@@ -837,6 +854,9 @@ class CallSession:
             case StasisEnd() | ChannelDestroyed() | ChannelHangupRequest():
                 return await self._channel_gone(item)
             case StasisStart():
+                replaced = item.replace_channel
+                if replaced is not None and replaced.id in self.leg_by_channel:
+                    return self._transferred(self.leg_by_channel[replaced.id], item.channel)
                 leg = self.leg_by_channel.get(item.channel.id)
                 if leg is not None:
                     await self._entered(leg)
@@ -852,6 +872,26 @@ class CallSession:
                 return item
             return None
         return None
+
+    def _transferred(self, leg: LegChannel, target: Channel) -> ev.Event | None:
+        """The employee on ``leg`` transferred the caller (a blind transfer: their phone's
+        REFER, main/bridge.c ast_bridge_transfer_blind): Asterisk made a Local channel to
+        the target and swapped it into our bridge in place of the employee's channel.
+        The leg is that channel from now on; the employee's channel, out of the bridge
+        and still in the app, is hung up (its phone is done with the call)."""
+        if not leg.bridged or leg.gone:
+            return None
+        transferer = leg.channel_id
+        del self.leg_by_channel[transferer]
+        self.runtime.owners.pop(transferer, None)
+        leg.channel_id = target.id
+        leg.in_stasis = leg.created = True
+        self.leg_by_channel[target.id] = leg
+        self.runtime.owners[target.id] = self
+        self._spawn(self._clean_up(self.client.hangup, transferer))
+        self._spawn(self._remember(leg))  # the conversation's state names the new channel
+        self.log.info("transferred", transferer=transferer, target=target.name)
+        return ev.LegTransferred(leg.leg_id, transfer_target(target.name))
 
     async def _channel_gone(
         self, item: StasisEnd | ChannelDestroyed | ChannelHangupRequest

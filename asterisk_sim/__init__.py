@@ -20,7 +20,9 @@ Sources: the Asterisk source (``res/ari/resource_channels.c``,
 ``res/res_stasis_playback.c``, ``main/devicestate.c``,
 ``channels/chan_pjsip.c``, ``res/res_stasis_device_state.c``,
 ``res/ari/resource_device_states.c``, ``res/ari/resource_applications.c``,
-``res/res_stasis.c``, ``apps/app_dial.c``), the 22.10.1 ``rest-api`` JSON (a copy in
+``res/res_stasis.c``, ``apps/app_dial.c``; for blind transfer ``main/bridge.c``,
+``main/stasis_bridges.c``, ``res/stasis/stasis_bridge.c``, ``res/stasis/app.c``,
+``main/core_unreal.c``, ``res/res_pjsip_refer.c``), the 22.10.1 ``rest-api`` JSON (a copy in
 ``asterisk_sim/ari_spec``), and reports on node-ari-client issues #92, #96, #148
 (create+dial behaviour) and the Asterisk wiki's event examples.
 
@@ -113,6 +115,31 @@ channels is in it (or after subscribing): ``ChannelEnteredBridge``,
 ``ChannelLeftBridge``; ``DELETE /bridges/{id}`` removes the channels
 (``ChannelLeftBridge`` each) and then sends ``BridgeDestroyed`` to those who
 heard the bridge -- an empty bridge's destruction reaches nobody.
+
+Blind transfer (`AsteriskSimulator.blind_transfer`, a SIP phone's REFER:
+``res/res_pjsip_refer.c`` -> ``main/bridge.c``, ``ast_bridge_transfer_blind``,
+``is_external`` true; answers the REFER's code: 200, 400 Invalid, 404 no such
+extension -- ``Local/exten@ctx`` scripted ``offline`` -- with no event at
+all).  ARI bridges are AST_BRIDGE_FLAG_TRANSFER_BRIDGE_ONLY
+(``res/res_stasis.c``, bridge_create_common), so ``blind_transfer_bridge``
+swaps a Local channel ``exten@ctx`` into the bridge in the transferer's place;
+``res/stasis/stasis_bridge.c`` first puts its ``;1`` into the transferer's
+application.  The app hears, in this order (Asterisk's, not a race: the
+publication waits on the impart, which is signalled only after the swap):
+``ChannelUnhold`` (transferer), ``ChannelVarset BLINDTRANSFER`` on each
+bridged channel, ``StasisStart`` of ``;1`` (``args: []``, ``replace_channel``:
+the transferer), ``ChannelLeftBridge`` (transferer), ``ChannelEnteredBridge``
+(``;1``), ``ChannelVarset BLINDTRANSFER ""`` (``;1``), ``BridgeBlindTransfer``
+(``channel``, ``transferee`` in a two-party mixing bridge, ``replace_channel``,
+``bridge`` as before, ``exten``, ``context``, ``result`` "Success",
+``is_external``).  ``;2`` then behaves as the script of ``Local/exten@ctx``:
+``;1`` Ringing + ``Dial RINGING``, Up + ``Dial ANSWER`` (bridge_channel.c,
+bridge_handle_trip); its hang up ends ``;1``.  The transferer stays up, in the
+app, out of the bridge; the StasisStart's ``replace_channel`` dropped one of
+the app's subscriptions to it (res_stasis.c, send_start_msg_snapshots), so of
+an inbound transferer only its ``StasisEnd`` is heard any more, while a
+created or originated one is still heard.  No bridge, or alone in one:
+``BridgeBlindTransfer`` "Invalid" (400) and nothing else changes.
 
 ``POST /channels/{id}/continue``: leaves the bridge, ``StasisEnd``; the
 channel lives on in the dialplan (``continued_to``), the app hears no more.

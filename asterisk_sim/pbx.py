@@ -30,6 +30,7 @@ import itertools
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Literal
 
@@ -87,6 +88,20 @@ ACTIVE_RECORDING = ("queued", "recording", "paused")
 # clock seconds between a created channel's HTTP answer and its StasisStart: Asterisk runs
 # Stasis() for it on a thread of its own (resource_channels.c, ari_channel_thread)
 STASIS_DELAY = 0.01
+# a blind transfer's result as BridgeBlindTransfer reports it (main/stasis_bridges.c, result_strs)
+TRANSFER_SUCCESS = "Success"
+TRANSFER_INVALID = "Invalid"
+TRANSFER_FAIL = "Fail"
+# the answer to the REFER for each result (res/res_pjsip_refer.c, xfer_response_code2sip)
+REFER_RESPONSES = {
+    TRANSFER_INVALID: 400,
+    "Not Permitted": 403,
+    TRANSFER_FAIL: 500,
+    TRANSFER_SUCCESS: 200,
+}
+REFER_NO_SUCH_EXTENSION = 404  # res_pjsip_refer.c, refer_incoming_blind_request
+MAX_BRIDGEPEER_CHANS = 10 + 1  # main/bridge.c, set_bridge_peer_vars_multiparty
+BUSY = "Busy"  # ast_state2str(AST_STATE_BUSY): what Busy() and Congestion() set
 
 
 class StateSignal:
@@ -160,6 +175,10 @@ class Pbx:
         self.device_cache: dict[str, str] = {}  # the last published state of each device
         self._device_channels: dict[str, list[Channel]] = {}  # live channels by device
         self._channel_endpoints: set[str] = set()  # endpoints channels were made on
+        # (app, channel id) -> subscriptions ARI made when it created or originated the
+        # channel (resource_channels.c, stasis_app_subscribe_channel): each is one
+        # "interested" count of res/stasis/app.c's channel forward, on top of StasisStart's
+        self._request_interest: Counter[tuple[str, str]] = Counter()
         self._load_device_states()
         self.startup_time = self.timestamp()
 
@@ -234,6 +253,7 @@ class Pbx:
         self.device_cache = {}
         self._device_channels = {}
         self._channel_endpoints = set()
+        self._request_interest = Counter()
         self._load_device_states()
         self.startup_time = self.timestamp()
         self.changed()
@@ -413,13 +433,27 @@ class Pbx:
         self.emit(events.channel_created(channel))
         return channel
 
-    def enter_stasis(self, channel: Channel, app: str, args: list[str]) -> None:
+    def enter_stasis(
+        self, channel: Channel, app: str, args: list[str], replace_channel: Json | None = None
+    ) -> None:
+        """``Stasis(app, args)`` starts on ``channel``: StasisStart to ``app``.
+
+        ``replace_channel``: the snapshot of the channel this one takes the place of
+        (a blind transfer's Local channel, `blind_transfer`): res_stasis.c,
+        send_start_msg_snapshots puts it in the StasisStart and, just before
+        publishing it, drops one of the application's subscriptions to that channel
+        (``app_unsubscribe_channel_id``).
+        """
         channel.stasis_app = app
         channel.app_args = list(args)
         channel.subscribers.add(app)
         channel.dialplan.app_name = "Stasis"
         channel.dialplan.app_data = ",".join([app, *args])
-        self.send(app, events.stasis_start(channel, args))
+        event = events.stasis_start(channel, args)
+        if replace_channel is not None:
+            event["replace_channel"] = replace_channel
+            self._unsubscribe_replaced(app, str(replace_channel["id"]))
+        self.send(app, event)
         self.changed()
 
     def leave_stasis(self, channel: Channel, *, keep_subscription: bool) -> None:
@@ -753,6 +787,10 @@ class Pbx:
             channel.language = origin.language
         self._apply_variables(channel, variables)
         channel.subscribers.add(app)
+        # ast_ari_channels_create subscribes the app to the channel and the originator
+        self._request_interest[(app, channel.id)] += 1
+        if origin is not None:
+            self._request_interest[(app, origin.id)] += 1
         snapshot = channel.snapshot()
         channel.entering_stasis = True
         self.spawn(self._enter_created(channel, app, app_args.split(",") if app_args else []))
@@ -845,6 +883,11 @@ class Pbx:
         self._apply_variables(channel, variables)
         if app:
             channel.subscribers.add(app)
+            # ari_channels_handle_originate_with_id subscribes the app to the channel
+            # and to a Local channel's other half
+            self._request_interest[(app, channel.id)] += 1
+            if channel.local_peer_id is not None:
+                self._request_interest[(app, channel.local_peer_id)] += 1
         snapshot = channel.snapshot()
         resource = parse_endpoint(endpoint)[1]
         self.emit(events.dial(channel, "", dialstring=resource), channels=[channel])
@@ -1212,6 +1255,339 @@ class Pbx:
         bridge.channel_ids.remove(channel.id)
         self.emit(events.channel_left_bridge(bridge, channel), channels=[channel], bridges=[bridge])
         self.changed()
+
+    # -- blind transfer (a phone's REFER) ----------------------------------------------------
+
+    def blind_transfer(self, transferer: Channel, exten: str, context: str) -> int:
+        """A SIP phone on ``transferer`` sends REFER to ``exten`` in ``context``: Asterisk's
+        blind transfer.  Returns the SIP answer the phone gets (res_pjsip_refer.c,
+        xfer_response_code2sip): 200 Success, 400 Invalid, 500 Fail, and 404 when the
+        extension does not exist.
+
+        res_pjsip_refer.c, refer_incoming_blind_request: the target must exist
+        (``ast_exists_extension``; in the simulator every extension whose
+        ``Local/exten@context`` is not scripted ``offline``), else 404 and nothing
+        else happens; then ``ast_bridge_transfer_blind(1, ...)`` (``is_external``
+        true), `_transfer_blind`.  What the phone does afterwards (it hangs up after
+        the NOTIFY 200) is the test's: `far_end_hangup`.
+        """
+        if transferer.tech != "PJSIP":
+            raise ValueError("a REFER comes from a PJSIP channel")
+        if self.script_for(f"Local/{exten}@{context}").kind == "offline":
+            return REFER_NO_SUCH_EXTENSION
+        result = self._transfer_blind(transferer, exten, context)
+        self.changed()
+        return REFER_RESPONSES[result]
+
+    def _transfer_blind(self, transferer: Channel, exten: str, context: str) -> str:
+        """main/bridge.c, ast_bridge_transfer_blind, for a bridge made over ARI.
+
+        The message is made first (ast_blind_transfer_message_create: the
+        transferer's snapshot now).  No bridge: result Invalid.  Else the bridge's
+        snapshot and, on a two-party 1TO1MIX bridge, the transferee's
+        (``ast_bridge_peer``); the transferer is taken off hold
+        (`_write_unhold`: ``ChannelUnhold``); parking is tried (try_parking: the
+        simulator has no parking lot, so it fails and the transfer goes on); fewer
+        than two channels: result Invalid.  ARI bridges carry
+        AST_BRIDGE_FLAG_TRANSFER_BRIDGE_ONLY (res_stasis.c, bridge_create_common),
+        so after ``set_transfer_variables_all`` the bridge path runs
+        (`_blind_transfer_bridge`) whatever the number of channels.  At the end the
+        message is published whatever the result (label ``publish``):
+        ``BridgeBlindTransfer`` (stasis_bridges.c, blind_transfer_to_json), which
+        res/stasis/app.c, bridge_blind_transfer_handler passes to an application
+        subscribed to the transferer, or to the bridge or one of the channels of the
+        bridge's snapshot (and the simulator to ``subscribeAll`` applications).
+        """
+        transferer_snapshot = transferer.snapshot()
+        bridge = self.live_bridge(transferer.bridge_id or "")
+        result = TRANSFER_INVALID
+        bridge_snapshot: Json | None = None
+        transferee: Json | None = None
+        replace: Json | None = None
+        members: list[Channel] = []
+        if bridge is not None:
+            bridge_snapshot = bridge.snapshot()
+            members = [self.channels[i] for i in bridge.channel_ids]
+            peer = self._bridge_peer(bridge, transferer)
+            transferee = peer.snapshot() if peer is not None else None
+            self._write_unhold(bridge, transferer)
+            if len(bridge.channel_ids) > 1:
+                self._set_transfer_variables_all(bridge, transferer)
+                result, replace = self._blind_transfer_bridge(bridge, transferer, exten, context)
+        event = _bridge_blind_transfer(
+            transferer_snapshot,
+            exten=exten,
+            context=context,
+            result=result,
+            transferee=transferee,
+            replace_channel=replace,
+            bridge=bridge_snapshot,
+        )
+        self.emit(
+            event,
+            channels=[transferer, *members],
+            bridges=[bridge] if bridge is not None else [],
+        )
+        return result
+
+    def _blind_transfer_bridge(
+        self, bridge: Bridge, transferer: Channel, exten: str, context: str
+    ) -> tuple[str, Json]:
+        """main/bridge.c, blind_transfer_bridge: a Local channel to ``exten@context`` is
+        requested, called and imparted into the bridge in the transferer's place.
+
+        ``ast_request("Local", ...)`` makes ``;1`` (Down) and ``;2`` (Ring), both at
+        ``exten@context`` priority 1 (core_local.c, local_request ->
+        core_unreal.c, ast_unreal_new_channels); ``;1`` takes the transferer's
+        accountcode (ast_channel_req_accountcodes, REPLACEMENT).  The message's
+        ``replace_channel`` is ``;1``'s snapshot now.  ``BLINDTRANSFER`` =
+        the transferer's name is set on ``;1``, then res_pjsip_refer.c,
+        refer_blind_callback sets ``SIPTRANSFER`` = ``yes``.  ``ast_call`` (core_local.c,
+        local_call -> ast_unreal_call_setup: ``;2`` gets ``;1``'s caller id crossed
+        over, its language and a copy of every variable) starts the dialplan on
+        ``;2`` (`_run_transfer_target`).  Until ``;1`` is in Stasis no application
+        hears these channels but one subscribed to all.
+
+        ``ast_bridge_impart(bridge, local, transferer, ..._INDEPENDENT)``:
+        res/stasis/stasis_bridge.c, bridge_stasis_push_peek stores the transferer's
+        application and snapshot on ``;1``; ``;1`` is not in Stasis, so
+        bridge_stasis_push refuses the push, queues the join to come and makes the
+        after-bridge callback ``bridge_stasis_run_cb``: ``Stasis(<app>)`` with no
+        arguments.  StasisStart carries ``replace_channel`` = that snapshot
+        (res_stasis.c, send_start_msg_snapshots, which first drops one of the
+        application's subscriptions to the transferer: `_unsubscribe_replaced`).
+        The queued join (stasis_bridge.c, defer_bridge_add -> control.c,
+        control_swap_channel_in_bridge) imparts ``;1`` swapping out the transferer
+        (main/bridge_channel.c, bridge_channel_internal_push_full):
+        ``ChannelLeftBridge`` (transferer), ``ChannelEnteredBridge`` (``;1``), then
+        ``BLINDTRANSFER``, ``ATTENDEDTRANSFER`` and ``FORWARDERNAME`` are cleared on
+        ``;1`` (a cleared non-empty variable publishes ``ChannelVarset`` ""). The
+        transferer stays in its application, out of the bridge (control.c,
+        internal_bridge_after_cb only forgets the bridge).
+
+        An application that is not connected: ``Stasis()`` fails on ``;1``
+        (stasis_app_exec: not active), ``bridge_channel_ind_thread`` finds no
+        after-bridge goto and hangs it up; the impart itself succeeded, so the
+        result is still Success and the transferer stays in the bridge.
+        """
+        target = f"{exten}@{context}"
+        endpoint = f"Local/{target}"
+        name = self._channel_name("Local", target)
+        first = self.new_channel(
+            endpoint=endpoint,
+            name=f"{name};1",
+            state=DOWN,
+            caller=CallerId(),
+            dialplan=DialplanLocation(context, exten, 1),
+            direction="outbound",
+        )
+        second = self.new_channel(
+            endpoint=endpoint,
+            name=f"{name};2",
+            state=RING,
+            caller=CallerId(),
+            dialplan=DialplanLocation(context, exten, 1),
+            direction="inbound",
+        )
+        first.local_peer_id, second.local_peer_id = second.id, first.id
+        if transferer.accountcode:
+            first.accountcode = transferer.accountcode
+        replace = first.snapshot()
+        self._setvar_helper(first, "BLINDTRANSFER", transferer.name)
+        self._setvar_helper(first, "SIPTRANSFER", "yes")
+        # ast_unreal_call_setup: caller id and connected line cross over; the variables are
+        # copied in the order of ;1's list, where pbx_builtin_setvar_helper inserts at the head
+        second.caller = CallerId(first.connected.name, first.connected.number)
+        second.connected = CallerId(first.caller.name, first.caller.number)
+        second.language = first.language
+        for variable, value in reversed(list(first.variables.items())):
+            self._setvar_helper(second, variable, value)
+        self.spawn(
+            self._run_transfer_target(first, second, self.script_for(endpoint)), owner=second
+        )
+        app = transferer.stasis_app
+        if app is None:  # push_peek finds no Stasis control for the swap: the impart fails
+            self.destroy(first, 0)
+            return TRANSFER_FAIL, replace
+        replaced = transferer.snapshot()  # bridge_stasis_push_peek
+        registered = self.registry.get(app)
+        if registered is None or not registered.active:
+            self.destroy(first, 0)  # ast_hangup: no hangup cause was ever set on ;1
+            return TRANSFER_SUCCESS, replace
+        self.enter_stasis(first, app, [], replace_channel=replaced)
+        self.leave_bridge(transferer)
+        self.add_to_bridge(bridge, first)
+        for variable in ("BLINDTRANSFER", "ATTENDEDTRANSFER", "FORWARDERNAME"):
+            self._setvar_helper(first, variable, None)
+        return TRANSFER_SUCCESS, replace
+
+    async def _run_transfer_target(
+        self, first: Channel, second: Channel, script: EndpointScript
+    ) -> None:
+        """The dialplan the transfer's ``;2`` runs, as the `EndpointScript` of
+        ``Local/exten@context`` says, heard through ``;1`` in the bridge.
+
+        It starts on the next clock tick, after the swap: the far end's first
+        answer takes a network round trip, the swap only Asterisk's own threads.
+
+        - ``answer`` / ``noanswer``: the far end rings; ``;2`` indicates RINGING,
+          core_unreal.c, unreal_queue_frame sets ``;1`` Ringing and queues the
+          frame to it.  ``answer``: ``after`` seconds later ``;2`` is answered
+          (main/channel.c, ast_raw_answer: the ANSWER frame is queued to ``;1``,
+          then ``;2`` goes Up) and ``;1`` reads the ANSWER (__ast_read:
+          ast_setstate Up).  With ``hangup_after`` the far end hangs up that long
+          after: the dialplan ends, ``;2`` is hung up and with it ``;1``.
+        - ``busy`` / ``congestion``: ``Busy()`` / ``Congestion()`` (main/pbx_builtins.c,
+          indicate_busy, indicate_congestion): the BUSY / CONGESTION frame crosses to
+          ``;1``, ``;2`` goes to state Busy and waits for a hangup; ``;1`` stays Down.
+
+        Each control frame ``;1`` reads in the bridge is handled by `_bridge_control`.
+        """
+        await self.clock.sleep(0)
+        if script.kind in ("busy", "congestion"):
+            self._set_own_state(second, BUSY)
+            self._bridge_control(first, "BUSY" if script.kind == "busy" else "CONGESTION")
+            self.changed()
+            return
+        self._set_own_state(first, RINGING)
+        self._bridge_control(first, "RINGING")
+        self.changed()
+        if script.kind != "answer":
+            return  # rings until someone hangs up
+        await self.clock.sleep(script.after)
+        self._set_own_state(second, UP)
+        second.answered_at = self.now()
+        self._set_own_state(first, UP)
+        first.answered_at = self.now()
+        self._bridge_control(first, "ANSWER")
+        self.changed()
+        if script.hangup_after is not None:
+            await self.clock.sleep(script.hangup_after)
+            self.far_end_hangup(second, NORMAL_CLEARING)
+
+    def _bridge_control(self, channel: Channel, status: str) -> None:
+        """A RINGING, ANSWER, BUSY or CONGESTION frame ``channel`` reads in its bridge
+        (main/bridge_channel.c, bridge_handle_trip): ``Dial`` with the channel as peer,
+        no caller and no dialstring (ast_channel_publish_dial(NULL, chan, NULL, ...)),
+        then the frame goes into the bridge.  simple_bridge gives it to the other
+        channel (bridge_simple.c, simple_bridge_write), which indicates it
+        (bridge_channel_handle_control): RINGING to a PJSIP channel re-evaluates its
+        device (`indicate`), ANSWER answers one not yet Up; softmix and holding
+        bridges drop control frames.  Outside a bridge the frame is read and dropped
+        by the Stasis loop (res_stasis.c, stasis_app_exec): nothing."""
+        bridge = self.live_bridge(channel.bridge_id or "")
+        if bridge is None or not channel.live:
+            return
+        self.emit(events.dial(channel, status), channels=[channel])
+        if bridge.technology != "simple_bridge":
+            return
+        for other in self._others_in(bridge, channel):
+            if status == "RINGING":
+                self.indicate(other, "ringing")
+            elif status == "ANSWER" and other.state != UP:
+                self._set_own_state(other, UP)
+                other.answered_at = self.now()
+
+    def _set_own_state(self, channel: Channel, state: str) -> None:
+        """``ast_setstate`` on this one channel (main/channel.c): ``ChannelStateChange``,
+        and its device re-evaluated -- unlike `_set_state`, the Local peer is left as
+        it is."""
+        if channel.state == state:
+            return
+        channel.state = state
+        self.emit(events.channel_state_change(channel), channels=[channel])
+        self.devstate_changed(channel)
+
+    def _write_unhold(self, bridge: Bridge, transferer: Channel) -> None:
+        """main/bridge_channel.c, ast_bridge_channel_write_unhold: ``ChannelUnhold`` for the
+        transferer (ast_channel_publish_cached_blob, whether or not it was held), and an
+        UNHOLD frame into the bridge.  simple_bridge hands it to the other channel
+        (bridge_simple.c, simple_bridge_write), which indicates it
+        (bridge_channel_handle_control): no longer held, and a PJSIP channel's device is
+        re-evaluated (chan_pjsip_indicate); softmix and holding bridges drop it."""
+        self.emit(
+            {"type": "ChannelUnhold", "channel": transferer.snapshot()}, channels=[transferer]
+        )
+        if bridge.technology == "simple_bridge":
+            for other in self._others_in(bridge, transferer):
+                self.hold(other, False)
+
+    def _set_transfer_variables_all(self, bridge: Bridge, transferer: Channel) -> None:
+        """main/bridge.c, set_transfer_variables_all (blind): on every channel of the bridge
+        ``BLINDTRANSFER`` is set -- on the transferer to its ``BRIDGEPEER``
+        (`_bridgepeer`), on the others to the transferer's name -- and
+        ``ATTENDEDTRANSFER`` cleared (ast_bridge_set_transfer_variables).  The
+        simulator goes through the channels in the bridge's order (Asterisk's
+        container of them is a hash: its order is not defined)."""
+        bridgepeer = self._bridgepeer(bridge, transferer)
+        for channel in [self.channels[i] for i in bridge.channel_ids]:
+            value = bridgepeer if channel is transferer else transferer.name
+            self._setvar_helper(channel, "BLINDTRANSFER", value)
+            self._setvar_helper(channel, "ATTENDEDTRANSFER", None)
+
+    def _bridgepeer(self, bridge: Bridge, channel: Channel) -> str:
+        """``BRIDGEPEER`` of ``channel`` as main/bridge.c, set_bridge_peer_vars last set it
+        (the simulator does not keep the variable, nor publish its ``ChannelVarset``):
+        in a holding bridge none (set_bridge_peer_vars_holding; read as ""), with
+        two channels the other's name, with more the names of the first
+        ``MAX_BRIDGEPEER_CHANS`` but its own, comma separated
+        (set_bridge_peer_vars_multiparty, fill_bridgepeer_buf)."""
+        if bridge.bridge_type == "holding":
+            return ""
+        ids = bridge.channel_ids
+        count = min(len(ids), MAX_BRIDGEPEER_CHANS)
+        names = [self.channels[i].name for i in ids[:count]]
+        own = min(ids.index(channel.id), count - 1)
+        return ",".join(n for i, n in enumerate(names) if i != own)
+
+    def _bridge_peer(self, bridge: Bridge, channel: Channel) -> Channel | None:
+        """main/bridge.c, ast_bridge_peer_nolock: the other channel of a two-party bridge
+        whose technology is 1TO1MIX or NATIVE (simple_bridge; not softmix, not
+        holding_bridge), else none."""
+        if bridge.technology != "simple_bridge" or len(bridge.channel_ids) != 2:
+            return None
+        if channel.id not in bridge.channel_ids:
+            return None
+        return self._others_in(bridge, channel)[0]
+
+    def _others_in(self, bridge: Bridge, channel: Channel) -> list[Channel]:
+        return [self.channels[i] for i in bridge.channel_ids if i != channel.id]
+
+    def _setvar_helper(self, channel: Channel, name: str, value: str | None) -> None:
+        """main/pbx_variables.c, pbx_builtin_setvar_helper: set ``name`` (``ChannelVarset``),
+        or with no value delete it -- a ``ChannelVarset`` with "" only when it had a
+        non-empty value."""
+        old = channel.variables.pop(name, None)
+        if value is not None:
+            self._store_variable(channel, name, value, report=False)
+            self.emit(events.channel_varset(channel, name, value), channels=[channel])
+        elif old:
+            self.emit(events.channel_varset(channel, name, ""), channels=[channel])
+
+    def _unsubscribe_replaced(self, app: str, channel_id: str) -> None:
+        """res/stasis/app.c, app_unsubscribe_channel_id -> unsubscribe: one "interested"
+        count of the application's forward of the channel goes; at none the forward is
+        cancelled and the application hears no more of the channel's own events
+        (ChannelHangupRequest, ChannelStateChange, ChannelDestroyed ...).  Its
+        ``StasisEnd`` still comes (res_stasis.c, app_send_end_msg publishes to the
+        application's own topic), and so do the bridge's events while the application
+        hears the bridge.  The counts: the channel's own StasisStart
+        (send_start_msg_snapshots), each create/originate request that subscribed the
+        application (`_request_interest`), an explicit subscription.  An application
+        subscribed to all channels has no per-channel forward and keeps hearing it."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return
+        self._request_interest[(app, channel_id)] -= 1
+        registered = self.registry.get(app)
+        explicit = registered is not None and channel_id in registered.channel_ids
+        interest = (
+            int(channel.stasis_app == app)
+            + self._request_interest[(app, channel_id)]
+            + int(explicit)
+        )
+        if interest <= 0:
+            channel.subscribers.discard(app)
 
     # -- applications ---------------------------------------------------------------------------
 
@@ -1664,3 +2040,35 @@ class Pbx:
             },
             "status": {"startup_time": self.startup_time, "last_reload_time": self.startup_time},
         }
+
+
+def _bridge_blind_transfer(
+    transferer: Json,
+    *,
+    exten: str,
+    context: str,
+    result: str,
+    transferee: Json | None,
+    replace_channel: Json | None,
+    bridge: Json | None,
+) -> Json:
+    """``BridgeBlindTransfer`` as main/stasis_bridges.c, blind_transfer_to_json builds it:
+    ``channel`` (the transferer), ``exten``, ``context``, ``result``, ``is_external``
+    (true: a REFER), then ``transferee``, ``replace_channel`` and ``bridge`` when the
+    message has them.  (Here, not in `asterisk_sim.events`, only because that module was
+    out of this change's reach.)"""
+    event: Json = {
+        "type": "BridgeBlindTransfer",
+        "channel": transferer,
+        "exten": exten,
+        "context": context,
+        "result": result,
+        "is_external": True,
+    }
+    if transferee is not None:
+        event["transferee"] = transferee
+    if replace_channel is not None:
+        event["replace_channel"] = replace_channel
+    if bridge is not None:
+        event["bridge"] = bridge
+    return event

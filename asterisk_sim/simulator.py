@@ -191,6 +191,65 @@ class AsteriskSimulator:
         """The far end of the channel hangs up."""
         self.pbx.far_end_hangup(self._live(channel_id), cause)
 
+    async def blind_transfer(self, channel_id: str, exten: str, context: str) -> int:
+        """The SIP phone on ``channel_id`` (a PJSIP channel) blind-transfers its call to
+        ``exten`` in ``context``: its REFER, as res/res_pjsip_refer.c takes it
+        (refer_incoming_blind_request -> main/bridge.c, ast_bridge_transfer_blind with
+        ``is_external`` true).  Returns the SIP answer to the REFER
+        (xfer_response_code2sip): 200 (Success), 400 (Invalid), 500 (Fail), or 404
+        when the extension does not exist (``Local/exten@context`` scripted
+        ``offline``; then nothing at all happens).
+
+        In an ARI bridge (AST_BRIDGE_FLAG_TRANSFER_BRIDGE_ONLY: res_stasis.c,
+        bridge_create_common) of two or more channels a Local channel
+        ``Local/exten@context-N;1`` takes the transferer's place in the bridge, and
+        its ``;2`` half runs the "dialplan": it behaves as the `EndpointScript` of
+        ``Local/exten@context`` (rings at once, answers ``after`` seconds later,
+        ``hangup_after``; busy/congestion leave ``;1`` Down).  The transferer's
+        application receives, in this order (an application subscribed to all
+        also hears ``;1``/``;2`` being made and their variables):
+
+        1. ``ChannelUnhold`` (the transferer: ast_bridge_channel_write_unhold);
+        2. ``ChannelVarset BLINDTRANSFER`` on each channel of the bridge, in the
+           bridge's order: on the transferer its BRIDGEPEER (the others' names), on
+           the others the transferer's name (set_transfer_variables_all);
+        3. ``StasisStart`` for ``;1``: ``args`` ``[]``, state Down, dialplan
+           ``exten@context`` running ``Stasis(<app>)``, ``replace_channel`` = the
+           transferer (res/stasis/stasis_bridge.c, bridge_stasis_push_peek /
+           bridge_stasis_run_cb);
+        4. ``ChannelLeftBridge`` (the transferer; the bridge without it), then
+           ``ChannelEnteredBridge`` (``;1``; the bridge with it, last) -- the swap
+           of control.c, control_swap_channel_in_bridge;
+        5. ``ChannelVarset BLINDTRANSFER ""`` on ``;1`` (bridge_channel.c,
+           bridge_channel_internal_push_full clears it);
+        6. ``BridgeBlindTransfer``: ``channel`` (the transferer, as it was before
+           the transfer), ``exten``, ``context``, ``result`` "Success",
+           ``is_external`` true, ``transferee`` (the other channel, two-party
+           mixing bridge only), ``replace_channel`` (``;1`` as it was made: Down,
+           in no application), ``bridge`` (before the transfer).
+
+        This order is Asterisk's, not a race: ast_bridge_transfer_blind publishes
+        BridgeBlindTransfer only when ``ast_bridge_impart`` returns, and the impart
+        waits on a condition (main/bridge.c, bridge_channel_impart_wait) that is
+        signalled only after ``;1``'s failed first push has run Stasis() on it and
+        its second impart has swapped it in (bridge_channel_internal_join ->
+        bridge_channel_impart_signal wakes every waiter on ``;1``).  Then, from the
+        next clock tick, ``;1``'s ``ChannelStateChange`` Ringing, ``Dial RINGING``,
+        later Up and ``Dial ANSWER`` (bridge_channel.c, bridge_handle_trip).
+
+        The transferer stays alive and in its application, out of the bridge; the
+        ``;1``'s StasisStart dropped one of the application's subscriptions to it,
+        so an inbound transferer's own events (its hangup request, ChannelDestroyed)
+        no longer reach the application -- only its ``StasisEnd`` -- while one the
+        application created or originated is still heard.  Hang it up with
+        `hangup`, as the phone does after the NOTIFY.
+
+        Not in a bridge, or alone in one: ``BridgeBlindTransfer`` with result
+        "Invalid" (400) and nothing changes (in a bridge, ``ChannelUnhold`` comes
+        first).  See `Pbx.blind_transfer`.
+        """
+        return self.pbx.blind_transfer(self._live(channel_id), exten, context)
+
     def _live(self, channel_id: str) -> Channel:
         channel = self.pbx.live_channel(channel_id)
         if channel is None:

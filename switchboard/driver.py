@@ -242,6 +242,8 @@ class CallDriver:
             await self._offered(event, now)
             return
         await self.step(lambda run: run.handle(event, now))
+        if isinstance(event, ev.LegTransferred) and event.leg_id in self.bridged:
+            self._agent_done()  # handed the caller on: their talk is over, wrap-up begins
 
     async def step(self, step: Step) -> None:
         if self.prepare is not None:
@@ -455,11 +457,19 @@ class CallDriver:
             if employee != self.agent:
                 acd.release(employee, self.call_id, now)
         self.holding.clear()
-        if self.agent is not None:
-            agent, self.agent = self.agent, None
-            talk = max(0.0, self.run.now - self.talk_began)
-            acd.finished(agent, self.call_id, now, talk, self.run.connected_department)
-            desk.wrapups_later()
+        self._agent_done()
+
+    def _agent_done(self) -> None:
+        """The agent's conversation is over: counted, and their wrap-up begins."""
+        desk = self.desk
+        if desk is None or self.agent is None:
+            return
+        agent, self.agent = self.agent, None
+        talk = max(0.0, self.run.now - self.talk_began)
+        desk.acd.finished(
+            agent, self.call_id, desk.clock.now(), talk, self.run.connected_department
+        )
+        desk.wrapups_later()
 
     # --- the record ----------------------------------------------------------------------
 

@@ -140,3 +140,31 @@ async def test_a_call_that_ends_while_its_offer_rings_frees_the_agent_at_once() 
     first.let_go()
     assert desk.acd.agents["solo"].state == "available"
     assert second_port.events == [ev.AgentStatus("solo", "available")]
+
+
+@pytest.mark.asyncio
+async def test_an_agent_who_transfers_the_caller_is_done_while_the_call_goes_on() -> None:
+    """A blind transfer: the caller talks to the target; the agent's talk is counted up
+    to the transfer and their wrap-up begins then, not when the caller hangs up."""
+    clock = StoppedClock()
+    desk = Desk(Acd.for_company(company_from(DESK)), clock)
+    call, port = a_call(desk, "79031110001")
+    await call.start()
+    [ring] = port.rung
+    await call.handle(ev.LegAnswered(ring.leg_id), 3.0)
+    clock.t += 30
+    await call.handle(ev.LegTransferred(ring.leg_id, "777@phones"), 33.0)
+    solo = desk.acd.agents["solo"]
+    assert (solo.state, solo.stats.calls, solo.stats.talk) == ("wrapup", 1, 30.0)
+    assert not call.run.finished
+    clock.t += 100
+    await call.handle(ev.LegHungUp(ring.leg_id), 133.0)  # the target hangs up
+    call.let_go()
+    assert call.run.outcome is not None
+    outcome = call.run.outcome
+    assert (outcome.result, outcome.agent, outcome.reason) == (
+        "connected", "solo", "transfer target hung up",
+    )  # fmt: skip
+    assert (outcome.extra["transfers"], outcome.extra["transferred_to"]) == (1, "777@phones")
+    assert outcome.extra["ended_by"] == "transfer target"
+    assert solo.stats.calls == 1  # counted once

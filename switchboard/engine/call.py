@@ -37,6 +37,7 @@ from switchboard.engine.events import (
     CallerHungUp,
     Event,
     LegHungUp,
+    LegTransferred,
     TimerFired,
 )
 from switchboard.engine.message import message
@@ -210,6 +211,8 @@ class CallRun:
                 return self._out
         elif isinstance(event, CallerHungUp):
             self.trace_event("caller hung up")
+            if self._connected is not None:
+                self._extra["ended_by"] = "caller"
             self._end("abandoned", "caller hung up", hang_up=False)
             return self._out
         elif isinstance(event, AgentStatus) and self._own_acd:
@@ -354,6 +357,11 @@ class CallRun:
     def detail(self, key: str, value: Any) -> None:
         if self._step is not None:
             self._step.details[key] = value
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """What the outcome will say besides its fields (read-only use)."""
+        return self._extra
 
     def mark(self, result: Result, **extra: Any) -> None:
         """Something that decides the outcome happened (a message left, a call-back taken)."""
@@ -516,17 +524,28 @@ class CallRun:
 
 
 class _Conversation(Activity):
-    """Caller and employee are bridged; the call ends when either hangs up."""
+    """Caller and employee are bridged; the call ends when either hangs up.  The
+    employee may hand the caller on with a transfer: the conversation goes on with
+    the transfer target, counted (``transfers``, ``transferred_to``), and ends when
+    the caller or the target hangs up (``ended_by``)."""
 
     def __init__(self, run: CallRun, leg_id: str) -> None:
         super().__init__(run)
         self.leg_id = leg_id
+        self.talking_to = "agent"  # who the caller talks to: "agent", "transfer target"
 
     def enter(self) -> str | None:
         return None
 
     def handle(self, event: Event) -> str | None:
-        if isinstance(event, LegHungUp) and event.leg_id == self.leg_id:
-            self.run.trace_event("agent hung up")
-            self.run.finish("connected", "agent hung up")
+        run = self.run
+        if isinstance(event, LegTransferred) and event.leg_id == self.leg_id:
+            run.trace_event("transferred", to=event.to, kind=event.kind)
+            run.mark("connected", transfers=int(run.extra.get("transfers", 0)) + 1,
+                     transferred_to=event.to)  # fmt: skip
+            self.talking_to = "transfer target"
+        elif isinstance(event, LegHungUp) and event.leg_id == self.leg_id:
+            run.trace_event(f"{self.talking_to} hung up")
+            run.mark("connected", ended_by=self.talking_to)
+            run.finish("connected", f"{self.talking_to} hung up")
         return None

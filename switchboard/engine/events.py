@@ -56,6 +56,17 @@ class LegHungUp:
 
 
 @message
+class LegTransferred:
+    """The bridged employee handed the caller on with Asterisk's own transfer (a SIP
+    phone's REFER); the leg now stands for the transfer target, ``to`` (``exten@context``
+    of a blind transfer)."""
+
+    leg_id: str
+    to: str
+    kind: Literal["blind", "attended"] = "blind"
+
+
+@message
 class AgentStatus:
     employee_id: str
     state: AgentState
@@ -89,6 +100,7 @@ Event = (
     | LegFailed
     | LegNoAnswer
     | LegHungUp
+    | LegTransferred
     | AgentStatus
     | LookupResult
     | RecordingFinished
