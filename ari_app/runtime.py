@@ -574,12 +574,20 @@ def _news_to_nobody(event: AriEvent, caller: str) -> bool:
     return False
 
 
-def transfer_target(name: str) -> str:
-    """``exten@context`` of a blind transfer's Local channel (``Local/777@phones-0000002a;1``,
-    named by main/bridge.c blind_transfer_bridge and core_local.c); another name as is."""
+ATTENDED_LOCAL = "Local/_attended@transfer"  # main/bridge.c, attended_transfer_bridge
+
+
+def transfer_of(name: str) -> tuple[Literal["blind", "attended"], str]:
+    """The kind of transfer whose channel is ``name``, and its target as far as the name
+    tells: a blind transfer's Local channel is ``Local/<exten>@<context>-0000002a;1``
+    (main/bridge.c blind_transfer_bridge); an attended transfer's is
+    ``Local/_attended@transfer-...;1`` (attended_transfer_bridge), whose target -- the
+    colleague the employee consulted -- its name does not tell."""
+    if name.startswith(ATTENDED_LOCAL):
+        return "attended", ""
     if name.startswith("Local/"):
-        return name[len("Local/") :].rsplit("-", 1)[0]
-    return name
+        return "blind", name[len("Local/") :].rsplit("-", 1)[0]
+    return "blind", name
 
 
 def inbound_info(channel: Channel, args: tuple[str, ...], company: Company) -> CallInfo:
@@ -874,11 +882,13 @@ class CallSession:
         return None
 
     def _transferred(self, leg: LegChannel, target: Channel) -> ev.Event | None:
-        """The employee on ``leg`` transferred the caller (a blind transfer: their phone's
-        REFER, main/bridge.c ast_bridge_transfer_blind): Asterisk made a Local channel to
-        the target and swapped it into our bridge in place of the employee's channel.
-        The leg is that channel from now on; the employee's channel, out of the bridge
-        and still in the app, is hung up (its phone is done with the call)."""
+        """The employee on ``leg`` transferred the caller with their phone's REFER: blind
+        (main/bridge.c ast_bridge_transfer_blind) or attended (ast_bridge_transfer_attended;
+        an ARI bridge inhibits merges and swaps, so both go through a Local channel).
+        Asterisk swapped that Local channel into our bridge in place of the employee's
+        channel (res/stasis/stasis_bridge.c). The leg is that channel from now on; the
+        employee's, out of the bridge and still in the app, is hung up (its phone is
+        done with the call)."""
         if not leg.bridged or leg.gone:
             return None
         transferer = leg.channel_id
@@ -891,7 +901,8 @@ class CallSession:
         self._spawn(self._clean_up(self.client.hangup, transferer))
         self._spawn(self._remember(leg))  # the conversation's state names the new channel
         self.log.info("transferred", transferer=transferer, target=target.name)
-        return ev.LegTransferred(leg.leg_id, transfer_target(target.name))
+        kind, to = transfer_of(target.name)
+        return ev.LegTransferred(leg.leg_id, to, kind)
 
     async def _channel_gone(
         self, item: StasisEnd | ChannelDestroyed | ChannelHangupRequest

@@ -12,8 +12,9 @@ every runtime:
 - **the ACD** (through the runtime's `Desk`): a call joins and leaves a queue
   when the engine says so; a queue offer holds its agent while it rings (no
   other call rings them), and lets go when its leg ends without a
-  conversation; the agent of a conversation is talking, then in wrap-up; a
-  call that leaves a queue for a call-back keeps its place for it;
+  conversation; the agent of a conversation is talking, then in wrap-up (from
+  the end of the call, or from a transfer that hands the caller on); a call
+  that leaves a queue for a call-back keeps its place for it;
 - **lookups** (ICM sources, the CRM), **call-back requests**, **voicemail
   messages** and **notifications**;
 - **the call's record**, written once however the call ends;

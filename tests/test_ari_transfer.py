@@ -15,6 +15,7 @@ import datetime as dt
 import pytest
 
 from ari_app.app import AriApp, AriSettings
+from ari_app.runtime import transfer_of
 from asterisk_sim import EndpointScript
 from switchboard.calls import MemorySink
 from switchboard.clock import ScaledClock
@@ -129,3 +130,19 @@ async def test_a_conversation_adopted_after_a_restart_follows_a_transfer_too() -
     assert (outcome.extra["transfers"], outcome.extra["ended_by"]) == (1, "transfer target")
     assert not sim.live_channels()
     assert not sim.live_bridges()
+
+
+@pytest.mark.parametrize(
+    ("name", "seen"),
+    [
+        ("Local/777@phones-0000002a;1", ("blind", "777@phones")),
+        ("Local/_attended@transfer-00000079;1", ("attended", "")),
+        ("PJSIP/300-00000001", ("blind", "PJSIP/300-00000001")),
+    ],
+)
+def test_the_transfer_is_told_by_the_channel_asterisk_swapped_in(
+    name: str, seen: tuple[str, str]
+) -> None:
+    """The names main/bridge.c gives: blind_transfer_bridge's ``<exten>@<context>``,
+    attended_transfer_bridge's ``_attended@transfer`` (seen on Asterisk 22.10.1)."""
+    assert transfer_of(name) == seen

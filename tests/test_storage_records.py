@@ -8,6 +8,7 @@ a cluster of its own (the session's shared one stays up for the other tests);
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -624,3 +625,13 @@ async def test_records_spilled_while_the_database_is_down_survive_a_crash(
     await writer.stop()
     assert stats.inserted == 100
     assert len(await fetch(db, "SELECT 1 FROM calls WHERE call_id LIKE 'crash-%'")) == 100
+
+
+@pytest.mark.parametrize(
+    ("extra", "stored"),
+    [({}, 0), ({"transfers": 2}, 2), ({"transfers": "2"}, 0), ({"transfers": -1}, 0)],
+)
+def test_the_calls_row_counts_the_agents_transfers(extra: dict[str, Any], stored: int) -> None:
+    record = simple_record("transferred")
+    record = dataclasses.replace(record, outcome=dataclasses.replace(record.outcome, extra=extra))
+    assert record_row(record, "test", None)["transfers"] == stored

@@ -541,8 +541,9 @@ class _Conversation(Activity):
         run = self.run
         if isinstance(event, LegTransferred) and event.leg_id == self.leg_id:
             run.trace_event("transferred", to=event.to, kind=event.kind)
-            run.mark("connected", transfers=int(run.extra.get("transfers", 0)) + 1,
-                     transferred_to=event.to)  # fmt: skip
+            run.mark("connected", transfers=int(run.extra.get("transfers", 0)) + 1)
+            if event.to:
+                run.mark("connected", transferred_to=event.to)
             self.talking_to = "transfer target"
         elif isinstance(event, LegHungUp) and event.leg_id == self.leg_id:
             run.trace_event(f"{self.talking_to} hung up")

@@ -59,7 +59,7 @@ class LegHungUp:
 class LegTransferred:
     """The bridged employee handed the caller on with Asterisk's own transfer (a SIP
     phone's REFER); the leg now stands for the transfer target, ``to`` (``exten@context``
-    of a blind transfer)."""
+    of a blind transfer; "" when unknown: an attended one)."""
 
     leg_id: str
     to: str

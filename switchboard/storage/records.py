@@ -189,11 +189,16 @@ def record_row(record: FinishedCall, instance: str, config_version: int | None) 
         "duration_s": outcome.duration,
         "agent": outcome.agent,
         "department": outcome.department,
-        "transfers": 0,  # the engine does not transfer calls yet
+        "transfers": _count(outcome.extra.get("transfers")),  # an agent's blind transfers
         "repeats": repeats(record.steps),
         "steps": steps_json(record.steps),
     }
     return storable_row(row)
+
+
+def _count(value: object) -> int:
+    """A count from an outcome's extra (JSON from another version may hold anything)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def message_row(

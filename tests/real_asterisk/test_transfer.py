@@ -1,5 +1,5 @@
-"""Transfers on a real Asterisk 22 (issue 11): an employee's SIP phone blind-transfers
-the caller with a REFER, and Switchboard follows the call to its end.
+"""Transfers on a real Asterisk 22 (issue 11): an employee's SIP phone transfers the
+caller with a REFER, blind or attended, and Switchboard follows the call to its end.
 
 The employee's phone is SIPp running ``sipp/refer_uas.xml`` on 127.0.0.1:5070: it
 answers, talks ``talk_ms``, sends ``REFER`` to ``transfer_to``, and hangs up after
@@ -39,6 +39,8 @@ SIPP = os.environ.get("SWITCHBOARD_TEST_SIPP", "")
 PHONE = os.environ.get("SWITCHBOARD_TEST_SIPP_ENDPOINT", "op")
 TRANSFER_TO = os.environ.get("SWITCHBOARD_TEST_TRANSFER_TO", "777")
 SCENARIO = Path(__file__).parent / "sipp" / "refer_uas.xml"
+ATTENDED = Path(__file__).parent / "sipp" / "attended_uas.xml"
+CONSULT_TO = os.environ.get("SWITCHBOARD_TEST_CONSULT_TO", "778")
 NUMBER, CALLER = "74950001122", "79035550000"
 TALK_MS = 3000
 
@@ -95,3 +97,42 @@ async def test_a_phones_blind_transfer_is_followed_to_the_end_and_recorded(
     assert str(outcome.extra["transferred_to"]).startswith(f"{TRANSFER_TO}@")
     assert outcome.extra["ended_by"] == "transfer target"
     assert ivanov.stats.talk == pytest.approx(TALK_MS / 1000, abs=1.5)  # up to the transfer
+
+
+@pytest.mark.skipif(not SIPP, reason="no SIPp: set SWITCHBOARD_TEST_SIPP to run")
+async def test_a_phones_attended_transfer_is_followed_to_the_end_and_recorded(
+    pbx: RealAsterisk, switchboard: Start, tmp_path: Path
+) -> None:
+    """The phone holds the caller, calls a colleague (``CONSULT_TO`` in the endpoint's
+    context: answered, then hung up a moment later) and transfers the caller to that
+    call.  Asterisk puts ``Local/_attended@transfer`` into Switchboard's bridge in place
+    of the phone's channel (main/bridge.c attended_transfer_bridge); its other half
+    takes the colleague's place."""
+    company = load_text(CONFIG, "transfer.yaml").raise_for_errors()
+    phone = await asyncio.create_subprocess_exec(
+        SIPP, "-sf", str(ATTENDED), "-i", "127.0.0.1", "-p", "5070", "-m", "1", "-nostdin",
+        "-set", "consult_to", CONSULT_TO, "-set", "talk_ms", str(TALK_MS),
+        "-set", "consult_ms", "300", "-timeout", "40s", "-timeout_error", "-trace_err",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with switchboard(company) as sb:
+            call = await pbx.call(NUMBER, CALLER)
+            record = await sb.record(call, within=40)
+            ivanov = sb.app.runtime.acd.agents["ivanov"]
+            assert (ivanov.state, ivanov.stats.calls) == ("wrapup", 1)
+            assert await pbx.settled() == ([], []), "left behind in Asterisk"
+        async with asyncio.timeout(30):
+            out, _ = await phone.communicate()
+    finally:
+        if phone.returncode is None:
+            phone.kill()
+            await phone.wait()
+    assert phone.returncode == 0, out.decode(errors="replace")[-2000:]
+    outcome = record.outcome
+    assert (outcome.result, outcome.agent, outcome.reason) == (
+        "connected", "ivanov", "transfer target hung up",
+    )  # fmt: skip
+    assert (outcome.extra["transfers"], outcome.extra["ended_by"]) == (1, "transfer target")
+    [transferred] = [e for s in record.steps for e in s.events if e["event"] == "transferred"]
+    assert transferred["kind"] == "attended"
