@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import io
 import json
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from switchboard.config.company import Company
 from switchboard.config.load import load_file, read_config
@@ -20,6 +22,7 @@ from switchboard.config.problems import ConfigError, Problem
 from switchboard.engine.trace import Outcome, Step
 from switchboard.logs import configure_logging, log_notifications
 from switchboard.redaction import redact
+from switchboard.report import GROUP_BY, parse_when, report_json, report_table, write_report_csv
 from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, SimulationError, simulate
 from switchboard.textfile import TextFileError
 
@@ -199,6 +202,42 @@ def _parser() -> argparse.ArgumentParser:
     vip_remove.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
     vip_remove.set_defaults(handler=_vip_change)
 
+    report = sub.add_parser(
+        "report", help="calls per scenario over a period: figures, funnel, menu choices"
+    )
+    _period_arguments(report)
+    report.add_argument("--scenario", help="only this scenario")
+    report.add_argument("--by", choices=GROUP_BY, help="one row per number, department, ...")
+    report.add_argument(
+        "--service-level",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="answered within SECONDS counts towards the service level (default 20)",
+    )
+    report.add_argument(
+        "--repeat-hours",
+        type=float,
+        default=24.0,
+        metavar="N",
+        help="a caller calling again within N hours is a repeat caller (default 24)",
+    )
+    report_format = report.add_mutually_exclusive_group()
+    report_format.add_argument("--csv", action="store_true", help="one CSV table")
+    report_format.add_argument("--json", action="store_true", help="one JSON object")
+    report.set_defaults(handler=_report)
+
+    calls = sub.add_parser("calls", help="call records in the database")
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True)
+    calls_export = calls_sub.add_parser(
+        "export", help="every call record of a period, streamed: CSV (default) or NDJSON"
+    )
+    _period_arguments(calls_export)
+    export_format = calls_export.add_mutually_exclusive_group()
+    export_format.add_argument("--csv", action="store_true", help="CSV with a header (default)")
+    export_format.add_argument("--json", action="store_true", help="one JSON object per line")
+    calls_export.set_defaults(handler=_calls_export)
+
     run = sub.add_parser("run", help="run the Stasis application against Asterisk's ARI")
     _serve_arguments(run)
     run.set_defaults(handler=_run)
@@ -212,6 +251,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     agi.set_defaults(handler=_agi)
     return parser
+
+
+def _period_arguments(command: argparse.ArgumentParser) -> None:
+    """What `report` and `calls export` share: the database and a period in the company's
+    timezone."""
+    command.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    command.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="DATE",
+        help="the first day (2026-12-01) or an ISO time, in the company's timezone",
+    )
+    command.add_argument(
+        "--to", dest="end", required=True, metavar="DATE", help="the end, not included"
+    )
+    command.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="the company's timezone (default: the current configuration version's)",
+    )
 
 
 def _serve_arguments(command: argparse.ArgumentParser) -> None:
@@ -725,6 +785,131 @@ def _with_agents_db(
             what = command.split(maxsplit=1)[0]
             print(
                 f"switchboard {command}: no schema for {what}: run `switchboard db migrate` first",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_INVALID
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def _report(args: argparse.Namespace) -> int:
+    """`switchboard report`: a table, CSV or JSON of a period's calls per scenario."""
+    from switchboard.storage.reports import build_report  # noqa: PLC0415
+
+    if not (args.service_level > 0 and args.repeat_hours > 0):  # NaN too
+        print(
+            "switchboard report: --service-level and --repeat-hours must be positive",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+
+    async def show(conn: Any, zone: str, start: dt.datetime, end: dt.datetime) -> int:
+        report = await build_report(
+            conn,
+            start=start,
+            end=end,
+            timezone=zone,
+            scenario=args.scenario,
+            by=args.by,
+            service_level_s=args.service_level,
+            repeat_hours=args.repeat_hours,
+        )
+        if args.json:
+            print(json.dumps(report_json(report), ensure_ascii=False))
+        elif args.csv:
+            write_report_csv(report, sys.stdout)
+        else:
+            print(report_table(report))
+        return EXIT_OK
+
+    return _with_period_db(args, "report", show)
+
+
+def _calls_export(args: argparse.Namespace) -> int:
+    """`switchboard calls export`: the period's call records to stdout, streamed."""
+    from switchboard.storage.calls_export import export_calls  # noqa: PLC0415
+
+    async def write(conn: Any, zone: str, start: dt.datetime, end: dt.datetime) -> int:
+        binary = getattr(sys.stdout, "buffer", None)  # UTF-8 whatever the locale says
+        wrapper = io.TextIOWrapper(binary, encoding="utf-8", newline="") if binary else None
+        out: TextIO = wrapper or sys.stdout
+        try:
+            count = await export_calls(conn, start, end, "json" if args.json else "csv", out)
+            out.flush()
+        except BrokenPipeError:  # `| head`: the reader has all it wants
+            # what is still buffered goes nowhere, quietly (no error at exit)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_FAILURE
+        finally:
+            if wrapper is not None:
+                wrapper.detach()  # sys.stdout keeps its buffer
+        print(f"{count} calls exported", file=sys.stderr)
+        return EXIT_OK
+
+    return _with_period_db(args, "calls export", write)
+
+
+PeriodAction = Callable[[Any, str, dt.datetime, dt.datetime], Awaitable[int]]
+
+
+def _with_period_db(args: argparse.Namespace, command: str, action: PeriodAction) -> int:
+    """Read the period, connect, find the company's timezone, run ``action(conn, zone,
+    start, end)`` with the session in that timezone; the usual errors as one line."""
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from switchboard.storage.reports import company_timezone, set_timezone  # noqa: PLC0415
+
+    try:
+        start, end = parse_when(args.start, "--from"), parse_when(args.end, "--to")
+        if args.timezone:
+            ZoneInfo(args.timezone)
+    except ValueError as exc:
+        print(f"switchboard {command}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except (ZoneInfoNotFoundError, OSError):  # OSError: a name like "../x"
+        print(f"switchboard {command}: unknown timezone {args.timezone!r}", file=sys.stderr)
+        return EXIT_INVALID
+    dsn = _dsn(args, command)
+    if dsn is None:
+        return EXIT_INVALID
+
+    async def main() -> int:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            print(f"switchboard {command}: cannot connect: {redact(str(exc))}", file=sys.stderr)
+            return EXIT_FAILURE
+        try:
+            zone = args.timezone or await company_timezone(conn)
+            if zone is None:
+                print(
+                    f"switchboard {command}: no configuration stored, so no timezone: run "
+                    "`switchboard config import` first, or give --timezone",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILURE
+            try:
+                await set_timezone(conn, zone)
+            except asyncpg.InvalidParameterValueError:
+                print(
+                    f"switchboard {command}: PostgreSQL does not know timezone {zone!r}",
+                    file=sys.stderr,
+                )
+                return EXIT_INVALID
+            local = ZoneInfo(zone)
+            since, until = (t if t.tzinfo else t.replace(tzinfo=local) for t in (start, end))
+            if until <= since:
+                print(f"switchboard {command}: --to must be after --from", file=sys.stderr)
+                return EXIT_INVALID
+            return await action(conn, zone, since, until)
+        except asyncpg.UndefinedTableError:
+            print(
+                f"switchboard {command}: no schema for reports: run `switchboard db migrate` first",
                 file=sys.stderr,
             )
             return EXIT_FAILURE
