@@ -69,11 +69,16 @@ CREATE TABLE calls (
     department  text,
     transfers   integer NOT NULL DEFAULT 0,
     repeats     integer NOT NULL DEFAULT 0, -- how many times a node was passed again
-    steps       jsonb NOT NULL             -- the trace: node, type, exit, times, details, events
+    steps       jsonb NOT NULL,            -- the trace: node, type, exit, times, details, events
+    uniqueid    text,                      -- Asterisk's, of the caller's channel: joins the CDR
+    linkedid    text
 );
 COMMENT ON TABLE calls IS 'One row per call, whatever happened to it.';
+COMMENT ON COLUMN calls.uniqueid IS 'Asterisk''s uniqueid of the caller''s channel (CDR uniqueid).';
+COMMENT ON COLUMN calls.linkedid IS 'Asterisk''s linkedid of the caller''s channel (CDR/CEL linkedid).';
 CREATE INDEX calls_caller_started ON calls (caller, started_at DESC);
 CREATE INDEX calls_started ON calls (started_at);
+CREATE INDEX calls_linkedid ON calls (linkedid);
 
 CREATE TABLE callbacks (
     id          bigserial PRIMARY KEY,

@@ -169,6 +169,7 @@ class AgiCall:
         self.caller_gone = False
         # where `route` (or `icm`) stopped: the channel variables that say what it decided
         self.decision: dict[str, str] | None = None
+        self.linkedid = ""  # Asterisk's, read at the end (the record joins the CDR)
         self.start_node = run.node_name
         self.language = session.env.language  # the channel's, until a prompt needs another
         self.desk = desk  # the server's: who waits in which queue, in what order
@@ -585,6 +586,8 @@ class AgiCall:
         outcome = run.outcome
         self.log.info("call finished", result=outcome.result, reason=outcome.reason)
         variables = {"SWITCHBOARD_CALL_ID": self.call_id}
+        if self.mode != "icm":
+            variables["SWITCHBOARD_SCENARIO"] = run.trace[0].scenario if run.trace else run.scenario
         if self.decision is not None:
             variables |= self.decision
         else:
@@ -594,6 +597,10 @@ class AgiCall:
                 variables["SWITCHBOARD_ACTION"] = "dialplan" if self.continued else "hangup"
             variables |= icm_variables(run)
         with contextlib.suppress(AgiError):
+            if not self.caller_gone and self.mode != "icm":
+                # Asterisk's linkedid: the record joins its CDR and CEL
+                answer = await self.session.command("GET", "VARIABLE", "CHANNEL(linkedid)")
+                self.linkedid = answer.data if answer.result == 1 else ""
             await set_variables(self.session, variables)
             if self.hang_up and not self.caller_gone and self.mode == "scenario":
                 await self.session.command("HANGUP")
@@ -602,7 +609,7 @@ class AgiCall:
 
     def record(self) -> CallRecord:
         env = self.session.env
-        return CallRecord.of(self.call_id, env.channel, env.uniqueid, self.run)
+        return CallRecord.of(self.call_id, env.channel, env.uniqueid, self.run, self.linkedid)
 
 
 MSET_PAIRS = 99  # pbx_builtin_setvar_multiple parses at most this many

@@ -651,6 +651,7 @@ class CallSession:
         self.recorded = False  # its record is written (once, however the call ends)
         self.left_to_asterisk = False  # a conversation kept up while Switchboard stops
         self.abandoned = False  # another connection took the app: hands off everything
+        self.linkedid = ""  # Asterisk's, of the caller's channel (the record joins the CDR)
         self.task: asyncio.Task[None] | None = None
         self.ring_budget = RingBudget(runtime.clock.now())
         self.log = log.bind(call_id=call_id, channel=channel.name)
@@ -760,6 +761,7 @@ class CallSession:
             desk=self.runtime.desk, logger=self.log,
         )  # fmt: skip
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
+        self._spawn(self._mark_channel(run.scenario))
         try:
             await driver.start()
             while not run.finished:
@@ -816,7 +818,7 @@ class CallSession:
         if self.recorded or self.driver is None:
             return
         self.recorded = True
-        await self.driver.write_record(self.channel.name, self.channel.id)
+        await self.driver.write_record(self.channel.name, self.channel.id, self.linkedid)
 
     async def _record_failure(self, reason: str) -> None:
         """A call ended by a bug in its task still leaves one record: what its run
@@ -1073,6 +1075,7 @@ class CallSession:
     async def continue_in_dialplan(self, to: act.ContinueInDialplan) -> None:
         if self._skip():
             return
+        await self._mark_result()
         self.continued = True
         await self._safe(
             self.client.continue_in_dialplan(self.channel.id, to.context, to.extension, to.priority)
@@ -1080,8 +1083,29 @@ class CallSession:
 
     async def hangup(self, reason: str) -> None:
         if not self._skip() and not self.hung_up:
+            await self._mark_result()
             self.hung_up = True
             await self._clean_up(self.client.hangup, self.channel.id)
+
+    async def _mark_channel(self, scenario: str) -> None:
+        """The call's id and scenario on the caller's channel, for Asterisk's CDR and CEL
+        and the dialplan (``SWITCHBOARD_CALL_ID``, ``SWITCHBOARD_SCENARIO``), and its
+        linkedid for the record.  Off the call's way: a failure costs the record only
+        its linkedid."""
+        channel = self.channel.id
+        await self._safe(self.client.set_variable(channel, "SWITCHBOARD_CALL_ID", self.call_id))
+        await self._safe(self.client.set_variable(channel, "SWITCHBOARD_SCENARIO", scenario))
+        with contextlib.suppress(AriError):
+            self.linkedid = await self.client.get_variable(channel, "CHANNEL(linkedid)")
+
+    async def _mark_result(self) -> None:
+        """``SWITCHBOARD_RESULT`` on the caller's channel before Switchboard lets it go (a
+        caller who hung up first has no channel left to mark)."""
+        run = self.run_
+        if run is not None and run.outcome is not None:
+            await self._safe(
+                self.client.set_variable(self.channel.id, "SWITCHBOARD_RESULT", run.outcome.result)
+            )
 
     def _look_up(self, lookup: act.Lookup, done: Callable[[str | None], None]) -> None:
         self._spawn(self._lookup(lookup, done))

@@ -713,6 +713,9 @@ class _Session:
                 "language": self.language,
                 "state": "Up" if self.state == STATE_UP else "Ring",
                 "uniqueid": self.call.uniqueid,
+                # funcs/func_channel.c: the linkedid, else the uniqueid (an inbound call's
+                # channel was requested by no one: its own, channel_internal_api.c)
+                "linkedid": self.call.uniqueid,
                 "musicclass": "default",
             }
             return channel.get(key)

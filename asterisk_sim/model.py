@@ -161,6 +161,9 @@ class Channel:
     dialed: bool = False
     local_peer_id: str | None = None
     dial_peer_id: str | None = None  # the other party of a call the dialplan's Dial() made
+    # main/channel_internal_api.c, __ast_channel_internal_alloc_with_initializers: a
+    # channel requested by another takes the requestor's linkedid, else its own uniqueid
+    linkedid: str = ""
     on_hold: bool = False  # indicated HOLD (chan_pjsip's pjsip_uids_onhold, channel.c's hold state)
     snoop_ids: list[str] = field(default_factory=list)
     answered_at: float | None = None

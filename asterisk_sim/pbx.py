@@ -785,6 +785,8 @@ class Pbx:
         if origin is not None:
             origin.subscribers.add(app)
             channel.language = origin.language
+            # the originator is the request's requestor (resource_channels.c): its linkedid
+            channel.linkedid = origin.linkedid or origin.id
         self._apply_variables(channel, variables)
         channel.subscribers.add(app)
         # ast_ari_channels_create subscribes the app to the channel and the originator
@@ -1006,6 +1008,8 @@ class Pbx:
             "CHANNEL(state)": channel.state,
             "CHANNEL(language)": channel.language,
             "UNIQUEID": channel.id,
+            # funcs/func_channel.c: the linkedid if available, otherwise the uniqueid
+            "CHANNEL(linkedid)": channel.linkedid or channel.id,
             "EXTEN": channel.dialplan.exten,
             "CONTEXT": channel.dialplan.context,
         }

@@ -36,12 +36,17 @@ class CallRecord:
     outcome: Outcome
     caller_name: str = ""
     config_version: int | None = None  # the configuration version the call ran on
+    # Asterisk's linkedid of the caller's channel: with ``channel_id`` (its uniqueid) the
+    # record joins Asterisk's CDR and CEL; "" when it could not be read
+    linkedid: str = ""
 
     @classmethod
-    def of(cls, call_id: str, channel: str, channel_id: str, run: CallRun) -> CallRecord:
+    def of(
+        cls, call_id: str, channel: str, channel_id: str, run: CallRun, linkedid: str = ""
+    ) -> CallRecord:
         """The record of a run that has ended (``run.outcome`` is set)."""
         assert run.outcome is not None
-        return cls.for_call(
+        record = cls.for_call(
             call_id,
             channel,
             channel_id,
@@ -52,6 +57,8 @@ class CallRecord:
             steps=run.trace,
             outcome=run.outcome,
         )
+        record.linkedid = linkedid
+        return record
 
     @classmethod
     def for_call(
@@ -97,6 +104,7 @@ class CallRecord:
             "scenario": self.scenario,
             "started_at": self.started_at.isoformat(),
             "config_version": self.config_version,
+            "linkedid": self.linkedid,
             "steps": [step.as_json() for step in self.steps],
             "outcome": self.outcome.as_json(),
         }
@@ -118,6 +126,7 @@ class CallRecord:
             scenario=str(data["scenario"]),
             started_at=dt.datetime.fromisoformat(str(data["started_at"])),
             config_version=None if version is None else int(version),
+            linkedid=str(data.get("linkedid", "")),
             steps=[Step.from_json(step) for step in data["steps"]],
             outcome=Outcome.from_json(data["outcome"]),
         )

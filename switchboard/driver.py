@@ -474,7 +474,7 @@ class CallDriver:
 
     # --- the record ----------------------------------------------------------------------
 
-    async def write_record(self, channel: str, unique_id: str) -> None:
+    async def write_record(self, channel: str, unique_id: str, linkedid: str = "") -> None:
         """The call's record, once however the call ends."""
         run = self.run
         assert run.outcome is not None
@@ -482,7 +482,8 @@ class CallDriver:
             return
         self.recorded = True
         self.log.info("call finished", result=run.outcome.result, reason=run.outcome.reason)
-        await self.sink.call_finished(CallRecord.of(self.call_id, channel, unique_id, run))
+        record = CallRecord.of(self.call_id, channel, unique_id, run, linkedid)
+        await self.sink.call_finished(record)
 
 
 def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:

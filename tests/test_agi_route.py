@@ -178,10 +178,12 @@ async def test_route_gives_the_dial_string_and_timeout_of_each_step(
     assert found["SWITCHBOARD_NODE"] == "ring"
     assert found["SWITCHBOARD_NOANSWER"] == "bye"
     # a pure decision touches nothing on the channel (the dialplan's Dial() gives
-    # ringback): it reads each desk phone it may ring once, then answers in one round trip
+    # ringback): it reads each desk phone it may ring once and the channel's linkedid (for
+    # the record), then answers in one round trip
     phones = sorted({t for targets, _ in expected for t in targets.split("&") if "PJSIP" in t})
     commands = [c for _, c in call.commands]
-    assert commands[:-1] == [f"GET VARIABLE DEVICE_STATE({phone})" for phone in phones]
+    assert commands[:-2] == [f"GET VARIABLE DEVICE_STATE({phone})" for phone in phones]
+    assert commands[-2:-1] == ["GET VARIABLE CHANNEL(linkedid)"]
     assert commands[-1].startswith("EXEC MSet ")
     assert not call.answered
 

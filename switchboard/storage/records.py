@@ -121,6 +121,10 @@ class FinishedCall(Protocol):
     @property
     def caller_name(self) -> str: ...
     @property
+    def channel_id(self) -> str: ...
+    @property
+    def linkedid(self) -> str: ...
+    @property
     def line(self) -> int | None: ...
     @property
     def scenario(self) -> str: ...
@@ -192,6 +196,8 @@ def record_row(record: FinishedCall, instance: str, config_version: int | None) 
         "transfers": _count(outcome.extra.get("transfers")),  # an agent's blind transfers
         "repeats": repeats(record.steps),
         "steps": steps_json(record.steps),
+        "uniqueid": record.channel_id or None,
+        "linkedid": record.linkedid or None,
     }
     return storable_row(row)
 
@@ -282,6 +288,8 @@ TABLES: dict[Table, _TableSpec] = {
             ("transfers", "int4"),
             ("repeats", "int4"),
             ("steps", "jsonb"),
+            ("uniqueid", "text"),
+            ("linkedid", "text"),
         ),
         "call_id",
     ),

@@ -268,3 +268,27 @@ async def test_a_known_customer_is_put_through_to_their_manager(
         record = await sb.record(call)
         await nothing_left(pbx)
     assert (record.outcome.result, record.outcome.agent) == ("connected", "ivanov")
+
+
+async def test_a_calls_record_joins_asterisks_cdr_by_uniqueid_and_linkedid(
+    pbx: RealAsterisk, switchboard: Start
+) -> None:
+    """Issue 12: the caller's channel carries ``SWITCHBOARD_CALL_ID`` and
+    ``SWITCHBOARD_SCENARIO`` (Asterisk's CDR and CEL can keep them), and the record
+    stores the channel's uniqueid and linkedid as Asterisk has them."""
+    async with switchboard(OFFICE) as sb:
+        call = await pbx.call(OFFICE_NUMBER, CALLER)
+        await call.prompt("main-menu")
+
+        async def variable(name: str) -> str:
+            found = await pbx.request("GET", f"/channels/{call.inner}/variable", {"variable": name})
+            return str(found["value"])
+
+        marked = (await variable("SWITCHBOARD_CALL_ID"), await variable("SWITCHBOARD_SCENARIO"))
+        linkedid = await variable("CHANNEL(linkedid)")
+        await call.hang_up()
+        record = await sb.record(call)
+        await nothing_left(pbx)
+    assert marked == (record.call_id, record.scenario)
+    assert (record.channel_id, record.linkedid) == (call.inner, linkedid)
+    assert linkedid
