@@ -24,6 +24,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from ari_app.adopt import STATE_VARIABLE
 from ari_app.app import AriApp, AriSettings
 from asterisk_sim import AsteriskSimulator, EndpointScript
 from switchboard.calls import MemorySink
@@ -164,7 +165,10 @@ async def test_conversations_survive_a_restart_and_each_gets_its_record_when_it_
                     sum(
                         1
                         for r in s.requests
-                        if r.path.endswith("/variable") and r.method == "GET" and r.status == 200
+                        if r.path.endswith("/variable")
+                        and r.method == "GET"
+                        and r.status == 200
+                        and r.query.get("variable") == STATE_VARIABLE  # not CHANNEL(linkedid)
                     )
                     == CONVERSATIONS
                 ),
