@@ -44,7 +44,10 @@ from switchboard.acd.phone import (
     calling_employee,
     parse_action,
 )
-from switchboard.calls import CallSink, MemorySink
+from switchboard.admin.metrics import AgiFigures
+from switchboard.admin.server import AdminCannotListen, start_admin
+from switchboard.admin.status import RuntimeStatus, runtime_status
+from switchboard.calls import CallSink, CountingSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import CallbackNode, IcmNode, parse_listen
@@ -104,6 +107,7 @@ class AgiApp:
     ) -> None:
         self.company = company
         self.sink = sink or MemorySink()
+        self.counted = CountingSink(self.sink)  # the calls' results, for the metrics
         self.clock = clock or Clock()
         self.wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC))
         self.instance = instance
@@ -116,6 +120,7 @@ class AgiApp:
         self.desk = Desk(self.acd, self.clock)
         self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
         self.calls = 0
+        self.in_progress = 0  # `scenario` and `route` calls running now
 
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -174,7 +179,7 @@ class AgiApp:
             run,
             info,
             call_id=call_id,
-            sink=self.sink,
+            sink=self.counted,
             clock=self.clock,
             http=self.http,
             settings=AgiCallSettings.from_company(company),
@@ -182,8 +187,33 @@ class AgiApp:
             desk=self.desk,
         )
         self.calls += 1
+        self.in_progress += 1
         call.log.info("call started", service=mode, called=info.called, caller=info.caller)
-        await call.run_call()
+        try:
+            await call.run_call()
+        finally:
+            self.in_progress -= 1
+
+    def status(self, server: AgiServer) -> RuntimeStatus:
+        """What the admin server says of this app served by ``server``: ready while it
+        listens (and the database answers, with one); the calls, queues, agents, records
+        and sessions for the metrics."""
+
+        async def listening() -> str | None:
+            return None if server.listening else "not listening for FastAGI"
+
+        def figures() -> AgiFigures:
+            stats = server.stats
+            return AgiFigures(sessions=stats.accepted, in_progress=stats.sessions)
+
+        return runtime_status(
+            desk=self.desk,
+            company=self.company,
+            sink=self.counted,
+            in_progress=lambda: self.in_progress,
+            checks={"agi": listening},
+            agi=figures,
+        )
 
     async def _no_scenario(
         self, session: AgiSession, company: Company, mode: Mode, reason: str
@@ -295,7 +325,9 @@ async def serve(
 
     With a database (`database.dsn` / ``SWITCHBOARD_DSN``) every call leaves its
     record there and call-back requests are stored for `switchboard run`'s
-    worker to make; without one, records stay in memory (a warning says so).
+    worker to make; without one, records stay in memory (a warning says so).  The
+    admin server (`switchboard.admin`: health, readiness, metrics) listens on an
+    address of its own (`admin.agi_listen`) from before the FastAGI port opens.
     """
     current = company()
     tune_gc()
@@ -317,6 +349,11 @@ async def serve(
         )
         await stack.enter_async_context(keep_vips(app.vips, stored, database_dsn(current)))
         server = AgiServer(app.handle, agi_limits(current))
+        try:
+            admin = await start_admin(current, "agi", app.status(server))
+        except AdminCannotListen as exc:
+            raise CannotListen(str(exc)) from None
+        stack.push_async_callback(admin.close)
         try:
             bound = await server.start(host, port)
         except OSError as exc:

@@ -177,6 +177,11 @@ class AgiServer:
         """A snapshot of the counters."""
         return dataclasses.replace(self._stats)
 
+    @property
+    def listening(self) -> bool:
+        """Started, taking connections, and not closing."""
+        return self._server is not None and self._server.is_serving() and not self._closing
+
     async def start(self, host: str = "127.0.0.1", port: int = 4573) -> tuple[str, int]:
         """Listen (loopback by default); returns the bound address (port 0 picks one)."""
         if self._server is not None:

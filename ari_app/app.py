@@ -16,11 +16,15 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
+from ari_app.agent_codes import AgentCodeCall
 from ari_app.callbacks import CallbackEvents, CallbackSettings, CallbackWorker
 from ari_app.client import AriClient
 from ari_app.runtime import AriRuntime, RuntimeSettings
 from ari_app.supervisor import AriSupervisor, EventSink
-from switchboard.calls import CallSink, MemorySink
+from switchboard.admin.metrics import AriFigures
+from switchboard.admin.server import start_admin
+from switchboard.admin.status import RuntimeStatus, runtime_status
+from switchboard.calls import CallSink, CountingSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.redaction import redact
@@ -84,11 +88,12 @@ class AriApp:
         current = company()
         self.client = AriClient(ari.url, ari.user, ari.password, ari.app)
         self.sink = sink or MemorySink()
+        self.counted = CountingSink(self.sink)  # the calls' results, for the metrics
         self.runtime = AriRuntime(
             self.client,
             company,
             runtime_settings(current, ari.app),
-            self.sink,
+            self.counted,
             clock,
             wall_clock=wall_clock,
             instance=instance,
@@ -138,6 +143,42 @@ class AriApp:
         async with asyncio.timeout(within):
             await self.supervisor.ready.wait()
 
+    def status(self) -> RuntimeStatus:
+        """What the admin server says of this app: ready while connected to ARI (and the
+        database answering, with one); the calls, queues, agents, records, ARI requests
+        and reconnections for the metrics."""
+        runtime = self.runtime
+        return runtime_status(
+            desk=runtime.desk,
+            company=runtime.company,
+            sink=self.counted,
+            in_progress=self._calls_in_progress,
+            checks={"ari": self._ari_ready},
+            ari=self._ari_figures,
+        )
+
+    def _calls_in_progress(self) -> int:
+        """Callers' calls carried now: in their scenario, or a conversation (adopted ones
+        too); an agent's feature-code call is no caller's."""
+        return sum(not isinstance(call, AgentCodeCall) for call in self.runtime.sessions.values())
+
+    async def _ari_ready(self) -> str | None:
+        if self.runtime.draining:
+            return "stopping: new calls go to the dialplan's fallback"
+        if self.supervisor.replaced.is_set():
+            return f"another connection took the Stasis app {self.client.app!r}: staying off"
+        if not self.supervisor.ready.is_set():
+            return f"not connected to ARI at {redact(self.client.base_url)}"
+        return None
+
+    def _ari_figures(self) -> AriFigures:
+        supervisor = self.supervisor
+        return AriFigures(
+            latencies=self.client.latencies.snapshot(),
+            reconnects=max(0, supervisor.connections - 1),
+            connected=supervisor.ready.is_set(),
+        )
+
 
 async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     """Run the Stasis application until ``stop`` is set; each new call takes ``company()``.
@@ -145,7 +186,9 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
     With a database (`database.dsn` / ``SWITCHBOARD_DSN``) every call leaves its
     record there (written in the background, spilled to `database.spill_dir`
     while the database is away) and promised call-backs are made; without one,
-    records stay in memory and are lost at exit (a warning says so).
+    records stay in memory and are lost at exit (a warning says so).  The admin
+    server (`switchboard.admin`: health, readiness, metrics) listens from before
+    the first connection to Asterisk until the app has stopped.
     """
     current = company()
     tune_gc()
@@ -163,9 +206,13 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
             instance=instance,
             callback_settings=CallbackSettings.from_company(current),
         )
+        # listening before Asterisk is asked anything: a port that is taken stops the start
+        # (one line, exit 1: `switchboard run`) before this instance takes the Stasis app
+        admin = await start_admin(current, "run", app.status())
         runtime = app.runtime
         dsn = database_dsn(current)
         async with (
+            admin,
             keep_agent_states(runtime.acd, runtime.clock, stored, dsn, instance),
             keep_vips(runtime.vips, stored, dsn),
             app,

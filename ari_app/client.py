@@ -32,6 +32,7 @@ import base64
 import contextlib
 import itertools
 import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -51,6 +52,7 @@ from ari_app.models import (
     parse_playback,
     parse_recording,
 )
+from switchboard.admin.metrics import Latencies
 
 POOL_SIZE = 50
 # the supervisor's own requests (event filter, channel list) have connections of their
@@ -171,6 +173,7 @@ class AriClient:
         self._session: aiohttp.ClientSession | None = None
         self._control: aiohttp.ClientSession | None = None
         self.over_websocket: WebsocketRequests | None = None  # set by the supervisor
+        self.latencies = Latencies()  # every request's time, by method (the admin's metrics)
 
     async def __aenter__(self) -> AriClient:
         return self
@@ -219,7 +222,17 @@ class AriClient:
         *,
         control: bool = False,
     ) -> Any:
-        """One ARI request; ``control``: the supervisor's, on connections of its own."""
+        """One ARI request; ``control``: the supervisor's, on connections of its own.
+        Its time, answered or failed, is counted in `latencies`."""
+        started = time.perf_counter()
+        try:
+            return await self._request(method, path, params, body, control)
+        finally:
+            self.latencies.observe(method, time.perf_counter() - started)
+
+    async def _request(
+        self, method: str, path: str, params: Params | None, body: Any, control: bool
+    ) -> Any:
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         ws = self.over_websocket
         if ws is not None and ws.free and not control:

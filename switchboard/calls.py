@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -181,3 +182,30 @@ class MemorySink:
 
     async def contact(self, caller: str) -> str | None:
         return self.contacts.get(caller)
+
+
+class CountingSink:
+    """A runtime's sink, counting the calls that finish through it by result (the admin
+    server's ``switchboard_calls_total``): one addition a call, whatever the sink."""
+
+    def __init__(self, inner: CallSink) -> None:
+        self.inner = inner
+        self.results: Counter[str] = Counter()
+
+    async def call_finished(self, record: CallRecord) -> None:
+        self.results[record.outcome.result] += 1
+        await self.inner.call_finished(record)
+
+    async def save_message(self, call_id: str, message: act.SaveMessage) -> None:
+        await self.inner.save_message(call_id, message)
+
+    async def request_callback(
+        self, call_id: str, request: act.RequestCallback, hold: float | None = None
+    ) -> bool:
+        return await self.inner.request_callback(call_id, request, hold)
+
+    async def last_agent(self, caller: str, days: float) -> str | None:
+        return await self.inner.last_agent(caller, days)
+
+    async def contact(self, caller: str) -> str | None:
+        return await self.inner.contact(caller)

@@ -347,6 +347,7 @@ class ServeFailed(Exception):
 def _run(args: argparse.Namespace) -> int:
     # the runtime (aiohttp and friends) loads only for `run`: `check` stays quick
     from ari_app.app import serve  # noqa: PLC0415
+    from switchboard.admin.server import AdminCannotListen  # noqa: PLC0415
     from switchboard.config.model import check_ari_url  # noqa: PLC0415
 
     from_env = os.environ.get("SWITCHBOARD_ARI_URL")
@@ -356,7 +357,14 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"switchboard run: SWITCHBOARD_ARI_URL: {exc}", file=sys.stderr)
             return EXIT_INVALID
-    return _serve(args, "run", serve)
+
+    async def run_serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
+        try:
+            await serve(company, stop)
+        except AdminCannotListen as exc:  # the admin server's address (admin.listen)
+            raise ServeFailed(str(exc)) from exc
+
+    return _serve(args, "run", run_serve)
 
 
 def _agi(args: argparse.Namespace) -> int:

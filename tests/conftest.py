@@ -12,6 +12,11 @@ import pytest_asyncio
 
 from tests.postgres import throwaway_cluster
 
+# The `switchboard run` and `agi` processes tests start serve their admin servers on any
+# free port: several run at once, and a developer's own instance may hold the defaults.
+os.environ.setdefault("SWITCHBOARD_ADMIN_LISTEN", "127.0.0.1:0")
+os.environ.setdefault("SWITCHBOARD_ADMIN_AGI_LISTEN", "127.0.0.1:0")
+
 if TYPE_CHECKING:
     from switchboard.storage.sink import PostgresSink
 

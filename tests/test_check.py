@@ -287,6 +287,23 @@ BROKEN = {
         "busy: ring_shop}",
         ("loop", "inbound.ring_shop -> inbound.ring_shop"),
     ),
+    "an admin address that is not HOST:PORT is named": Broken(
+        "office.yaml",
+        (("timezone: Europe/Moscow\n", "timezone: Europe/Moscow\nadmin:\n  listen: everywhere\n"),),
+        "  listen: everywhere",
+        ("admin.listen 'everywhere': use HOST:PORT, e.g. 127.0.0.1:8089",),
+    ),
+    "an admin port out of range is named": Broken(
+        "office.yaml",
+        (
+            (
+                "timezone: Europe/Moscow\n",
+                "timezone: Europe/Moscow\nadmin: {agi_listen: '0.0.0.0:80900'}\n",
+            ),
+        ),
+        "admin: {agi_listen:",
+        ("admin.agi_listen '0.0.0.0:80900': use HOST:PORT, e.g. 127.0.0.1:8090",),
+    ),
     "a YAML syntax error reports its line": Broken(
         "office.yaml",
         (("    name: Ivan Ivanov\n", "    name: Ivan: Ivanov\n"),),

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from switchboard.acd.agents import Agent, AgentChange, AgentState, DeviceState
+from switchboard.acd.agents import AGENT_STATES, Agent, AgentChange, AgentState, DeviceState
 from switchboard.config.company import Company
 from switchboard.config.model import Department, RingStrategy
 
@@ -254,6 +254,19 @@ class Acd:
             state = agent.state if agent.state in ("logged_out", "paused") else "available"
             kept[agent.id] = (state, agent.reason if state == "paused" else "")
         return kept
+
+    def state_counts(self, now: float) -> dict[str, int]:
+        """How many agents are in each state now, every state named (a wrap-up that has
+        run out is available; an agent never asked for yet is available)."""
+        counts = dict.fromkeys(AGENT_STATES, 0)
+        known = self.agents.known
+        seen = 0
+        for agent_id, agent in self.agents.items():
+            if agent_id in known:  # one a new configuration version dropped is not counted
+                counts[agent.shown_state(now)] += 1
+                seen += 1
+        counts["available"] += len(known) - seen
+        return counts
 
     # --- agents: their own changes ------------------------------------------------------
 

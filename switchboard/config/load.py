@@ -49,6 +49,7 @@ _DROPPABLE = frozenset(
         "numbering",
         "asterisk",
         "database",
+        "admin",
         "greeting",
         "limits",
         "contacts",

@@ -157,11 +157,13 @@ def check_ari_url(url: str) -> str:
     return url.strip()
 
 
-def parse_listen(text: str, what: str = "--listen") -> tuple[str, int]:
+def parse_listen(
+    text: str, what: str = "--listen", example: str = DEFAULT_AGI_LISTEN
+) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:4573`` for IPv6) -> (host, port); ValueError naming ``what``."""
     host, sep, port = text.strip().rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{what} {text!r}: use HOST:PORT, e.g. {DEFAULT_AGI_LISTEN}")
+        raise ValueError(f"{what} {text!r}: use HOST:PORT, e.g. {example}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -187,6 +189,32 @@ class AsteriskSection(Section):
     @classmethod
     def _ari_url(cls, value: str) -> str:
         return check_ari_url(value)
+
+
+# the admin web server (/healthz, /readyz, /metrics): loopback, and one port per command,
+# so that `run` and `agi` may serve on one machine
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:8089"
+DEFAULT_ADMIN_AGI_LISTEN = "127.0.0.1:8090"
+
+
+class AdminSection(Section):
+    """The admin web server of `switchboard run` and `switchboard agi`."""
+
+    enabled: bool = True
+    listen: str = DEFAULT_ADMIN_LISTEN  # `switchboard run`; SWITCHBOARD_ADMIN_LISTEN
+    agi_listen: str = DEFAULT_ADMIN_AGI_LISTEN  # `switchboard agi`; SWITCHBOARD_ADMIN_AGI_LISTEN
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value, "admin.listen", DEFAULT_ADMIN_LISTEN)
+        return value
+
+    @field_validator("agi_listen")
+    @classmethod
+    def _agi_listen(cls, value: str) -> str:
+        parse_listen(value, "admin.agi_listen", DEFAULT_ADMIN_AGI_LISTEN)
+        return value
 
 
 class DatabaseSection(Section):
@@ -567,6 +595,7 @@ class Config(Section):
     departments: tuple[Department, ...] = ()
     asterisk: AsteriskSection = AsteriskSection()
     database: DatabaseSection = DatabaseSection()
+    admin: AdminSection = AdminSection()
     schedules: dict[str, Schedule] = {}
     numbers: tuple[NumberEntry, ...] = ()
     callers: tuple[CallerEntry, ...] = ()  # checked before `numbers`

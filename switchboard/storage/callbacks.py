@@ -189,6 +189,12 @@ async def store_request(
     )
 
 
+async def count_pending(conn: Conn) -> int:
+    """Call-backs waiting to be made (``pending``: due or not yet), in every instance."""
+    found = await conn.fetchval("SELECT count(*) FROM callbacks WHERE status = 'pending'")
+    return int(found or 0)
+
+
 # --- claiming ---------------------------------------------------------------------------------
 
 
