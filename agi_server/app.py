@@ -51,7 +51,7 @@ from switchboard.calls import CallSink, CountingSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import CallbackNode, IcmNode, parse_listen
-from switchboard.driver import Desk, caller_priorities, new_call_id
+from switchboard.driver import Desk, call_now, caller_priorities, new_call_id
 from switchboard.engine.call import CallRun
 from switchboard.engine.nodes import CALLBACK_DEPARTMENT
 from switchboard.serving import (
@@ -121,6 +121,7 @@ class AgiApp:
         self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
         self.calls = 0
         self.in_progress = 0  # `scenario` and `route` calls running now
+        self.active: dict[str, AgiCall] = {}  # the calls running now, by call id
 
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -188,11 +189,13 @@ class AgiApp:
         )
         self.calls += 1
         self.in_progress += 1
+        self.active[call_id] = call
         call.log.info("call started", service=mode, called=info.called, caller=info.caller)
         try:
             await call.run_call()
         finally:
             self.in_progress -= 1
+            self.active.pop(call_id, None)
 
     def status(self, server: AgiServer) -> RuntimeStatus:
         """What the admin server says of this app served by ``server``: ready while it
@@ -213,6 +216,10 @@ class AgiApp:
             in_progress=lambda: self.in_progress,
             checks={"agi": listening},
             agi=figures,
+            calls_now=lambda: sorted(
+                (call_now(c.driver) for c in self.active.values() if c.mode != "icm"),
+                key=lambda c: -c.seconds,
+            ),
         )
 
     async def _no_scenario(

@@ -19,7 +19,7 @@ import structlog
 from ari_app.agent_codes import AgentCodeCall
 from ari_app.callbacks import CallbackEvents, CallbackSettings, CallbackWorker
 from ari_app.client import AriClient
-from ari_app.runtime import AriRuntime, RuntimeSettings
+from ari_app.runtime import AriRuntime, CallSession, RuntimeSettings
 from ari_app.supervisor import AriSupervisor, EventSink
 from switchboard.admin.metrics import AriFigures
 from switchboard.admin.server import start_admin
@@ -27,6 +27,7 @@ from switchboard.admin.status import RuntimeStatus, runtime_status
 from switchboard.calls import CallSink, CountingSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
+from switchboard.driver import CallNow, call_now
 from switchboard.redaction import redact
 from switchboard.serving import (
     database_dsn,
@@ -155,7 +156,17 @@ class AriApp:
             in_progress=self._calls_in_progress,
             checks={"ari": self._ari_ready},
             ari=self._ari_figures,
+            calls_now=self._calls_now,
         )
+
+    def _calls_now(self) -> list[CallNow]:
+        """The callers' calls in their scenario or a conversation, longest first (a
+        conversation adopted after a restart is left out: its run is the other process's)."""
+        drivers = [
+            call.driver for call in self.runtime.sessions.values()
+            if isinstance(call, CallSession) and call.driver is not None
+        ]  # fmt: skip
+        return sorted((call_now(d) for d in drivers), key=lambda c: -c.seconds)
 
     def _calls_in_progress(self) -> int:
         """Callers' calls carried now: in their scenario, or a conversation (adopted ones

@@ -29,6 +29,7 @@ from __future__ import annotations
 import uuid
 from collections import ChainMap
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -56,6 +57,44 @@ def caller_priorities(table: dict[str, int], company: Company) -> Mapping[str, i
     live) in front of the configuration's `vip:`; None (the configuration's alone) when
     the table is empty."""
     return ChainMap(table, company.vip) if table else None
+
+
+@dataclass(frozen=True, slots=True)
+class CallNow:
+    """One call being carried now, as a supervisor sees it."""
+
+    call_id: str
+    called: str
+    caller: str
+    scenario: str
+    node: str
+    state: str  # "scenario", "queue" (waiting in one), "talking"
+    seconds: float  # since the call began
+    department: str | None = None  # the queue it waits in, or whose member talks
+    agent: str | None = None  # who talks to the caller
+
+
+def call_now(driver: CallDriver) -> CallNow:
+    """What ``driver``'s call is doing at its run's last event (its node, its state)."""
+    run = driver.run
+    desk = driver.desk
+    waiting = desk.acd.department_of(driver.call_id) if desk is not None else None
+    state = "talking" if run.connected else "queue" if waiting is not None else "scenario"
+    # the run's ACD clock began with the call: the desk's clock since then
+    began = run.clock - run.now
+    seconds = run.now if desk is None else max(run.now, desk.clock.now() - began)
+    outcome_agent = run.outcome_now("connected", "").agent if run.connected else None
+    return CallNow(
+        call_id=driver.call_id,
+        called=run.call.called,
+        caller=run.call.caller,
+        scenario=run.scenario,
+        node=run.node_name,
+        state=state,
+        seconds=round(seconds, 1),
+        department=waiting if waiting is not None else run.connected_department,
+        agent=outcome_agent,
+    )
 
 
 def new_call_id(instance: str) -> str:

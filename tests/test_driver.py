@@ -14,7 +14,7 @@ import pytest
 from switchboard.acd import Acd
 from switchboard.calls import MemorySink
 from switchboard.clock import Clock
-from switchboard.driver import CallDriver, Desk
+from switchboard.driver import CallDriver, Desk, call_now
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -168,3 +168,25 @@ async def test_an_agent_who_transfers_the_caller_is_done_while_the_call_goes_on(
     assert (outcome.extra["transfers"], outcome.extra["transferred_to"]) == (1, "777@phones")
     assert outcome.extra["ended_by"] == "transfer target"
     assert solo.stats.calls == 1  # counted once
+
+
+@pytest.mark.asyncio
+async def test_calls_now_says_where_each_call_is_for_supervisors() -> None:
+    clock = StoppedClock()
+    desk = Desk(Acd.for_company(company_from(DESK)), clock)
+    first, first_port = a_call(desk, "79031110001")
+    await first.start()
+    clock.t += 5
+    second, _ = a_call(desk, "79031110002")  # arrives 5 s later
+    await second.start()
+    [ring] = first_port.rung
+    clock.t += 2
+    await first.handle(ev.LegAnswered(ring.leg_id), 7.0)
+    now = {c.caller: c for c in (call_now(first), call_now(second))}
+    talking, waiting = now["79031110001"], now["79031110002"]
+    assert (talking.state, talking.agent, talking.department, talking.seconds) == (
+        "talking", "solo", "desk", 7.0,
+    )  # fmt: skip
+    assert (waiting.state, waiting.node, waiting.department, waiting.seconds) == (
+        "queue", "wait", "desk", 2.0,
+    )  # fmt: skip

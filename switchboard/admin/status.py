@@ -19,7 +19,7 @@ import structlog
 from switchboard.admin.metrics import AgiFigures, AriFigures, RecordCounts, Snapshot
 from switchboard.calls import CallSink, CountingSink, MemorySink
 from switchboard.config.company import Company
-from switchboard.driver import Desk
+from switchboard.driver import CallNow, Desk
 from switchboard.storage.probe import DatabaseProbe
 from switchboard.storage.sink import PostgresSink
 
@@ -42,6 +42,8 @@ class RuntimeStatus:
     database: DatabaseProbe | None = None
     ari: Callable[[], AriFigures] | None = None
     agi: Callable[[], AgiFigures] | None = None
+    # the calls carried now (number, scenario, node, state, how long), longest first
+    calls_now: Callable[[], list[CallNow]] = list
     pending_callbacks: int | None = field(default=None, init=False)  # as last `refresh`ed
 
     async def readiness(self) -> dict[str, str | None]:
@@ -85,6 +87,7 @@ def runtime_status(
     checks: Mapping[str, ReadyCheck],
     ari: Callable[[], AriFigures] | None = None,
     agi: Callable[[], AgiFigures] | None = None,
+    calls_now: Callable[[], list[CallNow]] = list,
 ) -> RuntimeStatus:
     """A runtime's status: its own ``checks`` and figures, and, when its calls' records go
     to PostgreSQL, the database's readiness (``database``) and pending call-backs."""
@@ -103,6 +106,7 @@ def runtime_status(
         database=database,
         ari=ari,
         agi=agi,
+        calls_now=calls_now,
     )
 
 
