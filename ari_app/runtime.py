@@ -761,9 +761,10 @@ class CallSession:
             desk=self.runtime.desk, logger=self.log,
         )  # fmt: skip
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
-        self._spawn(self._mark_channel(run.scenario))
         try:
             await driver.start()
+            # after the first step's requests (the answer, the first prompt): off their way
+            self._spawn(self._mark_channel(run.scenario))
             while not run.finished:
                 item = await self.queue.get()
                 if isinstance(item, Drain):
