@@ -156,6 +156,16 @@ CREATE TABLE agent_changes (
 COMMENT ON TABLE agent_changes IS 'Every change agents made to their state: who, when, why.';
 CREATE INDEX agent_changes_agent_at ON agent_changes (agent, at);
 
+CREATE TABLE api_tokens (
+    id           bigserial PRIMARY KEY,
+    name         text NOT NULL UNIQUE,
+    sha256       text NOT NULL UNIQUE,      -- hex SHA-256 of the token
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz,
+    revoked_at   timestamptz
+);
+COMMENT ON TABLE api_tokens IS 'Bearer tokens of the admin API, by name; the token itself is never stored.';
+
 CREATE TABLE vips (
     caller      text PRIMARY KEY,          -- normalised, as call records store callers
     priority    integer NOT NULL CHECK (priority BETWEEN -1000 AND 1000),

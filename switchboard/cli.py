@@ -38,6 +38,13 @@ AGENT_VERBS = {
     "resume": "end AGENT's pause",
 }
 
+# `switchboard tokens VERB`: what each does
+TOKEN_VERBS = {
+    "create": "make a token named NAME and print it (once: only its hash is kept)",
+    "list": "every token: name, created, last used, revoked",
+    "revoke": "revoke the token named NAME: refused from then on",
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -201,6 +208,15 @@ def _parser() -> argparse.ArgumentParser:
     vip_remove.add_argument("number", metavar="NUMBER", help="the caller's number")
     vip_remove.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
     vip_remove.set_defaults(handler=_vip_change)
+
+    tokens = sub.add_parser("tokens", help="the admin API's bearer tokens: create, list, revoke")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+    for verb, text in TOKEN_VERBS.items():
+        token_command = tokens_sub.add_parser(verb, help=text)
+        if verb != "list":
+            token_command.add_argument("name", metavar="NAME", help="the token's name")
+        token_command.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+        token_command.set_defaults(handler=_tokens)
 
     report = sub.add_parser(
         "report", help="calls per scenario over a period: figures, funnel, menu choices"
@@ -803,6 +819,80 @@ def _with_agents_db(
             await conn.close()
 
     return asyncio.run(main())
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    """`tokens create NAME` / `tokens list` / `tokens revoke NAME`: the admin API's tokens."""
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    from switchboard.storage import api_tokens  # noqa: PLC0415
+
+    verb: str = args.tokens_command
+    command = f"tokens {verb}"
+    dsn = _dsn(args, command)
+    if dsn is None:
+        return EXIT_INVALID
+    if verb != "list" and (wrong := api_tokens.check_name(args.name)) is not None:
+        print(f"switchboard {command}: {wrong}", file=sys.stderr)
+        return EXIT_INVALID
+
+    async def act(conn: Any) -> int:
+        if verb == "create":
+            try:
+                token = await api_tokens.create_token(conn, args.name)
+            except api_tokens.TokenNameTaken as exc:
+                print(f"switchboard {command}: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+            print(token)
+            print(f"token {args.name!r} created: it is shown only now", file=sys.stderr)
+        elif verb == "revoke":
+            revoked = await api_tokens.revoke_token(conn, args.name)
+            if revoked is None:
+                print(f"switchboard {command}: no token named {args.name!r}", file=sys.stderr)
+                return EXIT_FAILURE
+            print(f"token {args.name!r} revoked")
+        else:
+            rows = [
+                (t.name, _stamp(t.created_at), _stamp(t.last_used_at), _stamp(t.revoked_at))
+                for t in await api_tokens.list_tokens(conn)
+            ]
+            if not rows:
+                print("no tokens: `switchboard tokens create NAME` makes one")
+                return EXIT_OK
+            for line in _columns([("NAME", "CREATED", "LAST USED", "REVOKED"), *rows]):
+                print(line)
+        return EXIT_OK
+
+    async def main() -> int:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            print(f"switchboard {command}: cannot connect: {redact(str(exc))}", file=sys.stderr)
+            return EXIT_FAILURE
+        try:
+            return await act(conn)
+        except asyncpg.UndefinedTableError:
+            print(
+                f"switchboard {command}: no schema for tokens: run `switchboard db migrate` first",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def _stamp(when: dt.datetime | None) -> str:
+    return "-" if when is None else f"{when.astimezone():%Y-%m-%d %H:%M:%S}"
+
+
+def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -46,11 +46,11 @@ async def catalog(dsn: str) -> tuple[list[tuple[object, ...]], list[tuple[object
 def test_migrate_creates_the_schema_then_does_nothing_the_second_time(fresh_db: str) -> None:
     first = migrate(fresh_db)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "schema version 6 (1, 2, 3, 4, 5, 6)"
+    assert first.stdout.strip() == "schema version 7 (1, 2, 3, 4, 5, 6, 7)"
     schema_after_first = asyncio.run(catalog(fresh_db))
     second = migrate(fresh_db)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.strip() == "schema version 6 (nothing to do)"
+    assert second.stdout.strip() == "schema version 7 (nothing to do)"
     assert asyncio.run(catalog(fresh_db)) == schema_after_first
     tables = {row[0] for row in schema_after_first[0]}
     assert {"calls", "callbacks", "config_versions", "contacts", "messages"} <= tables
@@ -104,7 +104,7 @@ def test_migrate_upgrades_an_older_database_to_the_current_version(fresh_db: str
     asyncio.run(at_version_1())
     done = migrate(fresh_db)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "schema version 6 (2, 3, 4, 5, 6)"
+    assert done.stdout.strip() == "schema version 7 (2, 3, 4, 5, 6, 7)"
 
 
 def test_migrate_adds_the_agent_tables_to_a_version_2_database_keeping_its_data(
@@ -154,5 +154,5 @@ def test_migrate_adds_the_agent_tables_to_a_version_2_database_keeping_its_data(
     asyncio.run(at_version_2())
     done = migrate(fresh_db)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "schema version 6 (3, 4, 5, 6)"
+    assert done.stdout.strip() == "schema version 7 (3, 4, 5, 6, 7)"
     assert asyncio.run(after()) == (1, "paused", "agents")

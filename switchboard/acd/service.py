@@ -452,6 +452,10 @@ class Acd:
             return False
         return (-a.priority, a.seq) < (-b.priority, b.seq)
 
+    def waiting(self, call: str) -> Waiting | None:
+        """How ``call`` waits (department, priority, since when); None when it does not."""
+        return self._waiting.get(call)
+
     def department_of(self, call: str) -> str | None:
         """The department whose queue ``call`` waits in; None when it does not wait."""
         waiting = self._waiting.get(call)

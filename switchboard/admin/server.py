@@ -35,8 +35,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from switchboard.admin.api import register_api
 from switchboard.admin.metrics import SwitchboardCollector
 from switchboard.admin.status import RuntimeStatus
+from switchboard.admin.wallboard import add_wallboard
 from switchboard.config.company import Company
 from switchboard.config.model import DEFAULT_ADMIN_AGI_LISTEN, DEFAULT_ADMIN_LISTEN, parse_listen
 
@@ -99,6 +101,8 @@ class AdminServer:
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
+        register_api(self.app, status)  # /api/: the admin API (switchboard/admin/api.py)
+        self.wallboard = add_wallboard(self.app, status)  # /wallboard (issue 12, part 4)
         self.address: tuple[str, int] | None = None  # once listening
         self._runner: web.AppRunner | None = None
 

@@ -479,3 +479,70 @@ async def attempts_of(conn: Conn, callback_id: int) -> list[Attempt]:
         )
         for r in rows
     ]
+
+
+# --- the admin API: list, cancel, reschedule -------------------------------------------------
+
+CALLBACK_STATUSES = ("pending", "in_progress", "done", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """A row of ``callbacks``, as the admin API shows it."""
+
+    id: int
+    call_id: str
+    number: str
+    caller: str
+    department: str | None
+    scenario: str
+    created_at: dt.datetime
+    due_at: dt.datetime
+    status: str
+    attempts: int
+    last_result: str | None
+
+
+_ROW = """id, call_id, number, caller, department, scenario, created_at, due_at, status,
+          attempts, last_result"""
+
+
+def _row(row: asyncpg.Record) -> CallbackRow:
+    return CallbackRow(**dict(row))
+
+
+async def list_callbacks(
+    conn: Conn, status: str | None = None, limit: int = 500
+) -> list[CallbackRow]:
+    """Call-backs (of one ``status``), the soonest due first."""
+    rows = await conn.fetch(
+        f"SELECT {_ROW} FROM callbacks WHERE $1::text IS NULL OR status = $1 "  # noqa: S608 - fixed text
+        "ORDER BY due_at, id LIMIT $2",
+        status,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def callback_row(conn: Conn, callback_id: int) -> CallbackRow | None:
+    row = await conn.fetchrow(f"SELECT {_ROW} FROM callbacks WHERE id = $1", callback_id)  # noqa: S608 - fixed text
+    return None if row is None else _row(row)
+
+
+async def cancel_callback(conn: Conn, callback_id: int) -> bool:
+    """Cancel a pending call-back; False when it is not pending (or not there).  One
+    being made now (``in_progress``) is its holder's to finish."""
+    done = await conn.execute(
+        "UPDATE callbacks SET status = 'cancelled', last_result = 'cancelled' "
+        "WHERE id = $1 AND status = 'pending'",
+        callback_id,
+    )
+    return done == "UPDATE 1"
+
+
+async def reschedule_callback(conn: Conn, callback_id: int, at: dt.datetime) -> bool:
+    """Make a pending call-back due at ``at``; False when it is not pending."""
+    done = await conn.execute(
+        "UPDATE callbacks SET due_at = $2 WHERE id = $1 AND status = 'pending'", callback_id, at
+    )
+    return done == "UPDATE 1"

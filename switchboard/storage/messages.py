@@ -1,4 +1,4 @@
-"""Voicemail messages, as `switchboard messages` lists them."""
+"""Voicemail messages, as `switchboard messages` lists them (and the admin API)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+_COLUMNS = "id, created_at, caller, called, mailbox, length_s, recording"
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,23 +18,34 @@ class Message:
     called: str
     mailbox: str | None
     length: float
-    recording: str
+    recording: str  # the Asterisk recording's name (its file is NAME.wav)
+    id: int = 0
 
 
-async def recent_messages(conn: asyncpg.Connection, limit: int = 50) -> list[Message]:
+def _message(r: asyncpg.Record) -> Message:
+    return Message(
+        r["created_at"],
+        r["caller"],
+        r["called"],
+        r["mailbox"],
+        float(r["length_s"]),
+        r["recording"],
+        r["id"],
+    )
+
+
+async def recent_messages(
+    conn: asyncpg.Connection | PoolConnectionProxy, limit: int = 50
+) -> list[Message]:
     rows = await conn.fetch(
-        """SELECT created_at, caller, called, mailbox, length_s, recording
-           FROM messages ORDER BY created_at DESC LIMIT $1""",
+        f"SELECT {_COLUMNS} FROM messages ORDER BY created_at DESC, id DESC LIMIT $1",  # noqa: S608 - fixed text
         limit,
     )
-    return [
-        Message(
-            r["created_at"],
-            r["caller"],
-            r["called"],
-            r["mailbox"],
-            float(r["length_s"]),
-            r["recording"],
-        )
-        for r in rows
-    ]
+    return [_message(r) for r in rows]
+
+
+async def message_by_id(
+    conn: asyncpg.Connection | PoolConnectionProxy, message_id: int
+) -> Message | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM messages WHERE id = $1", message_id)  # noqa: S608 - fixed text
+    return None if row is None else _message(row)
