@@ -644,10 +644,8 @@ def _agents_list(args: argparse.Namespace) -> int:
             )
             for r in rows
         ]
-        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-        for line in table:
-            cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-            print("  ".join([*cells, line[-1]]))
+        for line in _columns(table):
+            print(line)
         return EXIT_OK
 
     return _with_agents_db(args, show)
@@ -734,10 +732,8 @@ def _vip_list(args: argparse.Namespace) -> int:
             (r["caller"], str(r["priority"]), r["added_at"][:19].replace("T", " "), r["note"])
             for r in rows
         ]
-        widths = [max(len(line[i]) for line in table) for i in range(3)]
-        for line in table:
-            cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-            print("  ".join([*cells, line[-1]]).rstrip())
+        for line in _columns(table):
+            print(line)
         return EXIT_OK
 
     return _with_agents_db(args, show, "vip list")
@@ -773,20 +769,14 @@ def _vip_change(args: argparse.Namespace) -> int:
 
 
 AgentsAction = Callable[[Any, int, Company], Awaitable[int]]
+DbAction = Callable[[Any], Awaitable[int]]
 
 
-def _with_agents_db(
-    args: argparse.Namespace, action: AgentsAction, command: str = "agents list"
-) -> int:
-    """Connect, load the current configuration version, run ``action(conn, version,
-    company)``; the usual errors as one line on stderr."""
+def _on_db(command: str, dsn: str, what: str, action: DbAction) -> int:
+    """Connect, run ``action(conn)`` and close; the usual failures as one line on stderr:
+    no connection (exit 1), no schema for ``what`` yet (1), a stored configuration this
+    release cannot load (2)."""
     import asyncpg  # noqa: PLC0415 - only the db commands need the driver
-
-    from switchboard.storage.config_store import current_config  # noqa: PLC0415
-
-    dsn = _dsn(args, command)
-    if dsn is None:
-        return EXIT_INVALID
 
     async def main() -> int:
         try:
@@ -795,18 +785,8 @@ def _with_agents_db(
             print(f"switchboard {command}: cannot connect: {redact(str(exc))}", file=sys.stderr)
             return EXIT_FAILURE
         try:
-            current = await current_config(conn)
-            if current is None:
-                print(
-                    f"switchboard {command}: no configuration stored: "
-                    "run `switchboard config import` first",
-                    file=sys.stderr,
-                )
-                return EXIT_FAILURE
-            version, _, company = current
-            return await action(conn, version, company)
+            return await action(conn)
         except asyncpg.UndefinedTableError:
-            what = command.split(maxsplit=1)[0]
             print(
                 f"switchboard {command}: no schema for {what}: run `switchboard db migrate` first",
                 file=sys.stderr,
@@ -821,10 +801,34 @@ def _with_agents_db(
     return asyncio.run(main())
 
 
+def _with_agents_db(
+    args: argparse.Namespace, action: AgentsAction, command: str = "agents list"
+) -> int:
+    """Load the current configuration version and run ``action(conn, version, company)``
+    (`_on_db`)."""
+    from switchboard.storage.config_store import current_config  # noqa: PLC0415
+
+    dsn = _dsn(args, command)
+    if dsn is None:
+        return EXIT_INVALID
+
+    async def with_company(conn: Any) -> int:
+        current = await current_config(conn)
+        if current is None:
+            print(
+                f"switchboard {command}: no configuration stored: "
+                "run `switchboard config import` first",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        version, _, company = current
+        return await action(conn, version, company)
+
+    return _on_db(command, dsn, command.split(maxsplit=1)[0], with_company)
+
+
 def _tokens(args: argparse.Namespace) -> int:
     """`tokens create NAME` / `tokens list` / `tokens revoke NAME`: the admin API's tokens."""
-    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
-
     from switchboard.storage import api_tokens  # noqa: PLC0415
 
     verb: str = args.tokens_command
@@ -863,24 +867,7 @@ def _tokens(args: argparse.Namespace) -> int:
                 print(line)
         return EXIT_OK
 
-    async def main() -> int:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            print(f"switchboard {command}: cannot connect: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_FAILURE
-        try:
-            return await act(conn)
-        except asyncpg.UndefinedTableError:
-            print(
-                f"switchboard {command}: no schema for tokens: run `switchboard db migrate` first",
-                file=sys.stderr,
-            )
-            return EXIT_FAILURE
-        finally:
-            await conn.close()
-
-    return asyncio.run(main())
+    return _on_db(command, dsn, "tokens", act)
 
 
 def _stamp(when: dt.datetime | None) -> str:
@@ -956,8 +943,8 @@ PeriodAction = Callable[[Any, str, dt.datetime, dt.datetime], Awaitable[int]]
 
 
 def _with_period_db(args: argparse.Namespace, command: str, action: PeriodAction) -> int:
-    """Read the period, connect, find the company's timezone, run ``action(conn, zone,
-    start, end)`` with the session in that timezone; the usual errors as one line."""
+    """Read the period, find the company's timezone, run ``action(conn, zone, start, end)``
+    with the session in that timezone (`_on_db`); the usual errors as one line."""
     import asyncpg  # noqa: PLC0415 - only the db commands need the driver
 
     from switchboard.storage.reports import company_timezone, set_timezone  # noqa: PLC0415
@@ -976,48 +963,31 @@ def _with_period_db(args: argparse.Namespace, command: str, action: PeriodAction
     if dsn is None:
         return EXIT_INVALID
 
-    async def main() -> int:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            print(f"switchboard {command}: cannot connect: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_FAILURE
-        try:
-            zone = args.timezone or await company_timezone(conn)
-            if zone is None:
-                print(
-                    f"switchboard {command}: no configuration stored, so no timezone: run "
-                    "`switchboard config import` first, or give --timezone",
-                    file=sys.stderr,
-                )
-                return EXIT_FAILURE
-            try:
-                await set_timezone(conn, zone)
-            except asyncpg.InvalidParameterValueError:
-                print(
-                    f"switchboard {command}: PostgreSQL does not know timezone {zone!r}",
-                    file=sys.stderr,
-                )
-                return EXIT_INVALID
-            local = ZoneInfo(zone)
-            since, until = (t if t.tzinfo else t.replace(tzinfo=local) for t in (start, end))
-            if until <= since:
-                print(f"switchboard {command}: --to must be after --from", file=sys.stderr)
-                return EXIT_INVALID
-            return await action(conn, zone, since, until)
-        except asyncpg.UndefinedTableError:
+    async def in_zone(conn: Any) -> int:
+        zone = args.timezone or await company_timezone(conn)
+        if zone is None:
             print(
-                f"switchboard {command}: no schema for reports: run `switchboard db migrate` first",
+                f"switchboard {command}: no configuration stored, so no timezone: run "
+                "`switchboard config import` first, or give --timezone",
                 file=sys.stderr,
             )
             return EXIT_FAILURE
-        except ConfigError as exc:
-            print(str(exc), file=sys.stderr)
+        try:
+            await set_timezone(conn, zone)
+        except asyncpg.InvalidParameterValueError:
+            print(
+                f"switchboard {command}: PostgreSQL does not know timezone {zone!r}",
+                file=sys.stderr,
+            )
             return EXIT_INVALID
-        finally:
-            await conn.close()
+        local = ZoneInfo(zone)
+        since, until = (t if t.tzinfo else t.replace(tzinfo=local) for t in (start, end))
+        if until <= since:
+            print(f"switchboard {command}: --to must be after --from", file=sys.stderr)
+            return EXIT_INVALID
+        return await action(conn, zone, since, until)
 
-    return asyncio.run(main())
+    return _on_db(command, dsn, "reports", in_zone)
 
 
 def _department_members(company: Company) -> dict[str, list[str]]:
