@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import json
 import os
 import time
@@ -39,11 +38,11 @@ from aiohttp import web
 from switchboard.acd.agents import Agent
 from switchboard.admin.openapi import OPENAPI
 from switchboard.admin.status import RuntimeStatus
+from switchboard.admin.tokens import TOKEN_TTL, TokenCheck
 from switchboard.config.company import Company
 from switchboard.redaction import describe
 from switchboard.report import GROUP_BY, parse_when, report_json
 from switchboard.simulate import AgentBehaviour, SimulationError, simulate
-from switchboard.storage.api_tokens import active_hashes, mark_used, token_sha256
 from switchboard.storage.callbacks import (
     CALLBACK_STATUSES,
     CallbackRow,
@@ -66,8 +65,6 @@ log = structlog.get_logger("switchboard.admin")
 
 PREFIX = "/api"
 OPEN_PATHS = frozenset({"/api/openapi.json"})  # asked without a token
-TOKEN_TTL = 5.0  # seconds the tokens not revoked are kept before the table is read again
-TOUCH_EVERY = 60.0  # seconds between two writes of one token's last_used_at
 DB_TIMEOUT = 10.0  # seconds a request's database work may take
 REASON_LIMIT = 200  # characters of a pause reason, as `switchboard agents pause`
 LIST_LIMIT = 500  # rows a list answers at most
@@ -93,46 +90,6 @@ class ApiError(Exception):
         return web.json_response(body, status=self.status)
 
 
-class _Tokens:
-    """The tokens not revoked, as (name, SHA-256), read again once `TOKEN_TTL` old."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._lock = asyncio.Lock()
-        self._hashes: list[tuple[str, str]] = []
-        self._at: float | None = None  # monotonic; None: never read
-        self._touched: dict[str, float] = {}  # name -> monotonic time last_used_at was set
-
-    def _fresh(self) -> bool:
-        return self._at is not None and time.monotonic() - self._at < TOKEN_TTL
-
-    async def name_of(self, token: str) -> str | None:
-        """The name of the valid token ``token``; None when it is none."""
-        if not self._fresh():
-            async with self._lock:
-                if not self._fresh():
-                    async with self._pool.acquire() as conn:
-                        self._hashes = await active_hashes(conn)
-                    self._at = time.monotonic()
-        presented = token_sha256(token)
-        found = None
-        for name, digest in self._hashes:  # every one compared: no early exit to time
-            if hmac.compare_digest(presented, digest):
-                found = name
-        if found is not None:
-            await self._touch(found)
-        return found
-
-    async def _touch(self, name: str) -> None:
-        now = time.monotonic()
-        last = self._touched.get(name)
-        if last is not None and now - last < TOUCH_EVERY:
-            return
-        self._touched[name] = now
-        async with self._pool.acquire() as conn:
-            await mark_used(conn, name)
-
-
 class Api:
     """The routes of `api_app`, over one runtime's status."""
 
@@ -141,7 +98,7 @@ class Api:
         self.pool: asyncpg.Pool | None = (
             status.database.pool if status.database is not None else None
         )
-        self.tokens = _Tokens(self.pool) if self.pool is not None else None
+        self.tokens = TokenCheck(self.pool, TOKEN_TTL) if self.pool is not None else None
         self.recordings = Path(
             recordings_dir or os.environ.get("SWITCHBOARD_RECORDINGS_DIR") or RECORDINGS_DIR
         )

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -45,11 +44,11 @@ from aiohttp import web
 
 from switchboard.acd.agents import Agent
 from switchboard.admin.status import RuntimeStatus, _inner
+from switchboard.admin.tokens import TOKEN_TTL, TokenCheck
 from switchboard.calls import CallRecord, MemorySink
 from switchboard.config.company import Company
 from switchboard.config.model import QueueNode
 from switchboard.driver import CallNow
-from switchboard.storage.api_tokens import active_hashes, list_tokens, token_sha256
 
 log = structlog.get_logger("switchboard.admin")
 
@@ -60,7 +59,6 @@ SERVICE_LEVEL_S = 20.0  # answered within this many seconds of waiting counts as
 LANGUAGES = ("en", "ru")
 COOKIE = "switchboard_wallboard"  # the admin API token a browser showed once
 COOKIE_DAYS = 30  # a wallboard screen is left on: it keeps its token this long
-TOKENS_TTL = 5.0  # seconds the tokens not revoked are kept before being read again
 STATIC_FILES = {  # name -> content type
     "wallboard.html": "text/html; charset=utf-8",
     "wallboard.js": "text/javascript; charset=utf-8",
@@ -314,57 +312,42 @@ class Access:
     """Who may see the wallboard.  With no database, or no admin API token ever created,
     anyone who reaches the admin address (loopback by default); once one was (even if
     all are revoked since), a browser holding a token not revoked: given once as
-    ``?token=``, kept in an HttpOnly cookie, checked at each request against the
-    tokens not revoked (read again every `TOKENS_TTL` s, so a revoked token stops
-    working within seconds)."""
+    ``?token=``, kept in an HttpOnly cookie, checked at each request by the API's
+    `TokenCheck` (read again every ``ttl`` s, so a revoked token stops working within
+    seconds)."""
 
     def __init__(self, status: RuntimeStatus) -> None:
         self.status = status
-        self.ttl = TOKENS_TTL
-        self._lock = asyncio.Lock()
-        self._hashes: list[str] | None = None  # None: no token ever created
-        self._at: float | None = None  # monotonic; None: never read
+        self.ttl = TOKEN_TTL
+        self._check: TokenCheck | None = None
 
-    async def _tokens(self) -> list[str] | None:
-        """The SHA-256 of each token not revoked; None without a database or when no
-        token was ever created.
-        `web.HTTPServiceUnavailable` when the database cannot say (closed, not open)."""
+    def _tokens(self) -> TokenCheck | None:
         probe = self.status.database
         if probe is None:
             return None
-        async with self._lock:
-            if self._at is None or time.monotonic() - self._at >= self.ttl:
-                self._hashes = await _token_hashes(probe.pool)
-                self._at = time.monotonic()
-            return self._hashes
+        if self._check is None or self._check.pool is not probe.pool:
+            self._check = TokenCheck(probe.pool)
+        self._check.ttl = self.ttl
+        return self._check
 
     async def allows(self, token: str | None) -> bool:
-        hashes = await self._tokens()
-        if hashes is None:
+        """`web.HTTPServiceUnavailable` when the database cannot say (closed, not open)."""
+        check = self._tokens()
+        if check is None:
             return True
-        if not token:
-            return False
-        presented = token_sha256(token)
-        found = False
-        for digest in hashes:  # every one compared: no early exit to time
-            found |= hmac.compare_digest(presented, digest)
-        return found
-
-
-async def _token_hashes(pool: asyncpg.Pool) -> list[str] | None:
-    try:
-        async with asyncio.timeout(2.0), pool.acquire() as conn:
-            if not await list_tokens(conn):
-                return None
-            return [digest for _, digest in await active_hashes(conn)]
-    except asyncpg.UndefinedTableError:  # a database not migrated to 0007: no tokens
-        return None
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        log.warning("wallboard: the admin API's tokens not read: refusing")
-        raise web.HTTPServiceUnavailable(
-            text="the database does not answer: cannot check the wallboard's token\n",
-            headers=SECURITY_HEADERS,
-        ) from None
+        try:
+            async with asyncio.timeout(2.0):
+                if not await check.ever_made():
+                    return True
+                return bool(token) and await check.name_of(token or "") is not None
+        except asyncpg.UndefinedTableError:  # a database not migrated to 0007: no tokens
+            return True
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.warning("wallboard: the admin API's tokens not read: refusing")
+            raise web.HTTPServiceUnavailable(
+                text="the database does not answer: cannot check the wallboard's token\n",
+                headers=SECURITY_HEADERS,
+            ) from None
 
 
 class Wallboard:
