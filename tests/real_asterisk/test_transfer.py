@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from switchboard.acd.agents import Agent
+from switchboard.calls import CallRecord
 from switchboard.config.company import Company
 from switchboard.config.load import load_text
 from tests.real_asterisk.conftest import Running
@@ -63,16 +65,21 @@ scenarios:
 """
 
 
-@pytest.mark.skipif(not SIPP, reason="no SIPp: set SWITCHBOARD_TEST_SIPP to run")
-async def test_a_phones_blind_transfer_is_followed_to_the_end_and_recorded(
-    pbx: RealAsterisk, switchboard: Start, tmp_path: Path
-) -> None:
+async def transferred_call(
+    pbx: RealAsterisk, switchboard: Start, folder: Path, scenario: Path, *sets: str
+) -> tuple[CallRecord, Agent]:
+    """A caller queued to ivanov, whose phone is SIPp running ``scenario`` (``sets``: its
+    ``-set NAME VALUE`` pairs); the record, and ivanov as the ACD left him.  The phone
+    must end its part with exit 0; Asterisk is left with no channel and no bridge."""
     company = load_text(CONFIG, "transfer.yaml").raise_for_errors()
+    variables = [
+        word for pair in zip(sets[::2], sets[1::2], strict=True) for word in ("-set", *pair)
+    ]
     phone = await asyncio.create_subprocess_exec(
-        SIPP, "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", "5070", "-m", "1", "-nostdin",
-        "-set", "transfer_to", TRANSFER_TO, "-set", "talk_ms", str(TALK_MS),
+        SIPP, "-sf", str(scenario), "-i", "127.0.0.1", "-p", "5070", "-m", "1", "-nostdin",
+        *variables, "-set", "talk_ms", str(TALK_MS),
         "-timeout", "40s", "-timeout_error", "-trace_err",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        cwd=folder, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:
         async with switchboard(company) as sb:
@@ -93,9 +100,18 @@ async def test_a_phones_blind_transfer_is_followed_to_the_end_and_recorded(
     assert (outcome.result, outcome.agent, outcome.reason) == (
         "connected", "ivanov", "transfer target hung up",
     )  # fmt: skip
-    assert outcome.extra["transfers"] == 1
-    assert str(outcome.extra["transferred_to"]).startswith(f"{TRANSFER_TO}@")
-    assert outcome.extra["ended_by"] == "transfer target"
+    assert (outcome.extra["transfers"], outcome.extra["ended_by"]) == (1, "transfer target")
+    return record, ivanov
+
+
+@pytest.mark.skipif(not SIPP, reason="no SIPp: set SWITCHBOARD_TEST_SIPP to run")
+async def test_a_phones_blind_transfer_is_followed_to_the_end_and_recorded(
+    pbx: RealAsterisk, switchboard: Start, tmp_path: Path
+) -> None:
+    record, ivanov = await transferred_call(
+        pbx, switchboard, tmp_path, SCENARIO, "transfer_to", TRANSFER_TO
+    )
+    assert str(record.outcome.extra["transferred_to"]).startswith(f"{TRANSFER_TO}@")
     assert ivanov.stats.talk == pytest.approx(TALK_MS / 1000, abs=1.5)  # up to the transfer
 
 
@@ -108,31 +124,8 @@ async def test_a_phones_attended_transfer_is_followed_to_the_end_and_recorded(
     call.  Asterisk puts ``Local/_attended@transfer`` into Switchboard's bridge in place
     of the phone's channel (main/bridge.c attended_transfer_bridge); its other half
     takes the colleague's place."""
-    company = load_text(CONFIG, "transfer.yaml").raise_for_errors()
-    phone = await asyncio.create_subprocess_exec(
-        SIPP, "-sf", str(ATTENDED), "-i", "127.0.0.1", "-p", "5070", "-m", "1", "-nostdin",
-        "-set", "consult_to", CONSULT_TO, "-set", "talk_ms", str(TALK_MS),
-        "-set", "consult_ms", "300", "-timeout", "40s", "-timeout_error", "-trace_err",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        async with switchboard(company) as sb:
-            call = await pbx.call(NUMBER, CALLER)
-            record = await sb.record(call, within=40)
-            ivanov = sb.app.runtime.acd.agents["ivanov"]
-            assert (ivanov.state, ivanov.stats.calls) == ("wrapup", 1)
-            assert await pbx.settled() == ([], []), "left behind in Asterisk"
-        async with asyncio.timeout(30):
-            out, _ = await phone.communicate()
-    finally:
-        if phone.returncode is None:
-            phone.kill()
-            await phone.wait()
-    assert phone.returncode == 0, out.decode(errors="replace")[-2000:]
-    outcome = record.outcome
-    assert (outcome.result, outcome.agent, outcome.reason) == (
-        "connected", "ivanov", "transfer target hung up",
-    )  # fmt: skip
-    assert (outcome.extra["transfers"], outcome.extra["ended_by"]) == (1, "transfer target")
+    record, _ = await transferred_call(
+        pbx, switchboard, tmp_path, ATTENDED, "consult_to", CONSULT_TO, "consult_ms", "300"
+    )
     [transferred] = [e for s in record.steps for e in s.events if e["event"] == "transferred"]
     assert transferred["kind"] == "attended"
