@@ -41,25 +41,7 @@ from switchboard.storage.callbacks import insert_request
 from switchboard.storage.probe import DatabaseProbe
 from switchboard.storage.sink import PostgresSink
 from tests.helpers import ROOT, company_from
-
-OFFICE = """
-timezone: Europe/Moscow
-employees:
-  - {id: anna, extension: "101"}
-  - {id: boris, extension: "102"}
-departments:
-  - {id: support, members: [anna]}
-  - {id: sales, members: [boris]}
-numbers: [{number: "74951234567", scenario: main}]
-scenarios:
-  main:
-    start: wait
-    nodes:
-      wait: {type: queue, department: support, announce_every: 0, max_wait: 3600, overflow: bye}
-      bye: {type: hangup}
-"""
-CALLED = "74951234567"
-WHEN = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+from tests.test_admin_ari import CALLED, OFFICE, WHEN  # the same office
 
 
 @dataclass
