@@ -8,8 +8,24 @@ CREATE TABLE config_versions (
     yaml        text NOT NULL,
     comment     text
 );
-COMMENT ON TABLE config_versions IS 'Every imported configuration; the newest is the current one.';
+COMMENT ON TABLE config_versions IS
+    'Every imported configuration; config_activations says which one is current.';
 CREATE UNIQUE INDEX config_versions_sha256 ON config_versions (sha256);
+
+CREATE TABLE config_activations (
+    id             bigserial PRIMARY KEY,
+    config_version bigint NOT NULL REFERENCES config_versions (id) ON DELETE CASCADE,
+    activated_at   timestamptz NOT NULL DEFAULT now(),
+    activated_by   text NOT NULL,             -- 'import', 'cli', 'cli:<user>', 'api:<token name>'
+    comment        text
+);
+COMMENT ON TABLE config_activations IS
+    'Each time a configuration version became the current one; the newest row is the current version.';
+
+CREATE VIEW config_current AS
+SELECT config_version AS version, activated_at, activated_by, comment
+FROM config_activations ORDER BY id DESC LIMIT 1;
+COMMENT ON VIEW config_current IS 'The current configuration version (one row; none before the first import).';
 
 CREATE TABLE employees (
     config_version bigint NOT NULL REFERENCES config_versions (id) ON DELETE CASCADE,

@@ -169,6 +169,22 @@ def _parser() -> argparse.ArgumentParser:
         "--version", type=int, metavar="N", help="an older version (default: the current one)"
     )
     config_export.set_defaults(handler=_config_export)
+    config_list = config_sub.add_parser(
+        "list", help="the stored versions, newest first, the current one marked"
+    )
+    config_list.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    config_list.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="the newest N versions (default 20)"
+    )
+    config_list.add_argument("--json", action="store_true", help="one JSON object")
+    config_list.set_defaults(handler=_config_list)
+    config_activate = config_sub.add_parser(
+        "activate", help="make a stored version the current one again (new calls take it)"
+    )
+    config_activate.add_argument("version", type=int, metavar="N", help="the version's number")
+    config_activate.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    config_activate.add_argument("--comment", help="why (kept in the history)")
+    config_activate.set_defaults(handler=_config_activate)
 
     agents = sub.add_parser(
         "agents", help="agents' own states: list, log in or out, pause, resume (kept in the db)"
@@ -506,11 +522,7 @@ async def _run_from_db(dsn: str, command: str, serve: Serve) -> int:
 def _config_import(args: argparse.Namespace) -> int:
     import asyncpg  # noqa: PLC0415 - only the db commands need the driver
 
-    from switchboard.storage.config_store import (  # noqa: PLC0415
-        ConfigRejected,
-        ConfigSuperseded,
-        import_config,
-    )
+    from switchboard.storage.config_store import ConfigRejected, import_config  # noqa: PLC0415
 
     dsn = _dsn(args, "config import")
     if dsn is None:
@@ -537,9 +549,6 @@ def _config_import(args: argparse.Namespace) -> int:
         except ConfigRejected as exc:
             print("\n".join(shown(exc.problems)))
             return EXIT_INVALID
-        except ConfigSuperseded as exc:
-            print(f"switchboard config import: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
         except asyncpg.UndefinedTableError:
             print(
                 "switchboard config import: no schema: run `switchboard db migrate` first",
@@ -552,6 +561,8 @@ def _config_import(args: argparse.Namespace) -> int:
             print(line)
         if result.created:
             print(f"stored as version {result.version}")
+        elif result.activated:
+            print(f"this is version {result.version}, stored before: it is the current one again")
         else:
             print(f"nothing to do: this is version {result.version} already")
         return EXIT_OK
@@ -602,6 +613,113 @@ def _config_export(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print(f"version {found.id} written to {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _config_list(args: argparse.Namespace) -> int:
+    """The stored versions, newest first: a table, or JSON."""
+    from switchboard.storage.config_store import list_versions  # noqa: PLC0415
+
+    command = "config list"
+    dsn = _dsn(args, command)
+    if dsn is None:
+        return EXIT_INVALID
+    if not 1 <= args.limit <= 10_000:
+        print(f"switchboard {command}: --limit is 1..10000, not {args.limit}", file=sys.stderr)
+        return EXIT_INVALID
+
+    async def show(conn: Any) -> int:
+        versions = await list_versions(conn, args.limit)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "versions": [
+                            {
+                                "version": v.id,
+                                "created_at": v.created_at.isoformat(),
+                                "source": v.source,
+                                "sha256": v.sha256,
+                                "comment": v.comment,
+                                "current": v.current,
+                                "activated_at": (
+                                    v.activated_at.isoformat() if v.activated_at else None
+                                ),
+                                "activated_by": v.activated_by,
+                            }
+                            for v in versions
+                        ]
+                    },
+                    ensure_ascii=False,
+                )
+            )
+            return EXIT_OK
+        if not versions:
+            print("no configuration stored: run `switchboard config import FILE`")
+            return EXIT_OK
+        table = [("", "VERSION", "IMPORTED", "FROM", "CURRENT SINCE", "COMMENT")]
+        table += [
+            (
+                "*" if v.current else "",
+                str(v.id),
+                _stamp(v.created_at),
+                v.source,
+                f"{_stamp(v.activated_at)} by {v.activated_by}" if v.current else "",
+                v.comment or "",
+            )
+            for v in versions
+        ]
+        for line in _columns(table):
+            print(line)
+        return EXIT_OK
+
+    return _on_db(command, dsn, "configurations", show)
+
+
+def _config_activate(args: argparse.Namespace) -> int:
+    """Make a stored version current; running apps take it for new calls."""
+    from switchboard.storage.config_store import (  # noqa: PLC0415
+        ConfigRejected,
+        NoSuchVersion,
+        activate_config,
+    )
+
+    command = "config activate"
+    dsn = _dsn(args, command)
+    if dsn is None:
+        return EXIT_INVALID
+
+    async def activate(conn: Any) -> int:
+        try:
+            done = await activate_config(conn, args.version, _cli_user(), args.comment)
+        except NoSuchVersion as exc:
+            print(f"switchboard {command}: {exc} (`switchboard config list`)", file=sys.stderr)
+            return EXIT_FAILURE
+        except ConfigRejected as exc:
+            for line in exc.lines:
+                print(line)
+            print(
+                f"switchboard {command}: version {args.version} does not load with this "
+                "release; nothing changed",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+        if done.changed:
+            print(f"version {done.version} is the current one (was {done.previous})")
+        else:
+            print(f"nothing to do: version {done.version} is the current one already")
+        return EXIT_OK
+
+    return _on_db(command, dsn, "configurations", activate)
+
+
+def _cli_user() -> str:
+    """``cli:<login>`` for the history of who changed what; ``cli`` when there is no login."""
+    import getpass  # noqa: PLC0415
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container's uid with no passwd entry and no $USER
+        return "cli"
 
 
 def _agents_list(args: argparse.Namespace) -> int:

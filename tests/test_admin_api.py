@@ -142,6 +142,7 @@ ROUTES = [
     ("GET", "/api/v1/config/versions"),
     ("POST", "/api/v1/config/versions"),
     ("GET", "/api/v1/config/versions/1"),
+    ("POST", "/api/v1/config/versions/1/activate"),
     ("POST", "/api/v1/simulate"),
 ]
 
@@ -471,8 +472,6 @@ async def test_configuration_versions_are_imported_with_checks_listed_and_read(
         assert (status, body["version"], body["created"]) == (200, 1, False)
         second = GOOD.replace("max_wait: 3600", "max_wait: 600")
         assert (await api.post("/api/v1/config/versions", text=second))[1]["version"] == 2
-        status, body = await api.post("/api/v1/config/versions", text=GOOD)
-        assert (status, body["error"]) == (409, "config_superseded")
         assert (await api.post("/api/v1/config/versions", text="  "))[0] == 400
 
         status, body = await api.get("/api/v1/config/versions")
@@ -485,8 +484,47 @@ async def test_configuration_versions_are_imported_with_checks_listed_and_read(
         assert (status, text.decode()) == (200, second)
         assert (await api.get("/api/v1/config/versions/3"))[0] == 404
         assert (await api.get("/api/v1/config/versions/x"))[0] == 404
+
+
+@pytest.mark.asyncio
+async def test_an_older_configuration_version_is_made_current_again(
+    sink: PostgresSink, tmp_path: Path
+) -> None:
+    async with office(sink, tmp_path) as (_, api):
+        assert (await api.post("/api/v1/config/versions", text=GOOD))[0] == 201
+        second = GOOD.replace("max_wait: 3600", "max_wait: 600")
+        assert (await api.post("/api/v1/config/versions", text=second))[0] == 201
+
+        status, body = await api.post("/api/v1/config/versions/1/activate?comment=rollback")
+        assert (status, body) == (200, {"version": 1, "changed": True, "previous": 2})
         status, body = await api.post("/api/v1/config/versions/1/activate")
-        assert status == 404  # not supported: the newest version is the current one
+        assert (status, body) == (200, {"version": 1, "changed": False, "previous": 1})
+        status, body = await api.get("/api/v1/config/versions")
+        listed = [(v["version"], v["current"], v["activated_by"]) for v in body["versions"]]
+        assert listed == [(2, False, "import"), (1, True, f"api:{api.token_name}")]
+        # importing version 2's text again makes it current again: nothing is stored twice
+        status, body = await api.post("/api/v1/config/versions", text=second)
+        assert (status, body["version"], body["created"], body["activated"]) == (
+            200,
+            2,
+            False,
+            True,
+        )
+
+        status, body = await api.post("/api/v1/config/versions/7/activate")
+        assert (status, body["error"], body["message"]) == (404, "not_found", "no version 7 stored")
+        assert (await api.post("/api/v1/config/versions/x/activate"))[0] == 404
+        assert (await api.get("/api/v1/config/versions/1/activate"))[0] == 405
+        async with sink.pool.acquire() as conn:  # stored by a release with other rules
+            await conn.execute(
+                """INSERT INTO config_versions (source, sha256, yaml)
+                   VALUES ('old.yaml', 'x', 'numbers: 7')"""
+            )
+        status, body = await api.post("/api/v1/config/versions/3/activate")
+        assert (status, body["error"]) == (422, "config_rejected")
+        assert body["problems"][0].startswith("old.yaml@v3:")
+        versions = (await api.get("/api/v1/config/versions"))[1]["versions"]
+        assert [v["current"] for v in versions] == [False, True, False]
 
 
 def write(folder: Path, name: str, text: str) -> Path:

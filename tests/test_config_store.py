@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -32,11 +34,13 @@ from switchboard.simulate import AgentBehaviour, simulate
 from switchboard.storage.config_store import (
     CHANNEL,
     ConfigRejected,
-    ConfigSuperseded,
     ConfigWatcher,
     NoConfigStored,
+    NoSuchVersion,
+    activate_config,
     current_config,
     import_config,
+    list_versions,
     stored_config,
 )
 from tests.helpers import EXAMPLES, ROOT
@@ -288,17 +292,125 @@ async def test_each_version_has_its_employees_departments_and_numbers(db: str) -
 
 
 @pytest.mark.asyncio
-async def test_reimporting_an_older_version_is_refused_and_changes_nothing(db: str) -> None:
+async def test_reimporting_an_older_version_makes_it_current_again_without_storing_it_twice(
+    db: str,
+) -> None:
     async with connected(db) as conn:
         first = await import_config(conn, OFFICE, "v1.yaml")
         second = await import_config(conn, OFFICE_V2, "v2.yaml")
-        with pytest.raises(ConfigSuperseded) as superseded:
-            await import_config(conn, OFFICE, "v1-again.yaml")
+        again = await import_config(conn, OFFICE, "v1-again.yaml")
         assert await count(conn, "config_versions") == 2
         current = await current_config(conn)
-    assert (superseded.value.version, superseded.value.current) == (first.version, second.version)
+        same = await import_config(conn, OFFICE, "v1-again.yaml")
+        history = await conn.fetch(
+            "SELECT config_version, activated_by FROM config_activations ORDER BY id"
+        )
+    assert (again.version, again.created, again.activated) == (first.version, False, True)
     assert current is not None
-    assert current[:2] == (second.version, OFFICE_V2)
+    assert current[:2] == (first.version, OFFICE)
+    assert (same.version, same.created, same.activated) == (first.version, False, False)
+    assert [tuple(r) for r in history] == [
+        (first.version, "import"), (second.version, "import"), (first.version, "import"),
+    ]  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_activating_an_older_version_makes_it_current_and_a_running_app_takes_it(
+    db: str,
+) -> None:
+    async with connected(db) as conn:
+        first = await import_config(conn, OFFICE, "v1.yaml", "the first")
+        second = await import_config(conn, OFFICE_V2, "v2.yaml")
+        async with watcher_on(db) as watcher:
+            assert watcher.version == second.version
+            done = await activate_config(conn, first.version, "cli:anna", "v2 lost calls")
+            async with asyncio.timeout(WAIT):
+                company = await watcher.wait_for_version(first.version)
+            assert company.node_exits("office", "ring_sales")["noanswer"] == "voicemail"
+            assert company.config_version == first.version
+            # forward again, and once more: the second time changes nothing
+            forward = await activate_config(conn, second.version, "api:deploy")
+            async with asyncio.timeout(WAIT):
+                await watcher.wait_for_version(second.version)
+            assert not (await activate_config(conn, second.version, "api:deploy")).changed
+        listed = await list_versions(conn, 10)
+        current = await current_config(conn)
+        with pytest.raises(NoSuchVersion, match="no version 99 stored"):
+            await activate_config(conn, 99, "cli:anna")
+        assert await count(conn, "config_versions") == 2
+    assert (done.version, done.changed, done.previous) == (first.version, True, second.version)
+    assert (forward.changed, forward.previous) == (True, first.version)
+    assert current is not None
+    assert current[0] == second.version
+    assert [(v.id, v.current, v.activated_by, v.comment) for v in listed] == [
+        (second.version, True, "api:deploy", None),
+        (first.version, False, "cli:anna", "the first"),
+    ]
+
+
+def switchboard(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI, with the database in SWITCHBOARD_DSN as an operator would set it."""
+    return subprocess.run(
+        [sys.executable, "-m", "switchboard", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "SWITCHBOARD_DSN": dsn, "USER": "anna"},
+    )
+
+
+def test_config_list_and_activate_on_the_command_line(db: str, tmp_path: Path) -> None:
+    v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    v1.write_text(OFFICE)
+    v2.write_text(OFFICE_V2)
+    assert switchboard("config", "list", dsn=db).stdout == (
+        "no configuration stored: run `switchboard config import FILE`\n"
+    )
+    assert switchboard("config", "import", str(v1), "--comment", "first", dsn=db).returncode == 0
+    assert switchboard("config", "import", str(v2), dsn=db).returncode == 0
+
+    done = switchboard("config", "activate", "1", "--comment", "v2 lost calls", dsn=db)
+    assert (done.returncode, done.stdout) == (0, "version 1 is the current one (was 2)\n")
+    again = switchboard("config", "activate", "1", dsn=db)
+    assert again.stdout == "nothing to do: version 1 is the current one already\n"
+    table = switchboard("config", "list", dsn=db).stdout.splitlines()
+    assert table[0].split() == ["VERSION", "IMPORTED", "FROM", "CURRENT", "SINCE", "COMMENT"]
+    assert table[1].split()[:1] == ["2"]
+    assert table[1].endswith(str(v2))  # no comment, not current
+    assert table[2].startswith("*  1 ")
+    assert table[2].endswith("by cli:anna  first")
+    listed = json.loads(switchboard("config", "list", "--json", dsn=db).stdout)
+    assert [(v["version"], v["current"], v["activated_by"]) for v in listed["versions"]] == [
+        (2, False, "import"), (1, True, "cli:anna"),
+    ]  # fmt: skip
+
+    back = switchboard("config", "import", str(v2), dsn=db)
+    assert back.stdout == "this is version 2, stored before: it is the current one again\n"
+    missing = switchboard("config", "activate", "9", dsn=db)
+    assert (missing.returncode, missing.stderr) == (
+        1, "switchboard config activate: no version 9 stored (`switchboard config list`)\n",
+    )  # fmt: skip
+    assert switchboard("config", "list", "--limit", "0", dsn=db).returncode == 2
+
+
+@pytest.mark.asyncio
+async def test_a_version_that_does_not_load_with_this_release_is_not_activated(db: str) -> None:
+    async with connected(db) as conn:
+        first = await import_config(conn, OFFICE, "v1.yaml")
+        # a row stored by another release whose rules differ
+        old: int = await conn.fetchval(
+            """INSERT INTO config_versions (source, sha256, yaml)
+               VALUES ('old.yaml', 'not-a-digest', 'scenarios: {}\nnumbers: 7') RETURNING id"""
+        )
+        with pytest.raises(ConfigRejected) as rejected:
+            await activate_config(conn, old, "cli:anna")
+        current = await current_config(conn)
+    assert rejected.value.lines
+    assert all(line.startswith(f"old.yaml@v{old}:") for line in rejected.value.lines)
+    assert current is not None
+    assert current[0] == first.version
 
 
 @pytest.mark.asyncio
@@ -364,6 +476,10 @@ async def test_a_stored_version_that_does_not_load_is_skipped_and_the_running_on
             bad: int = await conn.fetchval(
                 """INSERT INTO config_versions (source, sha256, yaml)
                    VALUES ('by hand', 'not-a-digest', 'scenarios: {}\nnumbers: 7') RETURNING id"""
+            )
+            await conn.execute(
+                "INSERT INTO config_activations (config_version, activated_by) VALUES ($1, 'sql')",
+                bad,
             )
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(bad))
             async with asyncio.timeout(WAIT):

@@ -53,8 +53,10 @@ from switchboard.storage.callbacks import (
 )
 from switchboard.storage.config_store import (
     ConfigRejected,
-    ConfigSuperseded,
+    NoSuchVersion,
+    activate_config,
     import_config,
+    list_versions,
     stored_config,
 )
 from switchboard.storage.messages import Message, message_by_id, recent_messages
@@ -468,22 +470,19 @@ class Api:
 
     async def config_versions(self, request: web.Request) -> web.Response:
         async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT id, created_at, source, sha256, comment,
-                          id = max(id) OVER () AS current
-                   FROM config_versions ORDER BY id DESC LIMIT $1""",
-                LIST_LIMIT,
-            )
+            found = await list_versions(cast(asyncpg.Connection, conn), LIST_LIMIT)
         versions = [
             {
-                "version": r["id"],
-                "created_at": r["created_at"].isoformat(),
-                "source": r["source"],
-                "sha256": r["sha256"],
-                "comment": r["comment"],
-                "current": r["current"],
+                "version": v.id,
+                "created_at": v.created_at.isoformat(),
+                "source": v.source,
+                "sha256": v.sha256,
+                "comment": v.comment,
+                "current": v.current,
+                "activated_at": v.activated_at.isoformat() if v.activated_at else None,
+                "activated_by": v.activated_by,
             }
-            for r in rows
+            for v in found
         ]
         return web.json_response({"versions": versions})
 
@@ -522,22 +521,53 @@ class Api:
                     "the configuration has errors; nothing was stored",
                     problems=exc.lines,
                 ) from None
-            except ConfigSuperseded as exc:
-                raise ApiError(409, "config_superseded", str(exc)) from None
         log.info(
             "api: config imported",
             version=result.version,
             created=result.created,
+            activated=result.activated,
             token=request[TOKEN_NAME],
         )
         return web.json_response(
             {
                 "version": result.version,
                 "created": result.created,
+                "activated": result.activated,
                 "sha256": result.sha256,
                 "warnings": [p.format(source) for p in result.warnings],
             },
             status=201 if result.created else 200,
+        )
+
+    async def config_activate(self, request: web.Request) -> web.Response:
+        version = _int_id(request, "version")
+        comment = request.query.get("comment") or None
+        async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
+            try:
+                done = await activate_config(
+                    cast(asyncpg.Connection, conn),
+                    version,
+                    f"api:{request[TOKEN_NAME]}",
+                    comment,
+                )
+            except NoSuchVersion as exc:
+                raise ApiError(404, "not_found", str(exc)) from None
+            except ConfigRejected as exc:
+                raise ApiError(
+                    422,
+                    "config_rejected",
+                    f"version {version} does not load with this release; nothing changed",
+                    problems=exc.lines,
+                ) from None
+        log.info(
+            "api: config activated",
+            version=version,
+            changed=done.changed,
+            previous=done.previous,
+            token=request[TOKEN_NAME],
+        )
+        return web.json_response(
+            {"version": done.version, "changed": done.changed, "previous": done.previous}
         )
 
     # --- simulate --------------------------------------------------------------------------
@@ -594,6 +624,7 @@ def api_app(status: RuntimeStatus, recordings_dir: str | None = None) -> web.App
     add.add_get("/v1/config/versions", api.config_versions)
     add.add_post("/v1/config/versions", api.config_import)
     add.add_get("/v1/config/versions/{version}", api.config_version)
+    add.add_post("/v1/config/versions/{version}/activate", api.config_activate)
     add.add_post("/v1/simulate", api.simulate)
     return app
 

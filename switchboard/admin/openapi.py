@@ -188,6 +188,8 @@ _VERSION = _object(
         "sha256": {"type": "string"},
         "comment": _NULL_STR,
         "current": {"type": "boolean"},
+        "activated_at": {**_NULL_TIME, "description": "when it last became the current one"},
+        "activated_by": {**_NULL_STR, "description": "import, cli:<login> or api:<token name>"},
         "yaml": {"type": "string"},
     },
     ["version", "created_at", "source", "sha256"],
@@ -418,15 +420,19 @@ OPENAPI: dict[str, Any] = {
                         {
                             "version": {"type": "integer"},
                             "created": {"type": "boolean"},
+                            "activated": {
+                                "type": "boolean",
+                                "description": "false: it was the current version already",
+                            },
                             "sha256": {"type": "string"},
                             "warnings": {"type": "array", "items": {"type": "string"}},
                         }
                     ),
-                    "the same configuration was current already (201: stored as a new version)",
+                    "stored before: now the current version again, or it was already "
+                    "(201: stored as a new version)",
                 ),
                 errors={
                     "400": "empty body",
-                    "409": "an older version: nothing changed",
                     "422": "errors, as `problems`: FILE:LINE: message",
                 },
                 parameters=[
@@ -452,6 +458,33 @@ OPENAPI: dict[str, Any] = {
                         "yaml: the text alone",
                         {"type": "string", "enum": ["json", "yaml"]},
                     ),
+                ],
+                tag="configuration",
+            )
+        },
+        "/v1/config/versions/{version}/activate": {
+            "post": _op(
+                "make a stored version the current one (new calls take it); a roll-back",
+                _json(
+                    _object(
+                        {
+                            "version": {"type": "integer"},
+                            "changed": {
+                                "type": "boolean",
+                                "description": "false: it was the current one already",
+                            },
+                            "previous": {"type": ["integer", "null"]},
+                        },
+                        ["version", "changed", "previous"],
+                    )
+                ),
+                errors={
+                    "404": "no such version",
+                    "422": "it does not load with this release, as `problems`",
+                },
+                parameters=[
+                    _path_param("version", "the version", {"type": "integer", "minimum": 1}),
+                    _query("comment", "why (kept in the history)"),
                 ],
                 tag="configuration",
             )

@@ -7,9 +7,15 @@ mobiles normalised to full international digits, as calls see them), and a
 ``NOTIFY switchboard_config, '<version id>'`` that PostgreSQL delivers when the
 transaction commits.  A version is identified by the SHA-256 of its data
 (`canonical_form`: comments and layout do not count), so importing the same
-configuration again, or its export, stores nothing.  The newest version (the
-highest id) is the current one; imports take a transaction-level advisory lock,
-so ids follow commit order.
+configuration again, or its export, stores nothing.
+
+Which version is current is kept apart, in ``config_activations``: importing a new
+version adds a row, and so does `activate_config` (``switchboard config
+activate N``, the admin API), which makes any stored version current again -- a
+roll-back.  Importing an older version's data again activates that version.  The
+newest row names the current version, and the rows are the history.  Imports and
+activations take one transaction-level advisory lock, so the rows follow commit
+order.
 
 `ConfigWatcher` keeps the current `Company` for a running app: it LISTENs on its
 own connection and loads each new version as it is committed.  The runtime asks
@@ -59,23 +65,14 @@ class ConfigRejected(ConfigError):
         return [problem.format(self.filename) for problem in self.problems]
 
 
-class ConfigSuperseded(Exception):
-    """The configuration is an older version that a newer one replaced; nothing changed.
+class NoSuchVersion(LookupError):
+    """``activate`` named a version the database does not hold."""
 
-    A version is stored once (its fingerprint is unique), and the newest is the
-    current one, so an older version cannot become current again by importing
-    it: change it, or see the report on making old versions current.
-    """
+    error_id = "config.no_such_version"
 
-    error_id = "config.superseded"
-
-    def __init__(self, version: int, current: int) -> None:
+    def __init__(self, version: int) -> None:
         self.version = version
-        self.current = current
-        super().__init__(
-            f"this configuration is version {version}, replaced by version {current}; "
-            "nothing changed"
-        )
+        super().__init__(f"no version {version} stored")
 
 
 class NoConfigStored(LookupError):
@@ -87,9 +84,33 @@ class NoConfigStored(LookupError):
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     version: int
-    created: bool  # False: the same configuration was already the current version
+    created: bool  # False: the same configuration was stored already (as ``version``)
     sha256: str
     warnings: tuple[Problem, ...] = ()
+    activated: bool = True  # False: it was the current version already; nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One version as lists show it: ``current``, and when it last became current."""
+
+    id: int
+    created_at: dt.datetime
+    source: str
+    sha256: str
+    comment: str | None
+    current: bool
+    activated_at: dt.datetime | None  # the last time it became current
+    activated_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """What `activate_config` did: ``changed`` is False when it was current already."""
+
+    version: int
+    changed: bool
+    previous: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +141,10 @@ async def import_config(
     """Check ``text`` as ``switchboard check`` does and store it as the new current version.
 
     Raises `ConfigRejected` (the problems, at ``source``'s lines) when it has
-    errors, `ConfigSuperseded` when it is an older version; in both cases
-    nothing is stored.  The same configuration as the current one stores
-    nothing either and returns that version with ``created=False``.
+    errors; nothing is stored then.  A configuration stored already is not
+    stored again (``created=False``): an older version becomes the current one
+    again (an activation by ``import``), the current one changes nothing
+    (``activated=False``).
     """
     loaded = await asyncio.to_thread(load_text, text, source)
     if loaded.company is None:
@@ -133,26 +155,100 @@ async def import_config(
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", IMPORT_LOCK)
         same = await conn.fetchrow(
-            """SELECT id, (SELECT max(id) FROM config_versions) AS current
+            """SELECT id, (SELECT version FROM config_current) AS current
                FROM config_versions WHERE sha256 = $1""",
             digest,
         )
         if same is not None:
-            if same["id"] != same["current"]:
-                raise ConfigSuperseded(same["id"], same["current"])
-            return ImportResult(same["id"], created=False, sha256=digest, warnings=warnings)
-        version: int = await conn.fetchval(
-            """INSERT INTO config_versions (source, sha256, yaml, comment)
-               VALUES ($1, $2, $3, $4) RETURNING id""",
-            source,
-            digest,
-            text,
-            comment,
+            stored: int = same["id"]
+            if stored == same["current"]:
+                return ImportResult(
+                    stored, created=False, sha256=digest, warnings=warnings, activated=False
+                )
+            await _activate(conn, stored, "import", comment)
+        else:
+            stored = await conn.fetchval(
+                """INSERT INTO config_versions (source, sha256, yaml, comment)
+                   VALUES ($1, $2, $3, $4) RETURNING id""",
+                source,
+                digest,
+                text,
+                comment,
+            )
+            await _store_directory(conn, stored, company)
+            await _activate(conn, stored, "import", None)
+    if same is not None:
+        log.info("config version current again", version=stored, source=source, by="import")
+    else:
+        log.info("config imported", version=stored, source=source)
+    return ImportResult(stored, created=same is None, sha256=digest, warnings=warnings)
+
+
+async def activate_config(
+    conn: asyncpg.Connection, version: int, by: str, comment: str | None = None
+) -> Activation:
+    """Make stored version ``version`` the current one (a roll-back, or forward again).
+
+    It is checked first with this release's rules, as a running app would load
+    it: `ConfigRejected` when it does not load (a version stored by an older
+    release), `NoSuchVersion` when there is none; nothing changes then.
+    Running apps take it for new calls, as they take an import.
+    """
+    stored = await stored_config(conn, version)
+    if stored is None:
+        raise NoSuchVersion(version)
+    loaded = await load_stored(stored)
+    if loaded.company is None:
+        raise ConfigRejected(stored.label, loaded.problems)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", IMPORT_LOCK)
+        previous: int | None = await conn.fetchval("SELECT version FROM config_current")
+        if previous == version:
+            return Activation(version, changed=False, previous=previous)
+        await _activate(conn, version, by, comment)
+    log.info("config version activated", version=version, previous=previous, by=by)
+    return Activation(version, changed=True, previous=previous)
+
+
+async def _activate(conn: asyncpg.Connection, version: int, by: str, comment: str | None) -> None:
+    """Within the caller's locked transaction: ``version`` is current from its commit."""
+    await conn.execute(
+        """INSERT INTO config_activations (config_version, activated_by, comment)
+           VALUES ($1, $2, $3)""",
+        version,
+        by,
+        comment,
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version))
+
+
+async def list_versions(conn: asyncpg.Connection, limit: int) -> list[VersionInfo]:
+    """The stored versions, newest first, with the current one marked."""
+    rows = await conn.fetch(
+        """SELECT v.id, v.created_at, v.source, v.sha256, v.comment,
+                  v.id IS NOT DISTINCT FROM (SELECT version FROM config_current) AS current,
+                  a.activated_at, a.activated_by
+           FROM config_versions v
+           LEFT JOIN LATERAL (
+               SELECT activated_at, activated_by FROM config_activations
+               WHERE config_version = v.id ORDER BY id DESC LIMIT 1
+           ) a ON true
+           ORDER BY v.id DESC LIMIT $1""",
+        limit,
+    )
+    return [
+        VersionInfo(
+            r["id"],
+            r["created_at"],
+            r["source"],
+            r["sha256"],
+            r["comment"],
+            bool(r["current"]),
+            r["activated_at"],
+            r["activated_by"],
         )
-        await _store_directory(conn, version, company)
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version))
-    log.info("config imported", version=version, source=source)
-    return ImportResult(version, created=True, sha256=digest, warnings=warnings)
+        for r in rows
+    ]
 
 
 async def _store_directory(conn: asyncpg.Connection, version: int, company: Company) -> None:
@@ -218,17 +314,11 @@ async def stored_config(
     conn: asyncpg.Connection, version: int | None = None
 ) -> StoredConfig | None:
     """A stored version (default: the current one), or None."""
-    if version is None:
-        row = await conn.fetchrow(
-            """SELECT id, created_at, source, sha256, yaml, comment
-               FROM config_versions ORDER BY id DESC LIMIT 1"""
-        )
-    else:
-        row = await conn.fetchrow(
-            """SELECT id, created_at, source, sha256, yaml, comment
-               FROM config_versions WHERE id = $1""",
-            version,
-        )
+    row = await conn.fetchrow(
+        """SELECT id, created_at, source, sha256, yaml, comment
+           FROM config_versions WHERE id = coalesce($1, (SELECT version FROM config_current))""",
+        version,
+    )
     if row is None:
         return None
     return StoredConfig(
@@ -309,8 +399,8 @@ class ConfigWatcher(Listener):
         self._follow_in_background(conn, "config-watcher")
 
     async def wait_for_version(self, version: int) -> Company:
-        """Until version ``version`` (or a newer one) is loaded; bound it with a timeout."""
-        await self.wait_until(lambda w: w.version is not None and w.version >= version)
+        """Until version ``version`` is the loaded one; bound it with a timeout."""
+        await self.wait_until(lambda w: w.version == version)
         return self.company()
 
     async def _resync(self, conn: asyncpg.Connection) -> None:
