@@ -87,11 +87,14 @@ CREATE TABLE calls (
     repeats     integer NOT NULL DEFAULT 0, -- how many times a node was passed again
     steps       jsonb NOT NULL,            -- the trace: node, type, exit, times, details, events
     uniqueid    text,                      -- Asterisk's, of the caller's channel: joins the CDR
-    linkedid    text
+    linkedid    text,
+    queue_department text                  -- of the last queue the caller waited in
 );
 COMMENT ON TABLE calls IS 'One row per call, whatever happened to it.';
 COMMENT ON COLUMN calls.uniqueid IS 'Asterisk''s uniqueid of the caller''s channel (CDR uniqueid).';
 COMMENT ON COLUMN calls.linkedid IS 'Asterisk''s linkedid of the caller''s channel (CDR/CEL linkedid).';
+COMMENT ON COLUMN calls.queue_department IS
+    'The department of the last queue the caller waited in (NULL: no queue); an abandoned call''s too.';
 CREATE INDEX calls_caller_started ON calls (caller, started_at DESC);
 CREATE INDEX calls_started ON calls (started_at);
 CREATE INDEX calls_linkedid ON calls (linkedid);
@@ -125,9 +128,18 @@ CREATE TABLE callback_attempts (
     started_at  timestamptz NOT NULL DEFAULT now(),
     ended_at    timestamptz,
     agent       text,
-    result      text
+    result      text,
+    wait_s      real,
+    talk_s      real,
+    duration_s  real
 );
 COMMENT ON TABLE callback_attempts IS 'Every attempt to keep a call-back, and how it ended.';
+COMMENT ON COLUMN callback_attempts.wait_s IS
+    'Seconds from the first dial to the employee and the customer meeting (the whole attempt if they never met).';
+COMMENT ON COLUMN callback_attempts.talk_s IS
+    'Seconds the employee and the customer talked (NULL: they never met, or the end was not recorded).';
+COMMENT ON COLUMN callback_attempts.duration_s IS
+    'Seconds from the first dial to the end of the attempt (NULL: not recorded, e.g. its instance died).';
 
 CREATE TABLE contacts (
     caller      text PRIMARY KEY,          -- normalised number
@@ -231,7 +243,8 @@ SELECT 'inbound'::text AS call_type,
        c.scenario,
        c.called,
        c.caller,
-       c.department,
+       -- the department that answered, else the one whose queue the caller waited in
+       coalesce(c.department, c.queue_department) AS department,
        c.agent,
        c.result,
        c.reason,
@@ -270,9 +283,9 @@ SELECT 'callback'::text,
        a.agent,
        a.result,                               -- done, no answer, busy, customer hung up ...
        NULL::text,
-       NULL::real,                             -- wait, talk and duration are not recorded
-       NULL::real,
-       NULL::real,
+       a.wait_s,                               -- NULL for attempts recorded before version 9
+       a.talk_s,
+       a.duration_s,
        NULL::integer,
        a.result = 'done',
        NULL::boolean,
@@ -311,11 +324,18 @@ SELECT day, scenario, node, type,
        count(*) FILTER (WHERE last_step) AS ended,
        count(*) FILTER (WHERE last_step AND result = 'abandoned') AS abandoned,
        avg(duration_s) FILTER (WHERE last_step AND result = 'abandoned') AS abandoned_after_s,
-       avg(in_node_s) FILTER (WHERE last_step AND result = 'abandoned') AS abandoned_in_node_s
-FROM call_steps
+       avg(in_node_s) FILTER (WHERE last_step AND result = 'abandoned') AS abandoned_in_node_s,
+       count(DISTINCT call_id) FILTER (WHERE passes > 1) AS repeated
+FROM (
+    -- passes: how many times this step's call passed this node (`day` keeps a filter on
+    -- it below the window)
+    SELECT day, call_id, scenario, node, type, last_step, result, duration_s, in_node_s,
+           count(*) OVER (PARTITION BY day, call_id, scenario, node) AS passes
+    FROM call_steps
+) s
 GROUP BY day, scenario, node, type;
 COMMENT ON VIEW node_funnel IS
-    'Per day, scenario and node: calls that entered, visits, calls that ended there, abandoned there and after how long.';
+    'Per day, scenario and node: calls that entered, visits, calls that ended there, abandoned there and after how long, calls that passed it more than once.';
 
 CREATE VIEW node_exits AS
 SELECT day, scenario, node, via, exit, count(*) AS times

@@ -23,6 +23,10 @@ released meanwhile is never dialled by its old holder.  A call-back whose
 instance died while the customer's phone rang is made again after the first
 back-off (at least once: see `switchboard.storage.callbacks`).
 
+Each recorded attempt says how long it took, in clock seconds from its first
+dial (`AttemptTimes`): the wait until the two met (or the whole attempt), and
+for a kept one the talk and the total, added once one of them hangs up.
+
 Events: the worker's channels are made with ``channels/create`` + ``dial``
 and the StasisStart argument `CALLBACK_MARKER`; `CallbackEvents` is the
 supervisor's event sink that gives the worker the events of its channels and
@@ -61,7 +65,7 @@ from switchboard.config.company import Company
 from switchboard.config.model import Department
 from switchboard.schedule import OPEN
 from switchboard.storage import callbacks as store
-from switchboard.storage.callbacks import CallbackJob, ClaimLost
+from switchboard.storage.callbacks import AttemptTimes, CallbackJob, ClaimLost
 
 log = structlog.get_logger("switchboard.callbacks")
 
@@ -429,13 +433,14 @@ class CallbackWorker:
     async def _settle(self, attempt: _Attempt, outcome: _Outcome) -> None:
         job = attempt.job
         attempt.holding = False
+        times = attempt.times(self.clock.now())
         async with self.pool.acquire() as conn:
             if outcome.result == DONE:
-                await store.finish(conn, job, DONE, outcome.agent)
+                await store.finish(conn, job, DONE, outcome.agent, times)
                 return
             delay = self.clock.real(self.settings.delay_after(job.attempts))
             await store.retry_later(
-                conn, job, outcome.result, delay, self.settings.max_attempts, outcome.agent
+                conn, job, outcome.result, delay, self.settings.max_attempts, outcome.agent, times
             )
 
     async def _settle_stopped(self, attempt: _Attempt) -> None:
@@ -499,6 +504,9 @@ class _Attempt:
         self.agent: str | None = None
         self.connected = False  # the agent is talking, as the runtime's ACD knows
         self.connected_at = 0.0
+        self.dialled_at: float | None = None  # clock time of the first dial
+        self.met_at: float | None = None  # clock time the employee and the customer met
+        self.attempt_id: int | None = None  # its callback_attempts row, once written
         self.acd_key = f"callback-{job.id}-{self.token}"  # the ACD's name for this attempt
         self.engaged: set[str] = set()
         self._torn_down = False
@@ -536,6 +544,19 @@ class _Attempt:
                     self.changed.clear()
                     await self.changed.wait()
         return done()
+
+    def times(self, now: float | None) -> AttemptTimes:
+        """The attempt's durations if it ended at ``now`` (`store.AttemptTimes`); ``now``
+        None: the two have just met, only the wait is known."""
+        if self.dialled_at is None:
+            return AttemptTimes()  # nobody was dialled
+        if self.met_at is None:
+            end = self.clock.now() if now is None else now
+            return AttemptTimes(end - self.dialled_at, None, end - self.dialled_at)
+        wait = self.met_at - self.dialled_at
+        if now is None:
+            return AttemptTimes(wait)
+        return AttemptTimes(wait, now - self.met_at, now - self.dialled_at)
 
     # --- the call-back -------------------------------------------------------------------
 
@@ -635,6 +656,8 @@ class _Attempt:
                    role, employee_id)  # fmt: skip
         self.legs.append(leg)
         self.worker._own(self, leg)  # before creating it: its events may beat the response
+        if self.dialled_at is None:
+            self.dialled_at = self.clock.now()
         try:
             await self.client.create_channel(endpoint, leg.channel_id, app_args=CALLBACK_MARKER)
             # Asterisk takes a dial only once the channel is in the app (see ari_app.legs)
@@ -687,26 +710,40 @@ class _Attempt:
         if employee.gone or customer.gone:
             who = EMPLOYEE_HUNG_UP if employee.gone else CUSTOMER_HUNG_UP
             return _Outcome(who, employee.employee_id)
+        self.met_at = self.clock.now()
         if self.worker.agents is not None and employee.employee_id is not None:
             self.connected_at = self.worker.clock.now()
             self.worker.agents.talking(employee.employee_id, self.acd_key, self.connected_at)
             self.connected = True
         self.holding = False
-        written = await self._write_done(employee.employee_id)
+        written = await self._write_done(employee.employee_id, self.times(None))
         await self._until(lambda: employee.gone or customer.gone, self.settings.max_talk)
+        times = self.times(self.clock.now())  # one of them has hung up: the talk is over
         if not written:
-            await self._write_done(employee.employee_id)  # the database may be back
+            await self._write_done(employee.employee_id, times)  # the database may be back
+        else:
+            await self._write_ended(times)
         return _Outcome(DONE, employee.employee_id, settled=True)
 
-    async def _write_done(self, agent: str | None) -> bool:
+    async def _write_done(self, agent: str | None, times: AttemptTimes) -> bool:
         """Write ``done``; a database problem must not cut the conversation."""
         try:
             async with self.worker.pool.acquire() as conn:
-                await store.finish(conn, self.job, DONE, agent)
+                self.attempt_id = await store.finish(conn, self.job, DONE, agent, times)
         except (ClaimLost, *DB_ERRORS) as exc:
             self.worker.log.warning("call-back kept but not written", error=str(exc))
             return False
         return True
+
+    async def _write_ended(self, times: AttemptTimes) -> None:
+        """The conversation of a kept call-back is over: its talk and duration."""
+        if self.attempt_id is None or times.talk is None or times.duration is None:
+            return
+        try:
+            async with self.worker.pool.acquire() as conn:
+                await store.attempt_ended(conn, self.attempt_id, times.talk, times.duration)
+        except DB_ERRORS as exc:
+            self.worker.log.warning("call-back's talk not written", error=str(exc))
 
     # --- the end ---------------------------------------------------------------------------
 

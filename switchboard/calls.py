@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from switchboard.config.company import Company
+from switchboard.config.model import QueueNode
 from switchboard.engine import actions as act
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.trace import Outcome, Step
@@ -40,6 +41,9 @@ class CallRecord:
     # Asterisk's linkedid of the caller's channel: with ``channel_id`` (its uniqueid) the
     # record joins Asterisk's CDR and CEL; "" when it could not be read
     linkedid: str = ""
+    # the department of the last queue the caller waited in (None: no queue); an
+    # abandoned call's outcome names no department, this still says whose queue it was
+    queue_department: str | None = None
 
     @classmethod
     def of(
@@ -89,6 +93,7 @@ class CallRecord:
             config_version=company.config_version,
             steps=steps,
             outcome=outcome,
+            queue_department=queued_in(company, steps),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -106,6 +111,7 @@ class CallRecord:
             "started_at": self.started_at.isoformat(),
             "config_version": self.config_version,
             "linkedid": self.linkedid,
+            "queue_department": self.queue_department,
             "steps": [step.as_json() for step in self.steps],
             "outcome": self.outcome.as_json(),
         }
@@ -128,9 +134,29 @@ class CallRecord:
             started_at=dt.datetime.fromisoformat(str(data["started_at"])),
             config_version=None if version is None else int(version),
             linkedid=str(data.get("linkedid", "")),
+            queue_department=_text_or_none(data.get("queue_department")),
             steps=[Step.from_json(step) for step in data["steps"]],
             outcome=Outcome.from_json(data["outcome"]),
         )
+
+
+def queued_in(company: Company, steps: list[Step]) -> str | None:
+    """The department of the last queue node ``steps`` passed; None when they passed
+    none (or none ``company`` has)."""
+    for step in reversed(steps):
+        if step.type != "queue":
+            continue
+        try:
+            node = company.node(step.scenario, step.node)
+        except KeyError:
+            continue
+        if isinstance(node, QueueNode):
+            return node.department
+    return None
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class CallSink(Protocol):

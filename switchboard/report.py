@@ -3,10 +3,11 @@
 A `Report` is what `switchboard.storage.reports.build_report` reads from the
 analytics views: per scenario, the calls' figures (`Figures`: a total and, with
 ``--by``, one per group), the funnel (`NodeFigures`: per node, the calls that
-entered, how they left, who gave up there and after how long) and the menu
-choices.  This module only shows it -- a table for people (`report_table`), CSV
-(`write_report_csv`) and JSON (`report_json`) for machines -- so every figure is
-computed once, in SQL, and the three outputs cannot disagree.
+entered, how many of them passed it more than once, how they left, who gave up
+there and after how long) and the menu choices.  This module only shows it -- a
+table for people (`report_table`), CSV (`write_report_csv`) and JSON
+(`report_json`) for machines -- so every figure is computed once, in SQL, and
+the three outputs cannot disagree.
 
 What the figures mean
     ``calls`` and the results count inbound calls (the ``calls`` table).
@@ -19,6 +20,9 @@ What the figures mean
     repeat hours before (withheld numbers never count); ``repeat_callers``:
     the distinct callers of those.  ``callback_attempts``: call-backs made in
     the period; ``callbacks_done``: those that connected the customer.
+    ``--by department`` puts a call under the department that answered it,
+    else the one whose queue its caller last waited in: a caller who gave up
+    in a queue counts against that department's service level.
 """
 
 from __future__ import annotations
@@ -104,7 +108,8 @@ class NodeExit:
 @dataclass(frozen=True, slots=True)
 class NodeFigures:
     """One node of the funnel.  ``calls`` counts a call once however often it passed;
-    ``visits``, ``exits`` count passes.  ``ended``: calls whose last node this was;
+    ``visits``, ``exits`` count passes; ``repeated``: calls that passed it more than once
+    (a menu heard again, a loop).  ``ended``: calls whose last node this was;
     ``abandoned``: of those, the ones the caller hung up, after ``abandoned_after_s``
     on the line (``abandoned_in_node_s`` of it in this node), on average."""
 
@@ -117,6 +122,7 @@ class NodeFigures:
     abandoned_after_s: float | None
     abandoned_in_node_s: float | None
     exits: tuple[NodeExit, ...] = ()
+    repeated: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +130,7 @@ class NodeFigures:
             "type": self.type,
             "calls": self.calls,
             "visits": self.visits,
+            "repeated": self.repeated,
             "exits": [{"via": e.via, "exit": e.exit, "times": e.times} for e in self.exits],
             "ended": self.ended,
             "abandoned": self.abandoned,
@@ -230,6 +237,7 @@ CSV_COLUMNS = (
     "choice",
     *FIGURE_COLUMNS,
     "visits",
+    "repeated",
     "times",
     "ended",
     "abandoned_after_s",
@@ -276,7 +284,9 @@ SUMMARY_HEADER = (
     "CALLS", "CONNECTED", "ABANDONED", "VOICEMAIL", "CALL-BACK", "OTHER", "AVG WAIT",
     "AVG TALK", "AVG DURATION", "SERVICE LEVEL", "TRANSFERRED", "REPEAT CALLERS",
 )  # fmt: skip
-FUNNEL_HEADER = ("NODE", "TYPE", "CALLS", "ENDED", "ABANDONED", "AFTER (ON LINE / IN NODE)")
+FUNNEL_HEADER = (
+    "NODE", "TYPE", "CALLS", "REPEATED", "ENDED", "ABANDONED", "AFTER (ON LINE / IN NODE)",
+)  # fmt: skip
 
 
 def report_table(report: Report) -> str:
@@ -315,7 +325,7 @@ def report_table(report: Report) -> str:
             lines.extend(["", f"funnel of {s.scenario}"])
             funnel: list[tuple[str, ...]] = [(*FUNNEL_HEADER, "EXITS")]
             funnel.extend(_funnel_cells(node) for node in s.funnel)
-            lines.extend(_aligned(funnel, range(2, 5)))
+            lines.extend(_aligned(funnel, range(2, 6)))
         if s.menus:
             lines.extend(["", f"menu choices in {s.scenario}"])
             menus: list[tuple[str, ...]] = [("NODE", "CHOICE", "TIMES")]
@@ -354,6 +364,7 @@ def _funnel_cells(node: NodeFigures) -> tuple[str, ...]:
         node.node,
         node.type,
         str(node.calls),
+        str(node.repeated),
         str(node.ended),
         str(node.abandoned),
         after,

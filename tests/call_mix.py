@@ -20,7 +20,12 @@ support (examples/call-centre.yaml), 6 calls
     3  ``queue_abandon`` everyone busy, hangs up in the queue after 50 s  (Tue 11:00, 11:05, 11:10)
     1  ``callback``      everyone busy, presses 1 after 30 s: a call-back (Tue 12:00)
     2  ``queue_answer``  Anna answers after 2 s                           (Wed 10:00, 16:00)
-and two call-back attempts for that call-back (Tue 12:05 no answer, 12:10 done by Anna).
+and two call-back attempts for that call-back (Tue 12:05 no answer after 40 s; 12:10
+done by Anna: the two met after 10 s and talked 30 s).
+tariffs (`TARIFFS`, a line whose menu plays the tariffs and comes back to it), 3 calls
+    1  ``tariffs_twice`` hears the tariffs twice (1, 1), then 2: Ivan after 2 s  (Wed 09:00)
+    1  ``tariffs_once``  hears them once (1), then 2                         (Wed 09:10)
+    1  ``tariffs_none``  presses 2 at once                                  (Wed 09:20)
 
 Repeat callers: the first ``sales`` call's caller gave up 5 minutes before;
 the Tue 00:00 ``closed`` caller called at 23:59 the day before (outside the
@@ -40,15 +45,16 @@ import asyncpg
 from switchboard.calls import CallRecord
 from switchboard.config.company import Company
 from switchboard.simulate import AgentBehaviour, Simulation, simulate
-from switchboard.storage.callbacks import insert_request, record_attempt
+from switchboard.storage.callbacks import AttemptTimes, insert_request, record_attempt
 from switchboard.storage.config_store import import_config
 from switchboard.storage.migrate import migrate
 from switchboard.storage.records import TABLES, record_row
-from tests.helpers import EXAMPLES, at, example
+from tests.helpers import EXAMPLES, at, company_from, example
 
 OFFICE = "74951234567"
 OFFICE_2 = "74957654321"
 SUPPORT = "74951112233"
+TARIFFS_NUMBER = "74955550000"
 BUSY = {k: "busy" for k in ("sidorova", "kuznetsova", "smirnov")}
 
 
@@ -79,6 +85,37 @@ CLOSED = (
     ("goodbye", None, None),
 )
 NOT_FOUND = ("returning", "notfound", "queue")
+TARIFFS_LOOP = (("choose", "option 1", "tariffs"), ("tariffs", "next", "choose"))
+TO_SALES = (("choose", "option 2", "ring_sales"), ("ring_sales", None, None))
+
+# a line of our own: the examples have no node a call can pass twice
+TARIFFS = """
+timezone: Europe/Moscow
+language: en
+numbering: {country_code: "7", city_code: "495", national_prefix: "8"}
+employees:
+  - {id: ivanov, name: Ivan Ivanov, extension: "101"}
+departments:
+  - {id: sales, name: Sales, members: [ivanov]}
+numbers:
+  - {number: "74955550000", scenario: tariffs}
+scenarios:
+  tariffs:
+    start: choose
+    nodes:
+      choose:
+        type: menu
+        prompt: tariffs-menu
+        wait: 5
+        options: {"1": tariffs, "2": ring_sales}
+        default: goodbye
+      tariffs: {type: play, prompt: tariffs, next: choose}
+      ring_sales: {type: dial, target: sales, noanswer: goodbye}
+      goodbye: {type: hangup, prompt: goodbye}
+prompts:
+  tariffs-menu: {file: tariffs-menu, duration: 4}
+  tariffs: {file: tariffs, duration: 20}
+"""
 
 KINDS: dict[str, Kind] = {
     "sales": Kind(
@@ -121,6 +158,18 @@ KINDS: dict[str, Kind] = {
         "call-centre.yaml", SUPPORT, "connected", 2, 60, 62,
         (NOT_FOUND, ("queue", None, None)), agent="sidorova", department="support",
     ),
+    "tariffs_twice": Kind(
+        "tariffs", TARIFFS_NUMBER, "connected", 2, 60, 102, (*TARIFFS_LOOP * 2, *TO_SALES),
+        dtmf="112", agent="ivanov", department="sales",
+    ),
+    "tariffs_once": Kind(
+        "tariffs", TARIFFS_NUMBER, "connected", 2, 60, 82, (*TARIFFS_LOOP, *TO_SALES),
+        dtmf="12", agent="ivanov", department="sales",
+    ),
+    "tariffs_none": Kind(
+        "tariffs", TARIFFS_NUMBER, "connected", 2, 60, 62, TO_SALES,
+        dtmf="2", agent="ivanov", department="sales",
+    ),
 }  # fmt: skip
 
 # (kind, Moscow time, caller): the period's calls, then the two outside it
@@ -141,6 +190,9 @@ MIX: tuple[tuple[str, str, str], ...] = (
     ("callback", "2026-12-01T12:00", "79030000801"),
     ("queue_answer", "2026-12-02T10:00", "79030000901"),
     ("queue_answer", "2026-12-02T16:00", "79030000701"),
+    ("tariffs_twice", "2026-12-02T09:00", "79160000701"),
+    ("tariffs_once", "2026-12-02T09:10", "79160000702"),
+    ("tariffs_none", "2026-12-02T09:20", "79160000703"),
     ("closed", "2026-11-30T23:59", "79160000401"),  # before the period
     ("closed", "2026-12-03T00:00:00", "79160000999"),  # at its end: not included
 )  # fmt: skip
@@ -149,7 +201,8 @@ PERIOD = ("2026-12-01", "2026-12-03")
 
 
 def companies() -> dict[str, Company]:
-    return {name: example(name) for name in ("office.yaml", "call-centre.yaml")}
+    found = {name: example(name) for name in ("office.yaml", "call-centre.yaml")}
+    return found | {"tariffs": company_from(TARIFFS)}
 
 
 def simulated(kind: Kind, company: Company, when: str, caller: str) -> Simulation:
@@ -231,10 +284,12 @@ async def fill(dsn: str) -> None:
             scenario="support",
             node="take_callback",
         )
-        for minute, result, agent in ((5, "no answer", None), (10, "done", "sidorova")):
+        for minute, result, agent, times in (
+            (5, "no answer", None, AttemptTimes(40.0, None, 40.0)),
+            (10, "done", "sidorova", AttemptTimes(10.0, 30.0, 40.0)),
+        ):
             began = dt.datetime(2026, 12, 1, 12, minute, tzinfo=zone)
-            await record_attempt(
-                conn, request, "test", began, result, agent, began + dt.timedelta(seconds=40)
-            )
+            ended = began + dt.timedelta(seconds=40)
+            await record_attempt(conn, request, "test", began, result, agent, ended, times)
     finally:
         await conn.close()

@@ -668,10 +668,54 @@ async def test_an_unsuccessful_callback_backs_off_and_fails_after_three_recorded
     assert [a.result for a in attempts] == [result] * 3
     if employees == "answer":
         assert {a.agent for a in attempts} == {"e01"}
+    # nobody met: each attempt waited all its length from the first dial, and talked none
+    for attempt in attempts:
+        assert attempt.duration_s is not None
+        assert attempt.duration_s >= 1.0
+        assert (attempt.wait_s, attempt.talk_s) == (attempt.duration_s, None)
     # each retry waited its back-off: 30 then 60 clock seconds
     for before, after, backoff in zip(attempts, attempts[1:], settings.backoff, strict=False):
         assert before.ended_at is not None
         assert (after.started_at - before.ended_at).total_seconds() >= clock.real(backoff) - 0.05
+
+
+@pytest.mark.asyncio
+async def test_a_kept_callback_records_its_wait_talk_and_duration_for_all_calls(db: str) -> None:
+    """e01 answers 1 s after being dialled, the customer 3 s after; e01 hangs up 30 s after
+    answering: a wait of 4 s (and the time the requests took), about 27 s of talk, 31 s in
+    all -- in clock seconds, as the inbound calls' records count them."""
+    clock = ScaledClock(SCALE)
+    async with connect(db) as conn:
+        job_id = await request(conn, 1)
+    async with simulator(clock) as sim:
+        script_support(sim, EndpointScript("answer", after=1.0, hangup_after=30.0))
+        sim.script_endpoint(mobile(customer(1)), EndpointScript("answer", after=3.0))
+        async with instance(sim, db, "a", clock):
+            talked = "SELECT talk_s IS NOT NULL FROM callback_attempts WHERE callback_id = $1"
+            await until(db, talked, True, job_id)  # written once one of them hung up
+        await sim.wait_for(lambda s: not s.live_channels(), what="every channel gone")
+    async with connect(db) as conn:
+        (attempt,) = await store.attempts_of(conn, job_id)
+        shown = await conn.fetchrow(
+            """SELECT wait_s, talk_s, duration_s, ended_at FROM all_calls
+               WHERE call_type = 'callback' AND callback_id = $1""",
+            job_id,
+        )
+    assert (attempt.result, attempt.agent) == (DONE, "e01")
+    wait, talk, duration = attempt.wait_s, attempt.talk_s, attempt.duration_s
+    assert wait is not None
+    assert talk is not None
+    assert duration is not None
+    assert 4.0 <= wait < 10.0  # e01's 1 s and the customer's 3 s, at the least
+    assert 31.0 <= duration < 37.0  # e01 hung up 30 s after answering
+    assert wait + talk == pytest.approx(duration, abs=0.01)
+    assert shown is not None
+    assert (shown["wait_s"], shown["talk_s"], shown["duration_s"]) == (wait, talk, duration)
+    # the attempt ends when the conversation does, not when the two met
+    assert attempt.ended_at is not None
+    assert shown["ended_at"] == attempt.ended_at
+    real_talk = (attempt.ended_at - attempt.started_at).total_seconds()
+    assert real_talk >= clock.real(31.0) - 0.05
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,5 @@
-"""Issue 12: per-scenario analytics -- the views of migration 0005 and `switchboard report`.
+"""Issue 12: per-scenario analytics -- the views of migrations 0005 and 0009 and `switchboard
+report`.
 
 A real PostgreSQL holds the known mix of simulated calls in tests/call_mix.py;
 every figure the report prints (table, --csv, --json) is checked against what
@@ -20,7 +21,8 @@ import structlog
 
 from switchboard.cli import main
 from switchboard.storage.migrate import migrate, migrations
-from tests.call_mix import IN_PERIOD, PERIOD, check_kinds, fill
+from switchboard.storage.records import TABLES, record_row
+from tests.call_mix import IN_PERIOD, PERIOD, check_kinds, fill, records
 from tests.helpers import ROOT
 
 # --- what the mix implies ---------------------------------------------------------------
@@ -81,6 +83,12 @@ SUPPORT = figures(
     6, connected=2, abandoned=3, callback=1, avg_wait=2.0, avg_talk=60.0,
     avg_duration=(3 * 50 + 34.5 + 2 * 62) / 6, offered=6, within=2, attempts=2, done=1,
 )  # fmt: skip
+# tariffs: 3 calls put through to sales by the menu's 2, Ivan answering after 2 s; before
+# that they heard the tariffs twice (102 s), once (82 s) or not at all (62 s).
+TARIFFS = figures(
+    3, connected=3, avg_wait=2.0, avg_talk=60.0, avg_duration=(102 + 82 + 62) / 3,
+    offered=3, within=3,
+)  # fmt: skip
 
 
 def node(
@@ -92,12 +100,15 @@ def node(
     abandoned: int = 0,
     after: float | None = None,
     in_node: float | None = None,
+    visits: int | None = None,
+    repeated: int = 0,
 ) -> dict[str, Any]:
     return {
         "node": name,
         "type": kind,
         "calls": calls,
-        "visits": calls,
+        "visits": calls if visits is None else visits,
+        "repeated": repeated,
         "exits": [{"via": via, "exit": to, "times": times} for via, to, times in exits],
         "ended": ended,
         "abandoned": abandoned,
@@ -138,6 +149,20 @@ SUPPORT_FUNNEL = [
     node("take_callback", "callback", 1, (("next", "goodbye", 1),)),
     node("goodbye", "hangup", 1, ended=1),
 ]  # fmt: skip
+# choose: 3 calls, 6 passes (3 + 2 + 1), 2 of the calls more than once; tariffs: 2 calls,
+# 3 passes, 1 call twice.  ring_sales and tariffs both first come second: the name decides.
+TARIFFS_FUNNEL = [
+    node(
+        "choose", "menu", 3, (("option 1", "tariffs", 3), ("option 2", "ring_sales", 3)),
+        visits=6, repeated=2,
+    ),
+    node("ring_sales", "dial", 3, ended=3),
+    node("tariffs", "play", 2, (("next", "choose", 3),), visits=3, repeated=1),
+]  # fmt: skip
+TARIFFS_MENUS = [
+    {"node": "choose", "kind": "option", "choice": "1", "times": 3},
+    {"node": "choose", "kind": "option", "choice": "2", "times": 3},
+]
 
 TABLE = """\
 calls from 2026-12-01 to 2026-12-03 (Europe/Moscow, the end not included)
@@ -146,19 +171,20 @@ service level: answered within 20 s, of the calls offered to a person; repeat ca
 SCENARIO  CALLS  CONNECTED  ABANDONED  VOICEMAIL  CALL-BACK  OTHER  AVG WAIT  AVG TALK  AVG DURATION  SERVICE LEVEL  TRANSFERRED  REPEAT CALLERS
 office       15         12          1          2          0      0      5.8s     60.0s         73.3s    83% (10/12)            0               2
 support       6          2          3          0          1      0      2.0s     60.0s         51.4s      33% (2/6)            0               0
+tariffs       3          3          0          0          0      0      2.0s     60.0s         82.0s     100% (3/3)            0               0
 
 call-backs made in support: 2 attempts, 1 connected the customer
 
 funnel of office
-NODE            TYPE       CALLS  ENDED  ABANDONED  AFTER (ON LINE / IN NODE)  EXITS
-hours           schedule      15      0          0  -                          open -> welcome 13, closed -> closed_message 2
-welcome         play          13      0          0  -                          next -> menu 13
-closed_message  play           2      0          0  -                          next -> voicemail 2
-menu            menu          13      2          1  3.0s / 1.0s                option 1 -> ring_sales 7, default -> ring_sales 2, option 2 -> ring_support 2
-voicemail       voicemail      2      0          0  -                          next -> goodbye 2
-ring_sales      dial           9      9          0  -                          -
-goodbye         hangup         2      2          0  -                          -
-ring_support    dial           2      2          0  -                          -
+NODE            TYPE       CALLS  REPEATED  ENDED  ABANDONED  AFTER (ON LINE / IN NODE)  EXITS
+hours           schedule      15         0      0          0  -                          open -> welcome 13, closed -> closed_message 2
+welcome         play          13         0      0          0  -                          next -> menu 13
+closed_message  play           2         0      0          0  -                          next -> voicemail 2
+menu            menu          13         0      2          1  3.0s / 1.0s                option 1 -> ring_sales 7, default -> ring_sales 2, option 2 -> ring_support 2
+voicemail       voicemail      2         0      0          0  -                          next -> goodbye 2
+ring_sales      dial           9         0      9          0  -                          -
+goodbye         hangup         2         0      2          0  -                          -
+ring_support    dial           2         0      2          0  -                          -
 
 menu choices in office
 NODE  CHOICE         TIMES
@@ -169,11 +195,22 @@ menu  ended              1
 menu  extension 103      1
 
 funnel of support
-NODE           TYPE      CALLS  ENDED  ABANDONED  AFTER (ON LINE / IN NODE)  EXITS
-returning      icm           6      0          0  -                          notfound -> queue 6
-queue          queue         6      5          3  50.0s / 50.0s              callback -> take_callback 1
-take_callback  callback      1      0          0  -                          next -> goodbye 1
-goodbye        hangup        1      1          0  -                          -
+NODE           TYPE      CALLS  REPEATED  ENDED  ABANDONED  AFTER (ON LINE / IN NODE)  EXITS
+returning      icm           6         0      0          0  -                          notfound -> queue 6
+queue          queue         6         0      5          3  50.0s / 50.0s              callback -> take_callback 1
+take_callback  callback      1         0      0          0  -                          next -> goodbye 1
+goodbye        hangup        1         0      1          0  -                          -
+
+funnel of tariffs
+NODE        TYPE  CALLS  REPEATED  ENDED  ABANDONED  AFTER (ON LINE / IN NODE)  EXITS
+choose      menu      3         2      0          0  -                          option 1 -> tariffs 3, option 2 -> ring_sales 3
+ring_sales  dial      3         0      3          0  -                          -
+tariffs     play      2         1      0          0  -                          next -> choose 3
+
+menu choices in tariffs
+NODE    CHOICE    TIMES
+choose  option 1      3
+choose  option 2      3
 """  # noqa: E501 - the table as printed
 
 
@@ -241,15 +278,19 @@ def test_the_json_report_has_every_figure_the_mix_implies(
         "Europe/Moscow", 20.0, 24.0,
     )  # fmt: skip
     scenarios = by_scenario(found)
-    assert list(scenarios) == ["office", "support"]
+    assert list(scenarios) == ["office", "support", "tariffs"]
     assert totals(scenarios["office"]) == OFFICE
     assert totals(scenarios["support"]) == SUPPORT
-    assert OFFICE["calls"] + SUPPORT["calls"] == IN_PERIOD  # the two outside are left out
+    assert totals(scenarios["tariffs"]) == TARIFFS
+    # the two outside are left out
+    assert OFFICE["calls"] + SUPPORT["calls"] + TARIFFS["calls"] == IN_PERIOD
     assert scenarios["office"]["funnel"] == OFFICE_FUNNEL
     assert scenarios["office"]["menus"] == OFFICE_MENUS
     assert scenarios["support"]["funnel"] == SUPPORT_FUNNEL
     assert scenarios["support"]["menus"] == []
-    assert scenarios["office"]["groups"] == scenarios["support"]["groups"] == []
+    assert scenarios["tariffs"]["funnel"] == TARIFFS_FUNNEL
+    assert scenarios["tariffs"]["menus"] == TARIFFS_MENUS
+    assert all(s["groups"] == [] for s in scenarios.values())
 
 
 def test_the_table_shows_the_same_figures_to_a_person(
@@ -312,10 +353,13 @@ def test_by_department_agent_number_reason_and_day_split_each_scenario(
             for name, s in found.items()
         }
 
-    # (calls, connected, answered within 20 s, offered)
+    # (calls, connected, answered within 20 s, offered).  A call is its answering
+    # department's, else its queue's: the 3 who gave up in support's queue and the one who
+    # left it for a call-back count against support's service level (2 of 6, not 2 of 2)
     assert groups("department") == {
         "office": {"sales": (9, 9, 7, 9), "support": (2, 2, 2, 2), None: (4, 1, 1, 1)},
-        "support": {"support": (2, 2, 2, 2), None: (4, 0, 0, 4)},
+        "support": {"support": (6, 2, 2, 6)},
+        "tariffs": {"sales": (3, 3, 3, 3)},
     }
     assert groups("agent") == {
         "office": {
@@ -323,10 +367,12 @@ def test_by_department_agent_number_reason_and_day_split_each_scenario(
             None: (3, 0, 0, 0),
         },
         "support": {"sidorova": (2, 2, 2, 2), None: (4, 0, 0, 4)},
+        "tariffs": {"ivanov": (3, 3, 3, 3)},
     }  # fmt: skip
     assert groups("number") == {
         "office": {"74951234567": (13, 10, 8, 10), "74957654321": (2, 2, 2, 2)},
         "support": {"74951112233": (6, 2, 2, 6)},
+        "tariffs": {"74955550000": (3, 3, 3, 3)},
     }
     assert groups("reason") == {
         "office": {
@@ -337,6 +383,7 @@ def test_by_department_agent_number_reason_and_day_split_each_scenario(
             "agent hung up": (2, 2, 2, 2), "caller hung up": (3, 0, 0, 3),
             "scenario hung up": (1, 0, 0, 1), None: (0, 0, 0, 0),  # the call-back attempts
         },
+        "tariffs": {"agent hung up": (3, 3, 3, 3)},
     }  # fmt: skip
     by_day = by_scenario(as_json(capsys, mix_db, "--by", "day"))
     # Tue: 7 sales, 2 closed (one at 00:00:00 Moscow: 21:00 UTC the day before), 1 gave up
@@ -420,14 +467,28 @@ def test_the_views_give_the_mix_per_day_for_bi_tools(mix_db: str) -> None:
                           / sum(calls) FILTER (WHERE result = 'connected'))::numeric, 3)::float8
             FROM call_summary WHERE {days} AND call_type = 'inbound'
             GROUP BY scenario ORDER BY scenario"""  # noqa: S608
-    ) == [("office", 15, 12, 12, 10, 2, round(70 / 12, 3)), ("support", 6, 2, 6, 2, 0, 2.0)]
+    ) == [
+        ("office", 15, 12, 12, 10, 2, round(70 / 12, 3)), ("support", 6, 2, 6, 2, 0, 2.0),
+        ("tariffs", 3, 3, 3, 3, 0, 2.0),
+    ]  # fmt: skip
+    assert one(
+        f"""SELECT node, sum(calls)::int, sum(visits)::int, sum(repeated)::int FROM node_funnel
+            WHERE {days} AND scenario = 'tariffs' GROUP BY node ORDER BY node"""  # noqa: S608
+    ) == [("choose", 3, 6, 2), ("ring_sales", 3, 3, 0), ("tariffs", 2, 3, 1)]
+    # the service level per department, as a BI tool reads it: support's counts the
+    # callers who gave up in its queue (they had no department before schema version 9)
+    assert one(
+        f"""SELECT department, sum(answered_within_20s)::int, sum(offered)::int
+            FROM call_summary WHERE {days} AND call_type = 'inbound' AND scenario = 'support'
+            GROUP BY department"""  # noqa: S608
+    ) == [("support", 2, 6)]
     # the call at 00:00:00 Moscow is on Monday in UTC: `day` follows the session's TimeZone
     closed_at_midnight = "SELECT day::text FROM all_calls WHERE call_id = 'm12'"
     assert one(closed_at_midnight) == [("2026-12-01",)]
     assert asyncio.run(query(mix_db, closed_at_midnight, zone="UTC")) == [("2026-11-30",)]
 
 
-def test_call_backs_are_rows_of_their_own_type_with_only_what_was_recorded(mix_db: str) -> None:
+def test_call_backs_are_rows_of_their_own_type_with_what_was_recorded(mix_db: str) -> None:
     rows = asyncio.run(
         query(
             mix_db,
@@ -439,9 +500,9 @@ def test_call_backs_are_rows_of_their_own_type_with_only_what_was_recorded(mix_d
     )
     assert rows == [
         ("callback", "74951112233", "79030000801", "support", None, "no answer", False,
-         None, None, None, "callback"),
+         40.0, None, 40.0, "callback"),  # nobody answered: 40 s of ringing
         ("callback", "74951112233", "79030000801", "support", "sidorova", "done", True,
-         None, None, None, "callback"),
+         10.0, 30.0, 40.0, "callback"),  # the two met after 10 s and talked 30 s
     ]  # fmt: skip
 
 
@@ -458,6 +519,57 @@ def test_call_steps_has_one_row_per_step_in_order(mix_db: str) -> None:
         (2, "welcome", "play", "next", "menu", 0.0, 2.0, 2.0, False),
         (3, "menu", "menu", None, None, 2.0, 3.0, 1.0, True),
     ]
+
+
+def test_calls_recorded_before_version_9_get_the_department_of_the_queue_they_waited_in(
+    fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The mix written by a release before schema version 9 (no queue department), then
+    migrated: the callers who gave up in support's queue or left it for a call-back take
+    its department from the calls answered in the same queue, and the report by
+    department is what it is for calls recorded now."""
+
+    async def written_at_version_8_then_migrated() -> list[int]:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in migrations():
+                if migration.version < 9:
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+            names = [c for c in TABLES["calls"].names if c != "queue_department"]
+            rows = [record_row(r, "test", 1) for r in records()]
+            await conn.copy_records_to_table(
+                "calls", records=[[row[c] for c in names] for row in rows], columns=names
+            )
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(written_at_version_8_then_migrated()) == [9]
+    assert asyncio.run(
+        query(
+            fresh_db,
+            """SELECT scenario, result, queue_department, count(*)::int FROM calls
+               GROUP BY 1, 2, 3 HAVING scenario <> 'office' ORDER BY 1, 2""",
+        )
+    ) == [
+        ("support", "abandoned", "support", 3), ("support", "callback", "support", 1),
+        ("support", "connected", "support", 2), ("tariffs", "connected", None, 3),
+    ]  # fmt: skip
+    found = by_scenario(as_json(capsys, fresh_db, "--by", "department", "--timezone", "UTC"))
+    support = {
+        g["group"]: (g["calls"], g["answered_within"], g["offered"])
+        for g in found["support"]["groups"]
+    }
+    assert support == {"support": (6, 2, 6)}
 
 
 def test_schema_sql_defines_the_views_exactly_as_the_migrations_do(db: str, pg_server: str) -> None:
@@ -480,7 +592,8 @@ def test_schema_sql_defines_the_views_exactly_as_the_migrations_do(db: str, pg_s
 
     built = asyncio.run(query(db, views))
     assert [name for name, _ in built] == [
-        "all_calls", "call_steps", "call_summary", "menu_choices", "node_exits", "node_funnel",
+        "all_calls", "call_steps", "call_summary", "config_current", "menu_choices",
+        "node_exits", "node_funnel",
     ]  # fmt: skip
     assert asyncio.run(from_schema_sql()) == built
 

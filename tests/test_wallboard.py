@@ -14,9 +14,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import structlog
 
+from asterisk_sim import EndpointScript
 from switchboard.admin.wallboard import stream, today_from_records
 from switchboard.calls import CallRecord
+from switchboard.cli import main
 from switchboard.engine.trace import Outcome, Step
 from switchboard.storage.api_tokens import create_token, revoke_token
 from switchboard.storage.sink import PostgresSink
@@ -277,3 +280,52 @@ async def test_with_a_database_today_comes_from_it_and_tokens_once_created_guard
             await revoke_token(conn, "wallboard")
         async with http.get(server.url + "/wallboard") as response:
             assert response.status == 401  # revoked: the cookie is worth nothing now
+
+
+@pytest.mark.asyncio
+async def test_with_a_database_the_service_level_counts_the_callers_who_gave_up_waiting(
+    db: str, sink: PostgresSink, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Support's queue today: answered after 2 s (within 20 s), answered after 25 s (late),
+    and a caller who hung up after 10 s of waiting: 1 of 3 served, on the wallboard and in
+    `switchboard report --by department` alike (the caller who gave up has no answering
+    department: the database used to leave them out, showing 1 of 2)."""
+    anna = "PJSIP/101"
+    async with office(sink) as (stack, server):
+        wallboard = server.wallboard
+        wallboard.today.ttl = 0.0  # read today's figures at each look
+        stack.sim.script_endpoint(anna, EndpointScript("answer", after=2.0, hangup_after=3.0))
+        in_time = await stack.call(caller="79035550001", called=CALLED)
+        stack.sim.script_endpoint(anna, EndpointScript("answer", after=25.0, hangup_after=3.0))
+        late = await stack.call(caller="79035550002", called=CALLED)
+        stack.sim.script_endpoint(anna, EndpointScript("noanswer"))
+        gave_up = await stack.call(caller="79035550003", called=CALLED, hangup_after=10.0)
+        assert [(r.outcome.result, r.outcome.department) for r in (in_time, late, gave_up)] == [
+            ("connected", "support"), ("connected", "support"), ("abandoned", None),
+        ]  # fmt: skip
+        assert in_time.outcome.wait <= 20.0 < late.outcome.wait
+
+        today = await until(
+            wallboard.snapshot,
+            lambda s: queue(s, "support")["offered_today"] == 3,
+            "the three calls offered to support, from the database",
+        )
+        assert today["today"]["source"] == "database"
+        support = queue(today, "support")
+        assert (support["answered_within_today"], support["service_level"]) == (1, 0.333)
+        await stack.settled()
+
+    args = ["report", "--dsn", db, "--from", "2026-12-01", "--to", "2026-12-02"]
+    capsys.readouterr()  # the runtime's logs
+    try:
+        done = await asyncio.to_thread(
+            main, [*args, "--timezone", "Europe/Moscow", "--by", "department", "--json"]
+        )
+    finally:
+        structlog.reset_defaults()  # `main` pointed the logs at this test's stderr
+    out, err = capsys.readouterr()
+    assert done == 0, err
+    (main_scenario,) = orjson.loads(out)["scenarios"]
+    (group,) = main_scenario["groups"]
+    assert (group["group"], group["offered"], group["answered_within"]) == ("support", 3, 1)
+    assert group["service_level"] == round(1 / 3, 4)

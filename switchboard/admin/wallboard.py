@@ -210,6 +210,8 @@ class TodaySource:
             funnel[scenario.scenario] = [
                 NodeCount(n.node, n.type, n.calls, n.abandoned) for n in scenario.funnel
             ]
+            # a call's department is the one that answered it, else the one whose queue
+            # its caller waited in (all_calls, schema version 9): those who gave up count
             for group in scenario.groups:
                 if group.group is not None:
                     offered[group.group] += group.offered or 0

@@ -89,7 +89,8 @@ class CallbackJob:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """A row of ``callback_attempts``."""
+    """A row of ``callback_attempts``.  The durations are the worker's (`AttemptTimes`);
+    None when not recorded (an attempt its instance died in, one recorded before)."""
 
     callback_id: int
     instance: str
@@ -97,6 +98,21 @@ class Attempt:
     ended_at: dt.datetime | None
     agent: str | None
     result: str | None
+    wait_s: float | None = None
+    talk_s: float | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptTimes:
+    """How long an attempt took, in seconds: ``wait`` from the first dial until the
+    employee and the customer met (the whole attempt when they never did), ``talk``
+    from then on (None: they never met, or the conversation is still on), ``duration``
+    from the first dial to the end (None: not over yet).  All None: nobody was dialled."""
+
+    wait: float | None = None
+    talk: float | None = None
+    duration: float | None = None
 
 
 def _job(row: asyncpg.Record) -> CallbackJob:
@@ -359,18 +375,36 @@ async def record_attempt(
     result: str,
     agent: str | None = None,
     ended_at: dt.datetime | None = None,
-) -> None:
-    """One row of ``callback_attempts`` (``ended_at`` defaults to now)."""
-    await conn.execute(
+    times: AttemptTimes = AttemptTimes(),
+) -> int:
+    """One row of ``callback_attempts`` (``ended_at`` defaults to now); its id."""
+    attempt_id = await conn.fetchval(
         """INSERT INTO callback_attempts (callback_id, instance, started_at, ended_at, agent,
-                                          result)
-           VALUES ($1, $2, $3, coalesce($4::timestamptz, now()), $5, $6)""",
+                                          result, wait_s, talk_s, duration_s)
+           VALUES ($1, $2, $3, coalesce($4::timestamptz, now()), $5, $6, $7, $8, $9)
+           RETURNING id""",
         callback_id,
         instance,
         started_at,
         ended_at,
         agent,
         result,
+        times.wait,
+        times.talk,
+        times.duration,
+    )
+    return int(attempt_id)
+
+
+async def attempt_ended(conn: Conn, attempt_id: int, talk: float, duration: float) -> None:
+    """A kept call-back's conversation is over: its attempt (recorded ``done`` when the two
+    met) gets its talk and duration, and ends now."""
+    await conn.execute(
+        """UPDATE callback_attempts SET ended_at = now(), talk_s = $2, duration_s = $3
+           WHERE id = $1""",
+        attempt_id,
+        talk,
+        duration,
     )
 
 
@@ -398,7 +432,9 @@ async def _settle(
     agent: str | None,
     delay: float = 0.0,
     max_attempts: int = 0,
-) -> str:
+    times: AttemptTimes = AttemptTimes(),
+) -> tuple[str, int]:
+    """The job's new status and the id of the attempt recorded."""
     async with conn.transaction():
         status = await conn.fetchval(
             _SETTLE,
@@ -413,13 +449,23 @@ async def _settle(
         )
         if status is None:
             raise ClaimLost(job)
-        await record_attempt(conn, job.id, job.claimed_by, job.claimed_at, result, agent)
-        return str(status)
+        attempt_id = await record_attempt(
+            conn, job.id, job.claimed_by, job.claimed_at, result, agent, times=times
+        )
+        return str(status), attempt_id
 
 
-async def finish(conn: Conn, job: CallbackJob, result: str, agent: str | None) -> None:
-    """The call-back was kept: ``done``, and the attempt recorded (one transaction)."""
-    await _settle(conn, job, done=True, result=result, agent=agent)
+async def finish(
+    conn: Conn,
+    job: CallbackJob,
+    result: str,
+    agent: str | None,
+    times: AttemptTimes = AttemptTimes(),
+) -> int:
+    """The call-back was kept: ``done``, and the attempt recorded (one transaction); the
+    attempt's id, for `attempt_ended` once the conversation is over."""
+    _, attempt_id = await _settle(conn, job, done=True, result=result, agent=agent, times=times)
+    return attempt_id
 
 
 async def retry_later(
@@ -429,10 +475,11 @@ async def retry_later(
     delay: float,
     max_attempts: int,
     agent: str | None = None,
+    times: AttemptTimes = AttemptTimes(),
 ) -> str:
     """The attempt failed: ``pending`` again, due in ``delay`` seconds, or ``failed`` once it
     was attempt ``max_attempts``; the attempt recorded.  Returns the new status."""
-    return await _settle(
+    status, _ = await _settle(
         conn,
         job,
         done=False,
@@ -440,7 +487,9 @@ async def retry_later(
         agent=agent,
         delay=delay,
         max_attempts=max_attempts,
+        times=times,
     )
+    return status
 
 
 async def put_back(conn: Conn, job: CallbackJob, delay: float) -> None:
@@ -469,16 +518,12 @@ async def put_back(conn: Conn, job: CallbackJob, delay: float) -> None:
 async def attempts_of(conn: Conn, callback_id: int) -> list[Attempt]:
     """The recorded attempts of one call-back, oldest first."""
     rows = await conn.fetch(
-        """SELECT callback_id, instance, started_at, ended_at, agent, result
+        """SELECT callback_id, instance, started_at, ended_at, agent, result, wait_s, talk_s,
+                  duration_s
            FROM callback_attempts WHERE callback_id = $1 ORDER BY started_at, id""",
         callback_id,
     )
-    return [
-        Attempt(
-            r["callback_id"], r["instance"], r["started_at"], r["ended_at"], r["agent"], r["result"]
-        )
-        for r in rows
-    ]
+    return [Attempt(**dict(r)) for r in rows]
 
 
 # --- the admin API: list, cancel, reschedule -------------------------------------------------

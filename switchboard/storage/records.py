@@ -134,6 +134,8 @@ class FinishedCall(Protocol):
     def steps(self) -> Sequence[Step]: ...
     @property
     def outcome(self) -> Outcome: ...
+    @property
+    def queue_department(self) -> str | None: ...
 
 
 def repeats(steps: Sequence[Step]) -> int:
@@ -193,6 +195,7 @@ def record_row(record: FinishedCall, instance: str, config_version: int | None) 
         "duration_s": outcome.duration,
         "agent": outcome.agent,
         "department": outcome.department,
+        "queue_department": record.queue_department,
         "transfers": _count(outcome.extra.get("transfers")),  # an agent's blind transfers
         "repeats": repeats(record.steps),
         "steps": steps_json(record.steps),
@@ -290,6 +293,7 @@ TABLES: dict[Table, _TableSpec] = {
             ("steps", "jsonb"),
             ("uniqueid", "text"),
             ("linkedid", "text"),
+            ("queue_department", "text"),
         ),
         "call_id",
     ),

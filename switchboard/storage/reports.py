@@ -1,8 +1,11 @@
 """The report's queries: a period's figures per scenario, from the analytics views.
 
-The views (migration 0005) say what each call and each step means once --
-``all_calls`` (answered, offered, transferred, the time since the caller's
-previous call; inbound calls and call-back attempts by ``call_type``) and
+The views (migrations 0005 and 0009) say what each call and each step means
+once -- ``all_calls`` (answered, offered, transferred, the time since the
+caller's previous call, the department: the one that answered, else the one
+whose queue the caller waited in, so a department's service level counts the
+callers who gave up in its queue; inbound calls and call-back attempts by
+``call_type``) and
 ``call_steps`` (one row per node a call passed, its position, whether the call
 ended there, the time spent in it).  The per-day views (``call_summary``,
 ``node_funnel``, ``node_exits``, ``menu_choices``) are for BI tools; a report
@@ -60,16 +63,22 @@ _FIGURES = f"""
     count(*) FILTER (WHERE call_type = 'callback') AS callback_attempts,
     count(*) FILTER (WHERE call_type = 'callback' AND answered) AS callbacks_done"""
 
+# `repeated` as the node_funnel view counts it: calls that passed the node more than once
 _FUNNEL = f"""
 SELECT scenario, node, type,
        count(DISTINCT call_id) AS calls,
        count(*) AS visits,
+       count(DISTINCT call_id) FILTER (WHERE passes > 1) AS repeated,
        count(*) FILTER (WHERE last_step) AS ended,
        count(*) FILTER (WHERE last_step AND result = 'abandoned') AS abandoned,
        avg(duration_s) FILTER (WHERE last_step AND result = 'abandoned') AS abandoned_after_s,
        avg(in_node_s) FILTER (WHERE last_step AND result = 'abandoned') AS abandoned_in_node_s
-FROM call_steps
-WHERE {_PERIOD}
+FROM (
+    SELECT call_id, scenario, node, type, position, last_step, result, duration_s, in_node_s,
+           count(*) OVER (PARTITION BY call_id, scenario, node) AS passes
+    FROM call_steps
+    WHERE {_PERIOD}
+) steps
 GROUP BY scenario, node, type
 ORDER BY scenario, min(position), count(*) DESC, node, type
 """  # noqa: S608 - fixed text
@@ -167,6 +176,7 @@ async def build_report(
                 type=row["type"],
                 calls=row["calls"],
                 visits=row["visits"],
+                repeated=row["repeated"],
                 ended=row["ended"],
                 abandoned=row["abandoned"],
                 abandoned_after_s=row["abandoned_after_s"],
