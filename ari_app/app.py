@@ -63,6 +63,31 @@ def ari_settings(company: Company, env: dict[str, str] | None = None) -> AriSett
     )
 
 
+def ari_password_problem(company: Company, env: dict[str, str] | None = None) -> str | None:
+    """Why `switchboard run` cannot log in to ARI with the password it has, naming where
+    that password came from; None when there is one.  Asterisk takes no ARI user without
+    a password (res/ari/config.c: ``user_apply`` loads none, ``ari_conf_validate_user``
+    refuses an empty one): with it every attempt would be a 401."""
+    environ = os.environ if env is None else env
+    user = environ.get("SWITCHBOARD_ARI_USER", company.config.asterisk.ari_user)
+    given = environ.get("SWITCHBOARD_ARI_PASSWORD")
+    if given is not None:
+        if given.strip():
+            return None
+        return (
+            "SWITCHBOARD_ARI_PASSWORD is set but empty: Asterisk refuses an ARI user with no "
+            f"password; set it to the password of [{user}] in Asterisk's ari.conf, or unset "
+            "it to use the configuration's asterisk.ari_password"
+        )
+    if company.config.asterisk.ari_password.get_secret_value().strip():
+        return None
+    return (
+        "no ARI password: the configuration's asterisk: section has no ari_password and "
+        f"SWITCHBOARD_ARI_PASSWORD is not set; give the password of [{user}] in Asterisk's "
+        "ari.conf in one of them"
+    )
+
+
 def runtime_settings(company: Company, app: str) -> RuntimeSettings:
     section = company.config.asterisk
     return RuntimeSettings(

@@ -166,6 +166,7 @@ class AriClient:
         pool_size: int = POOL_SIZE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.user = user  # named when Asterisk refuses it (the password never is)
         self.app = app
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {token}"}

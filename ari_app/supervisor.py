@@ -8,12 +8,25 @@ websocket from then on (`ari_app.client.WebsocketRequests`); then it lists the
 live channels and hands them to the runtime to reconcile, and only then
 reports ready.  A dropped or cleanly closed websocket is followed by
 exponential backoff with jitter; never a busy loop.
+
+What an engineer must act on is said once, not at every attempt: Asterisk
+refusing the ARI user (401, 403: res/res_ari.c, ``ast_ari_invoke``, the events
+websocket included, since its upgrade goes through the same check) and
+Asterisk out of reach (connection refused, a host name DNS does not know, no
+answer) are one line naming the URL and the user (an error; a warning when out of
+reach after a connection that worked: it is being made again), then a reminder every
+`STILL_EVERY` seconds with the attempt count while it lasts; the attempts in
+between are debug lines.  It keeps trying all along: a password fixed in
+ari.conf (``module reload res_ari.so``) or an Asterisk started later is picked
+up without a restart, and ``ari connected`` then says after how many attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +36,7 @@ import aiohttp
 import orjson
 import structlog
 
-from ari_app.client import AriClient, AriError, WebsocketRequests
+from ari_app.client import REQUEST_TIMEOUT, AriClient, AriError, WebsocketRequests
 from ari_app.models import USED_EVENTS, ApplicationReplaced, AriEvent, Channel, MalformedEvent
 from ari_app.models import parse_event as parse
 from switchboard.redaction import redact
@@ -42,6 +55,8 @@ REPLACED_RESET = 600.0
 # a websocket handshake we gave up on (timed out) may still reach Asterisk this long after
 # -- a network or proxy that held it -- and take the app from the connection made since
 HANDSHAKE_LINGER = 120.0
+# while Asterisk stays out of reach or refuses us, a reminder this often (seconds)
+STILL_EVERY = 60.0
 
 
 class EventSink(Protocol):
@@ -61,7 +76,9 @@ class AriSupervisor:
         backoff_max: float = BACKOFF_MAX,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rest_over_websocket: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: when the reminders of a lasting failure are due (`STILL_EVERY`)."""
         self.client = client
         self.sink = sink
         self.ready = asyncio.Event()
@@ -77,6 +94,12 @@ class AriSupervisor:
         self._retake = False  # the app was taken by what looks like our own late handshake
         self._rest_over_websocket = rest_over_websocket
         self._requests: WebsocketRequests | None = None  # answers read off this websocket
+        self._clock = clock
+        self._sink_connected = False  # the sink was told of a connection (and not of its end)
+        self.attempts = 0  # attempts that failed since the last connection
+        # the failure going on, as said once (None: none said since the last connection)
+        self.trouble: str | None = None
+        self._said_at = 0.0  # (clock) when it was last said
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
@@ -92,16 +115,62 @@ class AriSupervisor:
                 if self._connecting:
                     self._linger_until = time.monotonic() + HANDSHAKE_LINGER
                 failures += 1
-                log.warning("ari connection failed", error=redact(str(exc)), attempt=failures)
+                self.attempts += 1
+                self._failed(exc)
             except Exception:  # anything else: never the end of the connection's owner
                 failures += 1
-                log.exception("ari connection failed unexpectedly", attempt=failures)
+                self.attempts += 1
+                log.exception("ari connection failed unexpectedly", attempt=self.attempts)
             self.ready.clear()
-            self.sink.on_disconnected()
+            if self._sink_connected:  # once a connection is lost, not at each failed attempt
+                self._sink_connected = False
+                self.sink.on_disconnected()
             if self._replaced and not self._retake:
                 await self._stay_off()
             delay = min(self._backoff_max, self._backoff_first * 2 ** max(0, failures - 1))
             await self._sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+
+    def _failed(self, exc: BaseException) -> None:
+        """Say why an attempt failed: a refusal or Asterisk out of reach once, then a
+        reminder every `STILL_EVERY` seconds (debug lines between); anything else, each
+        time, as a warning."""
+        url = redact(self.client.base_url)
+        user = self.client.user
+        attempt = self.attempts
+        refused = _refusal(exc)
+        if refused is not None:
+            status, reason = refused
+            trouble = f"Asterisk refused ARI user {user!r} ({status})"
+            first = f"Asterisk at {url} refused ARI user {user!r} ({status}): " + (
+                f"check the user and its password in Asterisk's ari.conf ([{user}], then "
+                "`module reload res_ari.so`) and in the configuration's asterisk: section "
+                "(ari_user, ari_password) or SWITCHBOARD_ARI_USER / SWITCHBOARD_ARI_PASSWORD"
+                if status == 401
+                else f"{reason or 'Forbidden'}: in Asterisk's ari.conf, [{user}] needs "
+                "read_only = no and an acl that lets this host in (then "
+                "`module reload res_ari.so`)"
+            )
+            still = f"Asterisk at {url} still refuses ARI user {user!r} ({status})"
+        else:
+            why = _unreachable(exc)
+            if why is None:
+                log.warning("ari connection failed", error=redact(str(exc)), attempt=attempt)
+                return
+            trouble = f"cannot reach Asterisk: {why}"
+            first = f"cannot reach Asterisk at {url}: {why}"
+            still = f"still cannot reach Asterisk at {url}"
+        now = self._clock()
+        if trouble != self.trouble:
+            self.trouble, self._said_at = trouble, now
+            # an error until the first connection (nothing works yet) or for a refusal; a
+            # warning when a connection that worked is being made again (calls may go on)
+            say = log.error if refused is not None or not self.connections else log.warning
+            say(f"{first}; retrying quietly", attempt=attempt)
+        elif now - self._said_at >= STILL_EVERY:
+            self._said_at = now
+            log.warning(f"{still} (attempt {attempt})", attempt=attempt)
+        else:
+            log.debug("ari connection failed", error=redact(str(exc)), attempt=attempt)
 
     async def _stay_off(self) -> None:
         """Another connection took our Stasis app (Asterisk sent ``ApplicationReplaced``:
@@ -139,10 +208,17 @@ class AriSupervisor:
                 if self._rest_over_websocket:
                     await self._requests_over(ws)
                 # not kept while connected: it is every channel Asterisk has
-                await self.sink.on_connected(await self.client.list_channels())
+                channels = await self.client.list_channels()
+                self._sink_connected = True  # told, even if it fails half-way
+                await self.sink.on_connected(channels)
                 self.connections += 1
                 self.ready.set()
-                log.info("ari connected", url=redact(self.client.base_url), app=self.client.app)
+                # after failed attempts: when it connects at last (its attempt, counted)
+                after = {"attempt": self.attempts + 1} if self.attempts else {}
+                self.attempts, self.trouble = 0, None
+                log.info(
+                    "ari connected", url=redact(self.client.base_url), app=self.client.app, **after
+                )
                 await reader
             finally:
                 self.ready.clear()
@@ -203,3 +279,31 @@ class AriSupervisor:
                 )
                 return
         self.sink.on_event(event)
+
+
+def _refusal(exc: BaseException) -> tuple[int, str] | None:
+    """(401 or 403, Asterisk's reason) when Asterisk refused the ARI user: on the
+    websocket's upgrade (no body read) or on a request (res/res_ari.c, ``ast_ari_invoke``:
+    401 "Authentication required" for a user or password ari.conf does not have, 403
+    "Access denied by ACL", 403 "Write access denied" for a ``read_only`` user)."""
+    if isinstance(exc, aiohttp.ClientResponseError) and exc.status in (401, 403):
+        return exc.status, ""
+    if isinstance(exc, AriError) and exc.status in (401, 403):
+        return exc.status, exc.message
+    return None
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why Asterisk could not be reached at all, or None for another failure."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS: {redact(str(exc))}"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its host name is not known (DNS)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        code = exc.os_error.errno
+        if code == errno.ECONNREFUSED:
+            return "connection refused (is its HTTP server on, at that address? http.conf)"
+        return os.strerror(code) if code else redact(str(exc.os_error))
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {REQUEST_TIMEOUT:g} s"
+    return None

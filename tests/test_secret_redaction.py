@@ -237,6 +237,7 @@ async def test_switchboard_run_names_the_database_host_but_never_its_password(
         **os.environ,
         "SWITCHBOARD_DSN": dsn.format(port=closed_port()),
         "SWITCHBOARD_ARI_URL": f"http://127.0.0.1:{closed_port()}",
+        "SWITCHBOARD_ARI_PASSWORD": "ari-test",  # `run` starts with none no more (issue 13)
         "SWITCHBOARD_UVLOOP": "0",
     }
     lines = await run_until_database_warnings(env, config)

@@ -258,6 +258,54 @@ def test_the_fallback_context_rings_people_then_takes_a_voicemail() -> None:
     assert apps.index("Queue") < apps.index("VoiceMail")
 
 
+def fallback_language(variables: dict[str, str], channel_language: str) -> str:
+    """The channel's language once switchboard-fallback's `s` has run its language line,
+    for a call carrying ``variables``: the steps that set CHANNEL(language), read as
+    Asterisk would (``${VAR}`` substituted, ``ExecIf($["a" op "b"]?App(args))``)."""
+    (start,) = (e for e in read_dialplan()[AsteriskSection().fallback_context] if e.pattern == "s")
+
+    def expand(text: str) -> str:
+        return re.sub(r"\$\{(\w+)\}", lambda m: variables.get(m[1], ""), text)
+
+    language = channel_language
+    for step in start.steps:
+        app, args = step.app, step.args
+        if app == "ExecIf":
+            condition, _, action = args.partition("?")
+            test = re.fullmatch(r'\$\[\s*"([^"]*)"\s*(!=|=)\s*"([^"]*)"\s*\]', expand(condition))
+            assert test, f"line {step.line}: a condition this test cannot read"
+            if (test[1] == test[3]) != (test[2] == "="):
+                continue
+            call = re.fullmatch(r"(\w+)\((.*)\)", action)
+            assert call, f"line {step.line}"
+            app, args = call[1], call[2]
+        if app == "Set" and args.startswith("CHANNEL(language)="):
+            language = expand(args.partition("=")[2])
+    return language
+
+
+@pytest.mark.parametrize(
+    ("variables", "channel", "heard"),
+    [
+        ({}, "en", "en"),  # Asterisk's default language: English, as the examples
+        ({}, "ru", "ru"),  # the endpoint's `language = ru`
+        ({"SWITCHBOARD_LANGUAGE": "ru"}, "en", "ru"),  # set for this number, or a global
+        ({"SWITCHBOARD_LANGUAGE": "en"}, "ru", "en"),
+    ],
+)
+def test_the_fallback_speaks_the_calls_language_not_a_fixed_one(
+    variables: dict[str, str], channel: str, heard: str
+) -> None:
+    assert fallback_language(variables, channel) == heard
+
+
+@pytest.mark.parametrize("conf", ["extensions-switchboard.conf", "extensions-switchboard-agi.conf"])
+def test_no_dialplan_line_fixes_the_language(conf: str) -> None:
+    for raw in (DIALPLAN / conf).read_text(encoding="utf-8").splitlines():
+        line = strip_comment(raw)
+        assert not re.search(r"CHANNEL\(language\)=(?!\$\{)", line), raw
+
+
 def test_every_goto_in_the_dialplan_leads_somewhere_that_exists() -> None:
     contexts = read_dialplan()
     for context, extensions in contexts.items():

@@ -281,6 +281,22 @@ async def test_with_a_database_today_comes_from_it_and_tokens_once_created_guard
         async with http.get(server.url + "/wallboard") as response:
             assert response.status == 401  # revoked: the cookie is worth nothing now
 
+        # guessing: after the limit of refused tokens from one address, 429 for a while,
+        # even with the right token; a browser without a token still gets the page's 401
+        async with sink.pool.acquire() as conn:
+            token = await create_token(conn, "second")
+        limit = wallboard.access.failures.limit
+        for n in range(limit - 2):  # two were refused above: "wrong" and the revoked cookie
+            async with http.get(server.url + f"/wallboard?token=guess{n}") as response:
+                assert response.status == 401, n
+        async with http.get(server.url + f"/wallboard?token={token}") as response:
+            assert response.status == 429
+            assert 1 <= int(response.headers["Retry-After"]) <= wallboard.access.failures.window
+            assert "too many" in await response.text()
+        http.cookie_jar.clear()
+        async with http.get(server.url + "/wallboard") as response:
+            assert response.status == 401
+
 
 @pytest.mark.asyncio
 async def test_with_a_database_the_service_level_counts_the_callers_who_gave_up_waiting(

@@ -199,6 +199,9 @@ def test_run_from_db_refuses_a_hostile_stored_version_in_one_line(case: str, db:
                 "INSERT INTO config_versions (source, sha256, yaml) VALUES ($1, $2, $3)",
                 "stored.yaml", "not-a-real-digest", text,
             )  # fmt: skip
+            await conn.execute(  # and made current, as `config activate` would
+                "INSERT INTO config_activations (config_version, activated_by) VALUES (1, 'sql')"
+            )
         finally:
             await conn.close()
 

@@ -12,8 +12,10 @@ What it reads is the running process's own: the ACD's agents and queues
 (`RuntimeStatus.desk`), the calls it carries (`RuntimeStatus.calls_now`), the
 configuration it runs (`RuntimeStatus.company`); and, from PostgreSQL,
 call-backs, voicemail messages, configuration versions and reports.  An
-agent's change made here is the running ACD's, ``by="api"``, kept through its
-``on_change`` listener like a feature code's.
+agent's change made here is made ``by="api"`` as `switchboard agents` makes
+one: with a database it is kept and sent to every running instance
+(`switchboard.storage.agents.request_agent_change`), which apply it, and this
+process's ACD takes it at once; without one, only this process's ACD.
 
 Errors are JSON, ``{"error": ID, "message": TEXT}`` (and ``problems``: the
 ``FILE:LINE: message`` lines of a rejected configuration), with a 4xx for what
@@ -24,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import json
 import os
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import asyncpg
 import structlog
@@ -38,11 +42,23 @@ from aiohttp import web
 from switchboard.acd.agents import Agent
 from switchboard.admin.openapi import OPENAPI
 from switchboard.admin.status import RuntimeStatus
-from switchboard.admin.tokens import TOKEN_TTL, TokenCheck
+from switchboard.admin.tokens import (
+    FAILURE_LIMIT,
+    FAILURE_WINDOW,
+    TOKEN_TTL,
+    FailedChecks,
+    TokenCheck,
+)
 from switchboard.config.company import Company
 from switchboard.redaction import describe
 from switchboard.report import GROUP_BY, parse_when, report_json
 from switchboard.simulate import AgentBehaviour, SimulationError, simulate
+from switchboard.storage.agents import (
+    AgentLoggedOut,
+    KeptAgentState,
+    apply_agent_command,
+    request_agent_change,
+)
 from switchboard.storage.callbacks import (
     CALLBACK_STATUSES,
     CallbackRow,
@@ -69,7 +85,8 @@ PREFIX = "/api"
 OPEN_PATHS = frozenset({"/api/openapi.json"})  # asked without a token
 DB_TIMEOUT = 10.0  # seconds a request's database work may take
 REASON_LIMIT = 200  # characters of a pause reason, as `switchboard agents pause`
-LIST_LIMIT = 500  # rows a list answers at most
+LIST_LIMIT = 500  # rows a list answers at most (and call-backs by default)
+MESSAGES_LIMIT = 50  # messages a page has unless ?limit= says
 RECORDINGS_DIR = "/var/spool/asterisk/recording"  # Asterisk's; SWITCHBOARD_RECORDINGS_DIR wins
 NO_DATABASE = "the API needs a database (tokens are kept there)"
 TOKEN_NAME = web.RequestKey("token_name", str)  # the name of the request's token
@@ -80,16 +97,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ApiError(Exception):
     """What the client is told: an HTTP status, a stable ``error`` id and a message."""
 
-    def __init__(self, status: int, error_id: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        error_id: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error_id = error_id
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
 
     def response(self) -> web.Response:
         body = {"error": self.error_id, "message": self.message} | self.extra
-        return web.json_response(body, status=self.status)
+        return web.json_response(body, status=self.status, headers=self.headers)
 
 
 class Api:
@@ -101,6 +127,7 @@ class Api:
             status.database.pool if status.database is not None else None
         )
         self.tokens = TokenCheck(self.pool, TOKEN_TTL) if self.pool is not None else None
+        self.failures = FailedChecks(FAILURE_LIMIT, FAILURE_WINDOW)  # tokens refused, by client
         self.recordings = Path(
             recordings_dir or os.environ.get("SWITCHBOARD_RECORDINGS_DIR") or RECORDINGS_DIR
         )
@@ -150,6 +177,15 @@ class Api:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthorized", "give Authorization: Bearer TOKEN")
+        client = request.remote or "unknown"
+        wait = self.failures.retry_after(client)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "too_many_failures",
+                f"too many unknown or revoked tokens from {client}: try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         try:
             async with asyncio.timeout(DB_TIMEOUT):
                 name = await self.tokens.name_of(token)
@@ -157,7 +193,14 @@ class Api:
             log.warning("api: tokens cannot be read", error=describe(exc))
             raise ApiError(503, "database_unavailable", "the tokens cannot be read now") from None
         if name is None:
-            log.info("api: token refused", path=request.path, method=request.method)
+            log.info("api: token refused", path=request.path, method=request.method, client=client)
+            if self.failures.failed(client):
+                log.warning(
+                    "api: too many tokens refused: the client's checks are refused a while",
+                    client=client,
+                    limit=self.failures.limit,
+                    window=self.failures.window,
+                )
             raise ApiError(401, "unauthorized", "the token is unknown or revoked")
         return name
 
@@ -233,17 +276,20 @@ class Api:
             if len(reason) > REASON_LIMIT:
                 raise ApiError(422, "invalid", f"reason: at most {REASON_LIMIT} characters")
         acd = self.status.desk.acd
-        now = self.status.desk.clock.now()
-        try:
-            match action:
-                case "login":
-                    acd.login(agent_id, now, by="api")
-                case "logout":
-                    acd.logout(agent_id, now, by="api")
-                case "pause":
-                    acd.pause(agent_id, now, reason, by="api")
-                case _:
-                    acd.resume(agent_id, now, by="api")
+        agent = acd.agents.get(agent_id)
+        if agent is None:
+            raise ApiError(
+                409, "agent_not_loaded", f"agent {agent_id!r} is not in the running ACD yet"
+            )
+        if action in ("pause", "resume") and agent.state == "logged_out":
+            raise ApiError(409, "logged_out", str(AgentLoggedOut(agent_id)))
+        state: KeptAgentState = (
+            "logged_out" if action == "logout" else "paused" if action == "pause" else "available"
+        )
+        if self.pool is not None:
+            await self._request_agent_change(agent_id, state, reason, resume=action == "resume")
+        try:  # at once here (a second time from the notification: nothing then)
+            apply_agent_command(acd, self.status.desk.clock.now(), agent_id, state, reason, "api")
         except KeyError:
             raise ApiError(
                 409, "agent_not_loaded", f"agent {agent_id!r} is not in the running ACD yet"
@@ -252,6 +298,26 @@ class Api:
             raise ApiError(409, "logged_out", str(exc)) from None
         log.info("api: agent changed", agent=agent_id, action=action, token=request[TOKEN_NAME])
         return web.json_response(self._agent_json(company, agent_id, members[agent_id]))
+
+    async def _request_agent_change(
+        self, agent_id: str, state: KeptAgentState, reason: str, *, resume: bool
+    ) -> None:
+        """With a database, the change goes the way `switchboard agents` sends it: kept,
+        recorded and told to every running instance (``NOTIFY switchboard_agents``), which
+        apply it; this one applies it at once too (`agent_change`), so its answer shows it.
+        `ApiError` 409 for a pause or resume of a logged-out agent."""
+        try:
+            async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
+                await request_agent_change(
+                    cast(asyncpg.Connection, conn),
+                    agent_id,
+                    state,
+                    reason,
+                    by="api",
+                    resume=resume,
+                )
+        except AgentLoggedOut as exc:
+            raise ApiError(409, "logged_out", str(exc)) from None
 
     async def queues(self, request: web.Request) -> web.Response:
         company = self._company()
@@ -359,9 +425,21 @@ class Api:
         status = request.query.get("status") or None
         if status is not None and status not in CALLBACK_STATUSES:
             raise ApiError(400, "invalid", f"status: one of {', '.join(CALLBACK_STATUSES)}")
+        limit = _int_query(request, "limit", LIST_LIMIT, 1, LIST_LIMIT)
+        after = _cursor(request, "after")
         async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
-            rows = await list_callbacks(conn, status, LIST_LIMIT)
-        return web.json_response({"callbacks": [_callback_json(row) for row in rows]})
+            if after is not None and await callback_row(conn, after) is None:
+                raise ApiError(400, "invalid", f"after: no call-back {after}")
+            rows = await list_callbacks(conn, status, limit + 1, after=after)
+        page = rows[:limit]
+        return web.json_response(
+            {
+                "callbacks": [_callback_json(row) for row in page],
+                "next": _next_page(request, "after", page[-1].id, limit)
+                if len(rows) > limit
+                else None,
+            }
+        )
 
     async def callback_cancel(self, request: web.Request) -> web.Response:
         callback_id = _int_id(request, "id")
@@ -394,18 +472,29 @@ class Api:
         return web.json_response(_callback_json(row))
 
     async def messages(self, request: web.Request) -> web.Response:
-        limit = _int_query(request, "limit", 50, 1, LIST_LIMIT)
+        limit = _int_query(request, "limit", MESSAGES_LIMIT, 1, LIST_LIMIT)
+        before = _cursor(request, "before")
         async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
-            found = await recent_messages(conn, limit)
-        return web.json_response({"messages": [self._message_json(m) for m in found]})
+            if before is not None and await message_by_id(conn, before) is None:
+                raise ApiError(400, "invalid", f"before: no message {before}")
+            found = await recent_messages(conn, limit + 1, before=before)
+        page = found[:limit]
+        return web.json_response(
+            {
+                "messages": [self._message_json(m) for m in page],
+                "next": _next_page(request, "before", page[-1].id, limit)
+                if len(found) > limit
+                else None,
+            }
+        )
 
     def _recording(self, message: Message) -> Path | None:
-        """The message's WAV file when it is there (and a plain name in the folder)."""
+        """Where the message's WAV file should be: None unless its name is a plain name
+        of a file in the recordings folder."""
         name = message.recording
         if not name or "/" in name or "\\" in name or name.startswith("."):
             return None
-        path = self.recordings / f"{name}.wav"
-        return path if path.is_file() else None
+        return self.recordings / f"{name}.wav"
 
     def _message_json(self, message: Message) -> dict[str, Any]:
         return {
@@ -425,18 +514,37 @@ class Api:
             message = await message_by_id(conn, message_id)
         if message is None:
             raise ApiError(404, "not_found", "no such message")
-        path = await asyncio.to_thread(self._recording, message)
+        path = self._recording(message)
         if path is None:
             raise ApiError(
                 404, "no_recording", f"the recording of message {message_id} is not on this machine"
             )
-        return web.FileResponse(
-            path,
-            headers={
-                "Content-Type": "audio/wav",
-                "Content-Disposition": f'attachment; filename="{path.name}"',
-            },
-        )
+        try:
+            file, size, first = await asyncio.to_thread(_open_recording, path)
+        except OSError as exc:
+            if exc.errno not in NOT_THERE:  # not readable by this process, a disk error
+                log.warning(
+                    "api: recording not readable",
+                    message=message_id,
+                    path=str(path),
+                    error=describe(exc),
+                )
+                why = exc.strerror or type(exc).__name__
+                raise ApiError(
+                    500,
+                    "recording_unreadable",
+                    f"the recording of message {message_id} ({path.name}) cannot be read: {why}",
+                ) from None
+            raise ApiError(
+                404,
+                "recording_missing",
+                f"the recording of message {message_id} ({path.name}) is not in the "
+                "recordings folder (SWITCHBOARD_RECORDINGS_DIR)",
+            ) from None
+        try:
+            return await _send_file(request, file, size, first, path.name, message_id)
+        finally:
+            await asyncio.to_thread(file.close)
 
     async def report(self, request: web.Request) -> web.Response:
         company = self._company()
@@ -667,6 +775,21 @@ def _int_query(request: web.Request, key: str, default: int, low: int, high: int
     return int(text)
 
 
+def _cursor(request: web.Request, key: str) -> int | None:
+    """A page's start (``?after=ID``, ``?before=ID``): a row's id, or None."""
+    text = request.query.get(key)
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 18 or int(text) < 1:
+        raise ApiError(400, "invalid", f"{key}: a row's id (the previous page's next)")
+    return int(text)
+
+
+def _next_page(request: web.Request, key: str, last_id: int, limit: int) -> str:
+    """The address of the page after the one answered, which ended at row ``last_id``."""
+    return str(request.rel_url.update_query({key: str(last_id), "limit": str(limit)}))
+
+
 def _opt_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None:
@@ -685,6 +808,66 @@ def _aware(value: Any, key: str, company: Company) -> dt.datetime:
     except ValueError:
         raise ApiError(422, "invalid", f"{key}: {value!r} is not an ISO time") from None
     return when if when.tzinfo else when.replace(tzinfo=company.tz)
+
+
+# --- recordings ------------------------------------------------------------------------------
+
+CHUNK = 64 * 1024  # bytes of a recording read and sent at a time
+# what opening a recording that is not there raises: no such file (or folder), a name
+# too long to be one, a symbolic link loop, something else than a file
+NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def _open_recording(path: Path) -> tuple[BinaryIO, int, bytes]:
+    """``path`` opened for reading, its size and its first chunk, read here so that a
+    file that cannot be read is said before anything is sent.  OSError as opening or
+    reading raises; EISDIR for anything but a regular file (never blocking on a FIFO)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        return file, info.st_size, file.read(min(CHUNK, info.st_size))
+    except BaseException:
+        file.close()
+        raise
+
+
+async def _send_file(
+    request: web.Request, file: BinaryIO, size: int, first: bytes, name: str, message_id: int
+) -> web.StreamResponse:
+    """The opened WAV (``first``, then the rest in chunks); a read that fails half-way
+    cuts the connection -- the client sees a body shorter than its Content-Length --
+    and is logged."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "audio/wav",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        }
+    )
+    response.content_length = size
+    await response.prepare(request)
+    if first:
+        await response.write(first)
+    sent = len(first)
+    while sent < size:
+        try:
+            chunk = await asyncio.to_thread(file.read, min(CHUNK, size - sent))
+        except OSError as exc:
+            log.warning("api: recording read failed", message=message_id, error=describe(exc))
+            response.force_close()
+            break
+        if not chunk:  # the file got shorter
+            response.force_close()
+            break
+        await response.write(chunk)
+        sent += len(chunk)
+    return response
 
 
 # --- answers --------------------------------------------------------------------------------

@@ -36,6 +36,21 @@ def _list_of(key: str, ref: str) -> dict[str, Any]:
     )
 
 
+def _page_of(key: str, ref: str, cursor: str) -> dict[str, Any]:
+    """A page of a list: its rows, and ``next``, the address of the next page."""
+    return _object(
+        {
+            key: {"type": "array", "items": {"$ref": f"#/components/schemas/{ref}"}},
+            "next": {
+                "type": ["string", "null"],
+                "description": f"the next page (the same query, {cursor}= the last row's id); "
+                "null: this was the last",
+            },
+        },
+        [key, "next"],
+    )
+
+
 def _op(
     summary: str,
     ok: dict[str, Any],
@@ -49,6 +64,18 @@ def _op(
     responses: dict[str, Any] = {"200": ok}
     if not open_route:
         responses["401"] = _error("no token, or one unknown or revoked")
+        responses["429"] = {
+            **_error(
+                "too many unknown or revoked tokens from this client address (20 a minute): "
+                "every token refused until Retry-After seconds have passed"
+            ),
+            "headers": {
+                "Retry-After": {
+                    "description": "seconds to wait",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+        }
         responses["503"] = _error("no database, or it is not answering")
     for status, why in (errors or {}).items():
         responses[status] = _error(why)
@@ -300,9 +327,9 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/callbacks": {
             "get": _op(
-                "call-backs, the soonest due first (at most 500)",
-                _json(_list_of("callbacks", "Callback")),
-                errors={"400": "unknown status"},
+                "call-backs, the soonest due first, a page at a time",
+                _json(_page_of("callbacks", "Callback", "after")),
+                errors={"400": "unknown status, bad limit, after not a call-back's id"},
                 parameters=[
                     _query(
                         "status",
@@ -311,7 +338,17 @@ OPENAPI: dict[str, Any] = {
                             "type": "string",
                             "enum": ["pending", "in_progress", "done", "failed", "cancelled"],
                         },
-                    )
+                    ),
+                    _query(
+                        "limit",
+                        "at most this many (500)",
+                        {"type": "integer", "minimum": 1, "maximum": 500},
+                    ),
+                    _query(
+                        "after",
+                        "the page after this call-back (the previous page's `next` says it)",
+                        {"type": "integer", "minimum": 1},
+                    ),
                 ],
                 tag="call-backs",
             )
@@ -357,15 +394,20 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/messages": {
             "get": _op(
-                "voicemail messages, newest first",
-                _json(_list_of("messages", "Message")),
-                errors={"400": "bad limit"},
+                "voicemail messages, newest first, a page at a time",
+                _json(_page_of("messages", "Message", "before")),
+                errors={"400": "bad limit, before not a message's id"},
                 parameters=[
                     _query(
                         "limit",
                         "at most this many (50)",
                         {"type": "integer", "minimum": 1, "maximum": 500},
-                    )
+                    ),
+                    _query(
+                        "before",
+                        "the messages older than this one (the previous page's `next` says it)",
+                        {"type": "integer", "minimum": 1},
+                    ),
                 ],
                 tag="messages",
             )
@@ -379,7 +421,11 @@ OPENAPI: dict[str, Any] = {
                         "audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}
                     },
                 },
-                errors={"404": "no such message, or its file is not on this machine"},
+                errors={
+                    "404": "no such message (not_found), it names no file here (no_recording), "
+                    "or its file is not in the recordings folder (recording_missing)",
+                    "500": "its file cannot be read by the process (recording_unreadable)",
+                },
                 parameters=[_ID],
                 tag="messages",
             )

@@ -44,7 +44,7 @@ from aiohttp import web
 
 from switchboard.acd.agents import Agent
 from switchboard.admin.status import RuntimeStatus, _inner
-from switchboard.admin.tokens import TOKEN_TTL, TokenCheck
+from switchboard.admin.tokens import TOKEN_TTL, FailedChecks, TokenCheck
 from switchboard.calls import CallRecord, MemorySink
 from switchboard.config.company import Company
 from switchboard.config.model import QueueNode
@@ -316,11 +316,13 @@ class Access:
     all are revoked since), a browser holding a token not revoked: given once as
     ``?token=``, kept in an HttpOnly cookie, checked at each request by the API's
     `TokenCheck` (read again every ``ttl`` s, so a revoked token stops working within
-    seconds)."""
+    seconds).  Tokens refused to one address are counted as the API counts them
+    (`FailedChecks`): past the limit that address gets 429 for a while."""
 
     def __init__(self, status: RuntimeStatus) -> None:
         self.status = status
         self.ttl = TOKEN_TTL
+        self.failures = FailedChecks()
         self._check: TokenCheck | None = None
 
     def _tokens(self) -> TokenCheck | None:
@@ -332,16 +334,30 @@ class Access:
         self._check.ttl = self.ttl
         return self._check
 
-    async def allows(self, token: str | None) -> bool:
-        """`web.HTTPServiceUnavailable` when the database cannot say (closed, not open)."""
+    async def allows(self, token: str | None, client: str) -> bool:
+        """`web.HTTPServiceUnavailable` when the database cannot say (closed, not open);
+        `web.HTTPTooManyRequests` when ``client`` presented too many refused tokens."""
         check = self._tokens()
         if check is None:
             return True
+        if token:
+            wait = self.failures.retry_after(client)
+            if wait is not None:
+                raise web.HTTPTooManyRequests(
+                    text=f"too many unknown or revoked tokens: try again in {wait} s\n",
+                    headers={"Retry-After": str(wait), **SECURITY_HEADERS},
+                )
         try:
             async with asyncio.timeout(2.0):
                 if not await check.ever_made():
                     return True
-                return bool(token) and await check.name_of(token or "") is not None
+                if not token:
+                    return False
+                if await check.name_of(token) is not None:
+                    return True
+                log.info("wallboard: token refused", client=client)
+                self.failures.failed(client)
+                return False
         except asyncpg.UndefinedTableError:  # a database not migrated to 0007: no tokens
             return True
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -382,7 +398,7 @@ class Wallboard:
     async def _page(self, request: web.Request) -> web.Response:
         given = request.query.get("token")
         if given is not None:
-            if not await self.access.allows(given):
+            if not await self.access.allows(given, _client(request)):
                 return _refused()
             # the token leaves the address bar (and the history) for a cookie
             lang = request.query.get("lang")
@@ -398,7 +414,7 @@ class Wallboard:
                 secure=request.secure,
             )
             return response
-        if not await self.access.allows(request.cookies.get(COOKIE)):
+        if not await self.access.allows(request.cookies.get(COOKIE), _client(request)):
             return _refused()
         return self._file("wallboard.html")
 
@@ -415,7 +431,7 @@ class Wallboard:
         )
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        if not await self.access.allows(request.cookies.get(COOKIE)):
+        if not await self.access.allows(request.cookies.get(COOKIE), _client(request)):
             return _refused()
         response = web.StreamResponse(
             headers={
@@ -428,6 +444,10 @@ class Wallboard:
         await response.prepare(request)
         await stream(self.snapshot, response.write, tick=self.tick, keep_alive=self.keep_alive)
         return response
+
+
+def _client(request: web.Request) -> str:
+    return request.remote or "unknown"
 
 
 def _refused() -> web.Response:

@@ -190,6 +190,18 @@ class AsteriskSection(Section):
     def _ari_url(cls, value: str) -> str:
         return check_ari_url(value)
 
+    @field_validator("ari_password")
+    @classmethod
+    def _ari_password(cls, value: SecretStr) -> SecretStr:
+        # Asterisk takes no ARI user without a password (res/ari/config.c: user_apply,
+        # ari_conf_validate_user); left out, SWITCHBOARD_ARI_PASSWORD may give it
+        if not value.get_secret_value().strip():
+            raise ValueError(
+                "empty: Asterisk refuses an ARI user with no password; give the one in "
+                "ari.conf, or leave the key out and set SWITCHBOARD_ARI_PASSWORD"
+            )
+        return value
+
 
 # the admin web server (/healthz, /readyz, /metrics): loopback, and one port per command,
 # so that `run` and `agi` may serve on one machine

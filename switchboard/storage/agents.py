@@ -291,8 +291,14 @@ async def _store(
 def apply_agent_command(
     acd: Acd, now: float, agent: str, state: KeptAgentState, reason: str, by: str
 ) -> None:
-    """Apply a request to ``acd`` as the agent's own change would be made.  Raises as the
-    `Acd` does: KeyError (not a member of any department), ValueError (log in first)."""
+    """Apply a request to ``acd`` as the agent's own change would be made; nothing when
+    the agent is in that state already (a request applied twice, or one this instance
+    made itself: the admin API's).  Raises as the `Acd` does: KeyError (not a member of
+    any department), ValueError (log in first)."""
+    current = acd.agents.get(agent)
+    same_reason = state != "paused" or (current is not None and current.reason == reason)
+    if current is not None and current.state == state and same_reason:
+        return
     if state == "available":
         acd.login(agent, now, by=by)
     elif state == "logged_out":

@@ -557,14 +557,18 @@ def _row(row: asyncpg.Record) -> CallbackRow:
 
 
 async def list_callbacks(
-    conn: Conn, status: str | None = None, limit: int = 500
+    conn: Conn, status: str | None = None, limit: int = 500, *, after: int | None = None
 ) -> list[CallbackRow]:
-    """Call-backs (of one ``status``), the soonest due first."""
+    """Call-backs (of one ``status``), the soonest due first; with ``after``, those that
+    come after call-back ``after`` in that order (the next page: none when it is gone)."""
     rows = await conn.fetch(
-        f"SELECT {_ROW} FROM callbacks WHERE $1::text IS NULL OR status = $1 "  # noqa: S608 - fixed text
+        f"SELECT {_ROW} FROM callbacks WHERE ($1::text IS NULL OR status = $1) "  # noqa: S608 - fixed text
+        "AND ($3::bigint IS NULL OR (due_at, id) > "
+        "(SELECT c.due_at, c.id FROM callbacks c WHERE c.id = $3)) "
         "ORDER BY due_at, id LIMIT $2",
         status,
         limit,
+        after,
     )
     return [_row(r) for r in rows]
 

@@ -35,11 +35,17 @@ def _message(r: asyncpg.Record) -> Message:
 
 
 async def recent_messages(
-    conn: asyncpg.Connection | PoolConnectionProxy, limit: int = 50
+    conn: asyncpg.Connection | PoolConnectionProxy, limit: int = 50, *, before: int | None = None
 ) -> list[Message]:
+    """The newest messages first; with ``before``, those older than message ``before``
+    in that order (the next page: none when it is gone)."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM messages ORDER BY created_at DESC, id DESC LIMIT $1",  # noqa: S608 - fixed text
+        f"SELECT {_COLUMNS} FROM messages "  # noqa: S608 - fixed text
+        "WHERE $2::bigint IS NULL OR (created_at, id) < "
+        "(SELECT m.created_at, m.id FROM messages m WHERE m.id = $2) "
+        "ORDER BY created_at DESC, id DESC LIMIT $1",
         limit,
+        before,
     )
     return [_message(r) for r in rows]
 

@@ -340,6 +340,14 @@ class AsteriskSimulator:
         without an event, websockets are cut, and the server answers again at once."""
         await self.server.restart()
 
+    def reload_ari_user(self, password: str, read_only: bool = False) -> None:
+        """ari.conf's user given ``password`` (and ``read_only``), then ``module reload
+        res_ari.so``: res/res_ari.c's ``reload_module`` reads the users again
+        (``ari_conf_load``), and the next request or websocket upgrade is checked against
+        them; websockets already open stay open."""
+        self.server.password = self.password = password
+        self.server.read_only = read_only
+
     def state(self) -> Json:
         """The same summary ``GET /_sim/state`` gives."""
         return self.server.state_json()

@@ -11,8 +11,10 @@ calls, scripts the phones and reads the request log over HTTP.  That keeps the
 simulator's CPU and memory apart from the app's, as ``bench/ari_load.py`` needs.
 The defaults are those ``switchboard run`` uses with an ``asterisk:`` section
 left out (``http://127.0.0.1:8088``, user and password from
-``SWITCHBOARD_ARI_USER`` / ``SWITCHBOARD_ARI_PASSWORD``, else ``switchboard``
-and an empty password), so the two meet without options.
+``SWITCHBOARD_ARI_USER`` / ``SWITCHBOARD_ARI_PASSWORD``, else ``switchboard``),
+so the two meet without options.  A password is required, as in Asterisk:
+res/ari/config.c loads no ari.conf user without one (``user_apply``) and
+refuses an empty one (``ari_conf_validate_user``).
 
 ``--scale`` is real seconds per simulated second (0.02 plays a minute in 1.2 s);
 the app must run on the same scale.  ``--durations-from CONFIG`` plays each
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--password",
         default=os.environ.get("SWITCHBOARD_ARI_PASSWORD", ""),
-        help="the ARI user's password (default $SWITCHBOARD_ARI_PASSWORD, else empty)",
+        help="the ARI user's password (default $SWITCHBOARD_ARI_PASSWORD; required)",
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="real seconds per simulated second"
@@ -121,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--scale must be positive")
     if args.gc_freeze < 0:
         parser.error("--gc-freeze must not be negative")
+    if not args.password:  # res/ari/config.c, user_apply: "User missing password"
+        parser.error(
+            "give --password or set SWITCHBOARD_ARI_PASSWORD: "
+            "Asterisk takes no ARI user without one"
+        )
     configure_logging(json_output=False, level="warning")
     try:
         durations = _durations(args.durations_from)

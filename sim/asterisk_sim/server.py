@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -148,6 +149,7 @@ class AriServer:
         self.pbx = pbx
         self.user = user
         self.password = password
+        self.read_only = False  # ari.conf's read_only = yes for the user
 
     # -- application ----------------------------------------------------------------
 
@@ -256,18 +258,21 @@ class AriServer:
     # -- middleware: auth, log, errors ----------------------------------------------------
 
     def _authorized(self, request: web.Request) -> bool:
-        expected = f"{self.user}:{self.password}"
-        api_key = request.query.get("api_key")
-        if api_key is not None:
-            return hmac.compare_digest(api_key, expected)
+        """As res/res_ari.c's ``authenticate_user``: HTTP Basic first, else ``api_key``
+        (``parse_api_keys``: ``user:password``), checked by res/ari/config.c's
+        ``ari_conf_validate_user``, which refuses an empty user or password whatever
+        ari.conf says (and ``user_apply`` loads no user without a password)."""
+        given = ""
         header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
+        if header.startswith("Basic "):  # main/http.c, ast_http_get_auth
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                given = base64.b64decode(header[6:], validate=True).decode("utf-8")
+        if ":" not in given:  # no usable Basic credentials: the api_key, if any
+            given = request.query.get("api_key", "")
+        user, _, password = given.partition(":")
+        if not user or not password:
             return False
-        try:
-            given = base64.b64decode(header[6:], validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        return hmac.compare_digest(given, expected)
+        return hmac.compare_digest(given.encode(), f"{self.user}:{self.password}".encode())
 
     @staticmethod
     async def _read_body(request: web.Request) -> tuple[Any, bool]:
@@ -305,8 +310,15 @@ class AriServer:
         self.pbx.requests.append(record)
         response: web.StreamResponse
         if not self._authorized(request):
+            # res/res_ari.c, ast_ari_invoke: 401 "Authentication required" with a Basic
+            # challenge (auth_realm, "Asterisk REST Interface" by default) -- before any
+            # route, so the events websocket's upgrade is refused the same way (its
+            # handler, ari_handle_websocket, is reached only past this check)
             response = _error(401, "Authentication required")
             response.headers["WWW-Authenticate"] = 'Basic realm="Asterisk REST Interface"'
+        elif self.read_only and request.method not in ("GET", "OPTIONS"):
+            # ast_ari_invoke, next: a read_only user may only GET (over HTTP or the websocket)
+            response = _error(403, "Write access denied")
         elif not parsed:
             response = _error(400, "Request body is not valid JSON")
         else:

@@ -239,7 +239,13 @@ Device states (``devices``, `Pbx.compute_device_state`):
    (chan_pjsip_request, AST_CAUSE_NO_ROUTE_DESTINATION), a refusing one with
    its cause.  Subscribers to the devices see INUSE/RINGING and back.
 
-Auth: HTTP Basic or ``?api_key=user:pass``; otherwise 401.  Unknown routes
+Auth: HTTP Basic or ``?api_key=user:pass``; otherwise 401 ``Authentication
+required`` with a Basic challenge, the events websocket's upgrade included
+(res/res_ari.c, ``ast_ari_invoke``); an empty user or password is always
+refused (res/ari/config.c, ``ari_conf_validate_user``); a ``read_only`` user
+gets 403 ``Write access denied`` for anything but GET (``ast_ari_invoke``).
+`AsteriskSimulator.reload_ari_user` is ari.conf changed then ``module reload
+res_ari.so`` (res_ari.c, ``reload_module``).  Unknown routes
 404 ``{"message": "Resource not found"}``, wrong method 405.  ``409 Channel
 not in Stasis application`` for control operations on a channel outside
 Stasis, ``404 Channel not found`` once it is gone; ``412 Channel in invalid
