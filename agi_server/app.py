@@ -326,9 +326,14 @@ def _first_icm(company: Company, scenario: str | None) -> tuple[str, str] | None
 
 
 async def serve(
-    company: Callable[[], Company], stop: asyncio.Event, listen: str | None = None
+    company: Callable[[], Company],
+    stop: asyncio.Event,
+    listen: str | None = None,
+    *,
+    started: Callable[[], object] | None = None,
 ) -> None:
-    """Serve FastAGI on ``listen`` (default: the config's, loopback) until ``stop`` is set.
+    """Serve FastAGI on ``listen`` (default: the config's, loopback) until ``stop`` is set;
+    ``started`` is called once it listens (`switchboard.systemd`'s ``READY=1``).
 
     With a database (`database.dsn` / ``SWITCHBOARD_DSN``) every call leaves its
     record there and call-back requests are stored for `switchboard run`'s
@@ -367,6 +372,8 @@ async def serve(
             raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         log.info("listening", host=bound[0], port=bound[1], instance=instance)
         stack.push_async_callback(server.close)
+        if started is not None:
+            started()
         await stop.wait()
 
 

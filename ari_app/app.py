@@ -216,8 +216,15 @@ class AriApp:
         )
 
 
-async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
+async def serve(
+    company: Callable[[], Company],
+    stop: asyncio.Event,
+    *,
+    started: Callable[[], object] | None = None,
+) -> None:
     """Run the Stasis application until ``stop`` is set; each new call takes ``company()``.
+    ``started`` is called once the admin server listens and the app is connecting (it
+    does not wait for Asterisk: `switchboard.systemd`'s ``READY=1``).
 
     With a database (`database.dsn` / ``SWITCHBOARD_DSN``) every call leaves its
     record there (written in the background, spilled to `database.spill_dir`
@@ -253,4 +260,6 @@ async def serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
             keep_vips(runtime.vips, stored, dsn),
             app,
         ):
+            if started is not None:
+                started()
             await stop.wait()

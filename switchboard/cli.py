@@ -432,7 +432,8 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-Serve = Callable[[Callable[[], Company], asyncio.Event], Awaitable[None]]
+# the runtime's serve: the current company, the stop event, and what to call once it serves
+Serve = Callable[[Callable[[], Company], asyncio.Event, Callable[[], object]], Awaitable[None]]
 
 
 class ServeFailed(Exception):
@@ -458,12 +459,14 @@ def _run(args: argparse.Namespace) -> int:
             print(f"switchboard run: SWITCHBOARD_ARI_URL: {exc}", file=sys.stderr)
             return EXIT_INVALID
 
-    async def run_serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
+    async def run_serve(
+        company: Callable[[], Company], stop: asyncio.Event, started: Callable[[], object]
+    ) -> None:
         # before anything starts: with no password every attempt would be a 401
         if (problem := ari_password_problem(company())) is not None:
             raise ServeInvalid(problem)
         try:
-            await serve(company, stop)
+            await serve(company, stop, started=started)
         except AdminCannotListen as exc:  # the admin server's address (admin.listen)
             raise ServeFailed(str(exc)) from exc
 
@@ -483,9 +486,11 @@ def _agi(args: argparse.Namespace) -> int:
                 print(f"switchboard agi: {exc}", file=sys.stderr)
                 return EXIT_INVALID
 
-    async def agi_serve(company: Callable[[], Company], stop: asyncio.Event) -> None:
+    async def agi_serve(
+        company: Callable[[], Company], stop: asyncio.Event, started: Callable[[], object]
+    ) -> None:
         try:
-            await serve(company, stop, args.listen)
+            await serve(company, stop, args.listen, started=started)
         except CannotListen as exc:
             raise ServeFailed(str(exc)) from exc
 
@@ -515,7 +520,12 @@ def _sounds_install(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
     """`run` and `agi`: a config file, or the database's current version (and the next)."""
-    from switchboard.serving import SpillDirUnusable, run_serving  # noqa: PLC0415 - `check` stays quick
+    from switchboard import systemd  # noqa: PLC0415
+    from switchboard.serving import (  # noqa: PLC0415 - `check` stays quick
+        FileConfig,
+        SpillDirUnusable,
+        run_serving,
+    )
 
     if args.from_db == (args.config is not None):
         print(f"switchboard {command}: give CONFIG or --from-db (one of them)", file=sys.stderr)
@@ -549,8 +559,12 @@ def _serve(args: argparse.Namespace, command: str, serve: Serve) -> int:
         return EXIT_INVALID
     configure_logging(json_output=args.json_logs, level=level, cache=True)
 
+    config = FileConfig(args.config, company)
+
     async def main() -> None:
-        await serve(lambda: company, _stop_on_signals())
+        stop = _stop_on_signals()
+        _on_sighup(config.reload)
+        await serve(config.company, stop, systemd.ready)
 
     try:
         run_serving(main())
@@ -638,12 +652,48 @@ def _unusable_spill_dir(company: Company, command: str) -> bool:
 
 
 def _stop_on_signals() -> asyncio.Event:
-    """An event SIGINT or SIGTERM sets (call it inside the running loop)."""
+    """An event SIGINT or SIGTERM sets (call it inside the running loop); systemd hears
+    ``STOPPING=1`` then."""
+    from switchboard import systemd  # noqa: PLC0415
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        if not stop.is_set():
+            systemd.stopping()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping)
     return stop
+
+
+_reloads: set[asyncio.Task[object]] = set()  # a reload runs to its end, even if unawaited
+
+
+def _on_sighup(reload: Callable[[], Awaitable[object]]) -> None:
+    """SIGHUP (``systemctl reload``) runs ``reload``, one at a time, between
+    ``RELOADING=1`` and ``READY=1`` for systemd."""
+    from switchboard import systemd  # noqa: PLC0415
+
+    loop = asyncio.get_running_loop()
+    lock = asyncio.Lock()
+
+    async def reloading() -> None:
+        async with lock:
+            systemd.reloading()
+            try:
+                await reload()
+            finally:
+                systemd.ready()
+
+    def hangup() -> None:
+        task: asyncio.Task[object] = loop.create_task(reloading())
+        _reloads.add(task)
+        task.add_done_callback(_reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
 
 
 async def _run_from_db(dsn: str, command: str, serve: Serve) -> int:
@@ -675,8 +725,21 @@ async def _run_from_db(dsn: str, command: str, serve: Serve) -> int:
     ):
         await watcher.stop()
         return EXIT_INVALID
+    from switchboard import systemd  # noqa: PLC0415
+
+    async def followed_live() -> None:
+        import structlog  # noqa: PLC0415
+
+        structlog.get_logger("switchboard.cli").info(
+            "config reload: nothing to read, the database's current version is followed "
+            "live (switchboard config import / activate)",
+            version=watcher.version,
+        )
+
+    stop = _stop_on_signals()
+    _on_sighup(followed_live)
     try:
-        await serve(watcher.company, _stop_on_signals())
+        await serve(watcher.company, stop, systemd.ready)
     finally:
         await watcher.stop()
     return EXIT_OK

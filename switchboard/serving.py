@@ -228,3 +228,52 @@ async def keep_vips(
         yield
     finally:
         await following.stop()
+
+
+class FileConfig:
+    """A configuration file `run` and `agi` serve, read again on SIGHUP (``systemctl
+    reload``): new calls take the new version, calls up keep theirs.  A version that does
+    not load is refused with its problems and the running one stays.  What is set up once
+    at start (the ``asterisk:``, ``database:`` and ``admin:`` sections) needs a restart;
+    a reload that changes them says so."""
+
+    def __init__(self, path: str, company: Company) -> None:
+        self.path = path
+        self._company = company
+        self.reloads = 0  # versions taken since the start
+
+    def company(self) -> Company:
+        """The current version (fit for the runtimes' ``company``)."""
+        return self._company
+
+    async def reload(self) -> bool:
+        """Read the file again; True when its version is now the current one."""
+        from switchboard.config.load import load_file  # noqa: PLC0415
+
+        try:
+            result = await asyncio.to_thread(load_file, self.path)
+        except Exception:  # a loader crash must not end a running server
+            log.exception("config reload failed: keeping the running one", path=self.path)
+            return False
+        if result.company is None:
+            log.error(
+                "config reload refused: keeping the running one",
+                path=self.path,
+                problems=[p.format(self.path) for p in result.errors],
+            )
+            return False
+        before, after = self._company.config, result.company.config
+        fixed = [
+            name
+            for name in ("asterisk", "database", "admin")
+            if getattr(before, name) != getattr(after, name)
+        ]
+        if fixed:
+            log.warning(
+                "config reload: these sections are read at start only: restart to apply them",
+                sections=fixed,
+            )
+        self._company = result.company
+        self.reloads += 1
+        log.info("config reloaded: new calls take it", path=self.path, reloads=self.reloads)
+        return True

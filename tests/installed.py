@@ -7,6 +7,7 @@ unpacks every dependency); tests of the wheel and of the container share it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -73,6 +74,7 @@ def _clean_copy(to: Path) -> Path:
 def installed_switchboard() -> Installed:
     """Build the wheels and install them into a new venv under the system's temp folder."""
     base = Path(tempfile.mkdtemp(prefix="switchboard-installed-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)  # at the session's end
     wheels_dir = base / "wheels"
     tree = _clean_copy(base / "src")
     sources = [tree / d.relative_to(ROOT) for d in DISTRIBUTIONS if (d / "pyproject.toml").exists()]
