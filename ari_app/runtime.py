@@ -762,9 +762,12 @@ class CallSession:
         )  # fmt: skip
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
         try:
+            # before the first step: Asterisk sets a variable on the channel's Stasis
+            # control thread, in turn behind a prompt that plays (res/stasis/control.c),
+            # and runs websocket requests one at a time -- a mark sent after the first
+            # prompt would wait for its end and hold up every call's requests meanwhile
+            await self._mark_channel(run.scenario)
             await driver.start()
-            # after the first step's requests (the answer, the first prompt): off their way
-            self._spawn(self._mark_channel(run.scenario))
             while not run.finished:
                 item = await self.queue.get()
                 if isinstance(item, Drain):
@@ -1091,13 +1094,19 @@ class CallSession:
     async def _mark_channel(self, scenario: str) -> None:
         """The call's id and scenario on the caller's channel, for Asterisk's CDR and CEL
         and the dialplan (``SWITCHBOARD_CALL_ID``, ``SWITCHBOARD_SCENARIO``), and its
-        linkedid for the record.  Off the call's way: a failure costs the record only
-        its linkedid."""
+        linkedid for the record.  A failure costs the record only its linkedid."""
         channel = self.channel.id
-        await self._safe(self.client.set_variable(channel, "SWITCHBOARD_CALL_ID", self.call_id))
-        await self._safe(self.client.set_variable(channel, "SWITCHBOARD_SCENARIO", scenario))
-        with contextlib.suppress(AriError):
-            self.linkedid = await self.client.get_variable(channel, "CHANNEL(linkedid)")
+
+        async def linkedid() -> None:
+            with contextlib.suppress(AriError):
+                self.linkedid = await self.client.get_variable(channel, "CHANNEL(linkedid)")
+
+        # at once: one round trip before the answer
+        await asyncio.gather(
+            self._safe(self.client.set_variable(channel, "SWITCHBOARD_CALL_ID", self.call_id)),
+            self._safe(self.client.set_variable(channel, "SWITCHBOARD_SCENARIO", scenario)),
+            linkedid(),
+        )
 
     async def _mark_result(self) -> None:
         """``SWITCHBOARD_RESULT`` on the caller's channel before Switchboard lets it go (a

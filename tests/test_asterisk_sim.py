@@ -389,6 +389,28 @@ async def test_variables_are_set_with_a_varset_event_and_read_back(
     await ari.get(f"/channels/{channel_id}/variable", 404, variable="NOPE")
 
 
+@pytest.mark.asyncio
+async def test_a_variable_set_while_a_prompt_plays_is_set_when_the_prompt_is_over(
+    sim: AsteriskSimulator, ari: Ari, events: Events
+) -> None:
+    """res/stasis/control.c: the channel's control thread sets it, in turn behind the
+    playback queued before it; reading it (func_read on the channel) waits for nothing."""
+    channel_id = (await inbound_call(sim, events))["channel"]["id"]
+    await ari.post(f"/channels/{channel_id}/answer", 204)
+    playback = await ari.post(
+        f"/channels/{channel_id}/play", 200, media="sound:switchboard/main-menu"
+    )
+    await ari.post(f"/channels/{channel_id}/variable", 204, variable="MARK", value="x")
+    set_at = sim.now()
+    played = sim.playbacks[playback["id"]]
+    assert played.finished_at is not None
+    assert set_at >= played.finished_at
+    assert (await ari.get(f"/channels/{channel_id}/variable", variable="MARK")) == {"value": "x"}
+    # nothing ahead of it: set at once
+    await ari.post(f"/channels/{channel_id}/variable", 204, variable="NEXT", value="y")
+    assert sim.now() - set_at < 1.0
+
+
 # -- outgoing: create + dial, originate ------------------------------------------------------
 
 

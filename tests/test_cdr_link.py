@@ -52,6 +52,38 @@ async def test_over_ari_the_callers_channel_is_marked_and_the_record_has_its_ids
     assert variables["SWITCHBOARD_RESULT"] == record.outcome.result == "connected"
 
 
+GREETING_FIRST = SHORT.replace(
+    "start: ring\n    nodes:\n",
+    "start: hello\n    nodes:\n      hello: {type: play, prompt: welcome, next: ring}\n",
+)
+
+
+@pytest.mark.asyncio
+async def test_over_ari_the_marks_are_on_the_channel_while_the_first_prompt_plays() -> None:
+    """Asterisk sets a channel variable in turn with the channel's other commands, after a
+    prompt that plays (res/stasis/control.c): marks sent after the first prompt would be
+    there only when it ends, and a dialplan or CDR reading them meanwhile would miss them."""
+    stack = AriStack(company_from(GREETING_FIRST), clock=ScaledClock(0.05), when=WHEN)
+    async with stack:
+        stack.sim.script_endpoint("PJSIP/201", EndpointScript("answer", after=1, hangup_after=2))
+        caller = await stack.place(caller="79035550000", called="74951234567")
+        channel = stack.sim.channels[caller]
+
+        def greeting() -> list[str]:
+            return [
+                p.state
+                for p in stack.sim.pbx.playbacks.values()
+                if p.target_id == caller and "welcome" in p.media_uri
+            ]
+
+        await stack.sim.wait_for(lambda _: "SWITCHBOARD_SCENARIO" in channel.variables)
+        states_when_marked = greeting()
+        record = await stack.record_of(caller)
+        await stack.settled()
+    assert "done" not in states_when_marked  # marked before the greeting was over
+    assert channel.variables["SWITCHBOARD_CALL_ID"] == record.call_id
+
+
 @pytest.mark.asyncio
 async def test_over_fastagi_the_record_has_the_channels_ids_and_the_channel_its_marks() -> None:
     async with AgiStack(company_from(SHORT), WHEN) as stack:

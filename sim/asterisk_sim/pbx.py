@@ -991,6 +991,27 @@ class Pbx:
         if report:
             channel.reported_variables.add(name)
 
+    async def set_variable_in_turn(
+        self, channel: Channel, name: str, value: str, report: bool
+    ) -> None:
+        """``POST /channels/{id}/variable``: Asterisk sets it on the channel's Stasis
+        control thread (res/stasis/control.c, ``stasis_app_control_set_channel_var`` ->
+        ``stasis_app_send_command``, which waits for the command), after the commands
+        queued before it -- a playback among them runs until its media ends
+        (``stasis_app_control_play_uri`` queues ``play_uri``).  So a variable set while
+        a prompt plays is set when that prompt and those queued behind it are done, or
+        when the channel leaves: the command fails then, and resource_channels.c's
+        ``ast_ari_channels_set_channel_var`` answers 400 "Failed to execute function"."""
+        ahead = [p for p in (channel.current_playback, *channel.playback_queue) if p is not None]
+        if ahead:
+            await self.signal.wait_until(
+                lambda: not channel.live or all(p.state not in ACTIVE_PLAYBACK for p in ahead)
+            )
+        if not channel.live:
+            raise AriError(400, "Failed to execute function")
+        self.set_variable(channel, name, value, report)
+        self.changed()
+
     def set_variable(self, channel: Channel, name: str, value: str, report: bool) -> None:
         self._store_variable(channel, name, value, report)
         self.emit(events.channel_varset(channel, name, value), channels=[channel])

@@ -631,7 +631,8 @@ class AriServer:
         params = self._params(request)
         name = params.require("variable", "Missing variable parameter.")
         value = params.get("value", "") or ""
-        self.pbx.set_variable(channel, name, value, params.boolean("report_events", False))
+        report = params.boolean("report_events", False)
+        await self.pbx.set_variable_in_turn(channel, name, value, report)
         return _no_content()
 
     async def snoop(self, request: web.Request) -> web.StreamResponse:
