@@ -1,4 +1,4 @@
-# Switchboard in a container, next to Asterisk (README.md, "Container"; compose.yaml beside
+# Switchboard in a container, next to Asterisk (docs/container.md; compose.yaml beside
 # this file runs it with PostgreSQL).
 #
 #   docker build -t switchboard .

@@ -356,6 +356,8 @@ class Result:
     refused: int = 0
     placing: float = 0.0  # s from the first call placed to the last
     latencies: list[float] = dataclasses.field(default_factory=list)  # ms
+    # StasisStart -> the answer request (the first command is the channel's marks)
+    answer_latencies: list[float] = dataclasses.field(default_factory=list)  # ms
     handled_rate: float = 0.0
     first_kinds: Counter[str] = dataclasses.field(default_factory=Counter)
     timing_error: float = 0.0  # ms, +-
@@ -508,7 +510,14 @@ async def one_pass(
     result.placed = len(placed)
     result.timing_error = (origin_error + 0.0005) * 1e3
     result.first_kinds = Counter(first[c][1] for c in first)
-    answers = {r["path"].split("/")[3] for r in log if r["path"].endswith("/answer")}
+    answered_at: dict[str, float] = {}
+    for r in log:
+        if r["path"].endswith("/answer"):
+            answered_at.setdefault(r["path"].split("/")[3], r["t"])
+    result.answer_latencies = [
+        (answered_at[c] - t) * 1e3 for c, t in stasis.items() if c in answered_at
+    ]
+    answers = set(answered_at)
     result.not_answered = len(wanted - answers)
     result.requests = len(log)
     result.errors = Counter(
@@ -537,6 +546,12 @@ def report(r: Result) -> None:
             f"  StasisStart -> first command: p50 {percentile(r.latencies, 0.5):.1f} ms, "
             f"p99 {percentile(r.latencies, 0.99):.1f} ms, max {max(r.latencies):.1f} ms, "
             f"mean {statistics.fmean(r.latencies):.1f} ms (+-{r.timing_error:.1f} ms; {kinds})"
+        )
+    if r.answer_latencies:
+        print(
+            f"  StasisStart -> answer: p50 {percentile(r.answer_latencies, 0.5):.1f} ms, "
+            f"p99 {percentile(r.answer_latencies, 0.99):.1f} ms, "
+            f"max {max(r.answer_latencies):.1f} ms"
         )
     if r.outside:
         print(f"  !! {r.outside} StasisStart times outside their POST /_sim/calls: clock mismatch")

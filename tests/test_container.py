@@ -18,7 +18,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import functools
 import json
 import os
 import pwd
@@ -349,6 +351,19 @@ def shared_folder(prefix: str) -> Path:
     return folder
 
 
+@functools.cache
+def copied_entrypoint() -> Path:
+    """The entrypoint where the image has it (``COPY --chmod=0755`` to /usr/local/bin): a
+    folder anyone may read, not the checkout, which may be private to its owner (a CI
+    clone in a 0700 temporary folder)."""
+    folder = shared_folder("switchboard-entrypoint-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    copy = folder / "docker-entrypoint.sh"
+    shutil.copyfile(ENTRYPOINT, copy)
+    copy.chmod(0o555)
+    return copy
+
+
 def tree(folder: Path) -> dict[str, tuple[int, int, int]]:
     """Every entry under ``folder``: (mode, size, mtime) by relative path."""
     found: dict[str, tuple[int, int, int]] = {}
@@ -448,7 +463,7 @@ class Container:
         }
 
     def command(self, *args: str) -> list[str]:
-        return [*self.image.who.prefix, str(ENTRYPOINT), *args]
+        return [*self.image.who.prefix, str(copied_entrypoint()), *args]
 
 
 @pytest.fixture
@@ -669,7 +684,7 @@ async def test_run_with_a_database_and_secret_files_spills_into_the_state_folder
 
 def entrypoint(who: Unprivileged, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*who.prefix, str(ENTRYPOINT), "run", CONFIG_PATH],
+        [*who.prefix, str(copied_entrypoint()), "run", CONFIG_PATH],
         env={"PATH": "/usr/bin:/bin", **env},
         cwd="/",
         capture_output=True,
@@ -738,7 +753,7 @@ def test_the_entrypoint_exports_the_file_and_hides_the_file_variable(secret_dir:
     )
     (fake / "switchboard").chmod(0o755)
     done = subprocess.run(
-        [*who.prefix, str(ENTRYPOINT), "run", CONFIG_PATH],
+        [*who.prefix, str(copied_entrypoint()), "run", CONFIG_PATH],
         env={
             "PATH": f"{fake}:/usr/bin:/bin",
             "SWITCHBOARD_ARI_PASSWORD_FILE": str(secret),

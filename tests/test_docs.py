@@ -7,6 +7,9 @@
   output still prints exactly that output;
 - every relative link between the pages resolves, anchors included, and none leaves
   the repository;
+- the top-level README.md stays a short front page: under 10 KB, its first two code
+  blocks the demo and the test command (the one `.ci/run` runs), and a link to every
+  page of docs/ (README.md's links and commands are checked with the pages');
 - the configuration reference names every field of the configuration model
   (`switchboard/config/model.py`), and has a section for every node type.
 """
@@ -33,6 +36,8 @@ from switchboard.config import model
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
+FRONT = ROOT / "README.md"
+CHECKED = [FRONT, *PAGES]  # the pages whose commands and links are checked
 STEPS = sorted((DOCS / "tutorial").glob("step*.yaml"))
 REFERENCE = DOCS / "configuration.md"
 
@@ -105,6 +110,24 @@ def code_blocks(page: Path) -> Iterator[list[Line]]:
             block.append(Line(page, number, text))
 
 
+def logical_lines(lines: Sequence[Line]) -> Iterator[Line]:
+    """Lines with their continuations (a line ending in ``\\`` goes on in the next) joined:
+    ``docker run ... \\`` then ``-v switchboard-state:/var/lib/switchboard \\`` is one
+    command line, not a second one."""
+    pending: Line | None = None
+    for line in lines:
+        joined = line
+        if pending is not None:
+            joined = Line(pending.page, pending.number, f"{pending.text} {line.text.strip()}")
+            pending = None
+        if joined.text.rstrip().endswith("\\"):
+            pending = Line(joined.page, joined.number, joined.text.rstrip()[:-1].rstrip())
+            continue
+        yield joined
+    if pending is not None:
+        yield pending
+
+
 def invocations(text: str) -> Iterator[list[str]]:
     """The arguments of each `switchboard` command on a command line (after ``$ ``,
     environment assignments and ``sudo``; one per ``&&``, ``;`` or ``|`` segment)."""
@@ -136,11 +159,11 @@ def documented_commands() -> dict[tuple[str, ...], Line]:
     """Each distinct `switchboard` command (first word, and a second word that could be a
     subcommand) shown in a code block, with where it is first shown."""
     found: dict[tuple[str, ...], Line] = {}
-    for page in PAGES:
+    for page in CHECKED:
         for block in code_blocks(page):
             # a block that shows a session (`$ command`, then its output): only the commands
             commands = [line for line in block if line.text.startswith("$ ")] or block
-            for line in commands:
+            for line in logical_lines(commands):
                 for args in invocations(line.text):
                     if not args:
                         continue
@@ -161,6 +184,15 @@ def test_the_docs_are_there() -> None:
         "configuration.md",
         "operations.md",
         "why-our-own-clients.md",
+        "commands.md",
+        "ari.md",
+        "fastagi.md",
+        "admin.md",
+        "storage.md",
+        "container.md",
+        "testing.md",
+        "architecture.md",
+        "benchmarks.md",
     } <= names
     assert len(STEPS) >= 6, STEPS
 
@@ -204,7 +236,7 @@ def shown_outputs() -> list[Shown]:
     ``$ switchboard check FILE...`` when every FILE is in the repository (the tutorial's
     steps aside: `test_tutorial_step_passes_check` runs those)."""
     found = []
-    for page in PAGES:
+    for page in CHECKED:
         for block in code_blocks(page):
             for i, line in enumerate(block):
                 if not line.text.startswith("$ switchboard "):
@@ -286,7 +318,7 @@ def anchors(page: Path) -> set[str]:
 def test_links_between_pages_resolve() -> None:
     problems = []
     checked = 0
-    for page in PAGES:
+    for page in CHECKED:
         in_code = False
         for number, text in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
             if FENCE.match(text):
@@ -308,6 +340,48 @@ def test_links_between_pages_resolve() -> None:
                     problems.append(f"{where}: {target}: no heading with that anchor")
     assert checked > 20, "no links found: is the link pattern broken?"
     assert not problems, "\n".join(problems)
+
+
+# --- the front page ------------------------------------------------------------------
+
+DEMO = (
+    "python3 -m venv .venv && .venv/bin/pip install -q -e ./sim -e '.[demo]' "
+    "&& .venv/bin/switchboard demo"
+)
+
+
+def links(page: Path) -> set[Path]:
+    """The files a page links to (outside code blocks), resolved."""
+    found: set[Path] = set()
+    in_code = False
+    for text in page.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(text):
+            in_code = not in_code
+        if in_code:
+            continue
+        for target in LINK.findall(text):
+            path_part = target.partition("#")[0]
+            if path_part and not re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                found.add((page.parent / path_part).resolve())
+    return found
+
+
+def test_the_readme_is_a_short_front_page() -> None:
+    size = len(FRONT.read_bytes())
+    assert size < 10_000, f"README.md is {size} bytes: move the detail into docs/"
+
+
+def test_the_readme_starts_with_the_demo_and_the_test_command() -> None:
+    blocks = [[line.text for line in block] for block in code_blocks(FRONT)]
+    assert blocks[:2] == [[DEMO], ["scripts/test"]], blocks[:2]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert "exec scripts/test" in ci, "the README's test command is no longer what CI runs"
+
+
+def test_the_readme_links_every_docs_page() -> None:
+    linked = links(FRONT)
+    missing = [page.name for page in PAGES if page.resolve() not in linked]
+    assert not missing, f"README.md links no {', '.join(missing)}"
 
 
 # --- the configuration reference -----------------------------------------------------
