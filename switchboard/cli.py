@@ -1415,7 +1415,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(
             "switchboard demo: the demo runs on the Asterisk simulator, which a production "
             "install leaves out: pip install 'switchboard[demo]' (from a checkout: "
-            "pip install -e ./sim -e '.[demo]')",
+            "pip install -e '.[demo]' -e ./sim)",
             file=sys.stderr,
         )
         return EXIT_FAILURE

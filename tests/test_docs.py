@@ -345,7 +345,7 @@ def test_links_between_pages_resolve() -> None:
 # --- the front page ------------------------------------------------------------------
 
 DEMO = (
-    "python3 -m venv .venv && .venv/bin/pip install -q -e ./sim -e '.[demo]' "
+    "python3 -m venv .venv && .venv/bin/pip install -q -e '.[demo]' -e ./sim "
     "&& .venv/bin/switchboard demo"
 )
 

@@ -4,7 +4,9 @@ command a new user starts with works from an empty folder (issue 13)."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
+import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -102,6 +104,32 @@ def test_without_the_simulator_the_demo_says_how_to_get_it(
     assert done.stderr == (
         "switchboard demo: the demo runs on the Asterisk simulator, which a production install "
         "leaves out: pip install 'switchboard[demo]' (from a checkout: "
-        "pip install -e ./sim -e '.[demo]')\n"
+        "pip install -e '.[demo]' -e ./sim)\n"
     )
     assert not (tmp_path / ".switchboard-demo").exists()
+
+
+def test_the_readmes_first_command_installs_in_a_fresh_venv(tmp_path: Path) -> None:
+    """pip resolves the two editable projects of the README's first command in a fresh
+    venv (each names the other: in the other order pip looks for switchboard 0.1.0 on
+    the index, and fails)."""
+    readme = (ROOT / "README.md").read_text()
+    command = next(
+        line for line in readme.splitlines() if line.startswith("python3 -m venv .venv && ")
+    )
+    install = command.split(" && ")[1]
+    assert install.startswith(".venv/bin/pip install ")
+    args = shlex.split(install)[1:]  # install -q -e ...
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), *(a for a in args if a != "-q"), "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [would] = [line for line in done.stdout.splitlines() if line.startswith("Would install")]
+    assert {"switchboard-0.1.0", "switchboard-sim-0.1.0"} <= set(would.split())
