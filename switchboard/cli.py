@@ -32,6 +32,7 @@ from switchboard.simulate import AgentBehaviour, LastAgent, Simulation, Simulati
 from switchboard.textfile import TextFileError
 
 EXIT_OK = 0
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool stopped by SIGPIPE
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
 
@@ -62,7 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INVALID
     configure_logging(json_output=False, level="info")
-    result: int = args.handler(args)
+    try:
+        result: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`switchboard simulate ... | head`): as other tools, stop
+        # quietly; Python would print a traceback flushing stdout at exit otherwise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return result
 
 

@@ -158,3 +158,19 @@ def test_the_readme_quick_start_demo_runs_and_releases_everything() -> None:
     assert "=> connected agent=sidorova department=support" in done.stdout  # pressed 2
     assert "2 call records in PostgreSQL" in done.stdout
     assert done.stdout.rstrip().endswith("every channel and bridge released.")
+
+
+def test_a_reader_that_went_away_gets_no_traceback() -> None:
+    """`switchboard simulate ... | head -1` when head is gone before the rest is written:
+    it stops as a tool stopped by SIGPIPE does, without a traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switchboard", "simulate", str(ROOT / "examples" / "office.yaml"),
+         "--called", "+7 (495) 123-45-67", "--at", "2026-12-01T10:15:00"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before anything was written
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err.decode(), err.decode()
+    assert "BrokenPipeError" not in err.decode()
+    assert proc.returncode == 141
