@@ -49,6 +49,8 @@ WITH alive AS (
       AND w.department = ANY($4::text[])
       AND w.skills <@ $7::text[]
       AND (w.priority > $5 OR (w.priority = $5 AND w.arrived_at < $6))
+      -- one already ringing (or talking to) an agent of its own takes no other
+      AND NOT EXISTS (SELECT 1 FROM acd_reservations h WHERE h.call_id = w.call_id)
     LIMIT 1
 )
 INSERT INTO acd_reservations AS r (agent, instance, call_id)
@@ -56,7 +58,9 @@ SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM ahead)
 ON CONFLICT (agent) DO UPDATE
     SET instance = EXCLUDED.instance, call_id = EXCLUDED.call_id, reserved_at = now()
     WHERE r.instance NOT IN (SELECT instance FROM alive)          -- its holder died
-       OR (r.instance = EXCLUDED.instance AND r.call_id = EXCLUDED.call_id)
+       -- this instance's own: its ACD in memory says who holds the agent here, and it
+       -- let them go (their release may not be written yet)
+       OR r.instance = EXCLUDED.instance
 RETURNING call_id
 """
 
@@ -132,7 +136,9 @@ class SharedAgents:
     ) -> bool:
         """Hold ``agent`` for ``call_id``: True when this call has them now (again).
 
-        False when another call holds them on a live instance, or when a caller of
+        The caller's ACD in memory has claimed the agent for this call already, so a
+        row of this instance's is this call's to take over (a release not yet written).
+        False when a call of another live instance holds them, or when a caller of
         another live instance is ahead for them: one waiting in one of ``departments``
         (the agent's) with a higher priority, or the same priority and an earlier
         arrival than ``arrived_at`` (None: this call waits in no queue, it comes after
@@ -140,7 +146,7 @@ class SharedAgents:
         the agent's ``skills``.
         """
         found = await conn.fetchval(
-            _RESERVE,
+            _RESERVE,  # (the caller's ACD has claimed the agent for this call already)
             agent,
             self.instance,
             call_id,
@@ -149,7 +155,19 @@ class SharedAgents:
             arrived_at or dt.datetime.max.replace(tzinfo=dt.UTC),
             list(skills),
         )
-        return found is not None
+        if found is not None:
+            return True
+        # refused though nobody holds them: a caller of another instance comes first,
+        # and that instance is told the agent is free, to offer them
+        held = await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM acd_reservations r JOIN acd_instances i
+                              USING (instance)
+                              WHERE r.agent = $1 AND i.lease_until > clock_timestamp())""",
+            agent,
+        )
+        if not held:
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"free {agent}")
+        return False
 
     async def release(self, conn: Conn, agent: str, call_id: str) -> bool:
         """Free ``agent`` if ``call_id`` holds them here; every instance is told."""
