@@ -553,7 +553,8 @@ def test_calls_recorded_before_version_9_get_the_department_of_the_queue_they_wa
         finally:
             await conn.close()
 
-    assert asyncio.run(written_at_version_8_then_migrated()) == [9]
+    applied = asyncio.run(written_at_version_8_then_migrated())
+    assert applied[0] == 9  # (and any later ones)
     assert asyncio.run(
         query(
             fresh_db,
