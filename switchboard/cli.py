@@ -864,28 +864,7 @@ def _config_list(args: argparse.Namespace) -> int:
     async def show(conn: Any) -> int:
         versions = await list_versions(conn, args.limit)
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "versions": [
-                            {
-                                "version": v.id,
-                                "created_at": v.created_at.isoformat(),
-                                "source": v.source,
-                                "sha256": v.sha256,
-                                "comment": v.comment,
-                                "current": v.current,
-                                "activated_at": (
-                                    v.activated_at.isoformat() if v.activated_at else None
-                                ),
-                                "activated_by": v.activated_by,
-                            }
-                            for v in versions
-                        ]
-                    },
-                    ensure_ascii=False,
-                )
-            )
+            print(json.dumps({"versions": [v.as_json() for v in versions]}, ensure_ascii=False))
             return EXIT_OK
         if not versions:
             print("no configuration stored: run `switchboard config import FILE`")

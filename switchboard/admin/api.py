@@ -579,19 +579,7 @@ class Api:
     async def config_versions(self, request: web.Request) -> web.Response:
         async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
             found = await list_versions(cast(asyncpg.Connection, conn), LIST_LIMIT)
-        versions = [
-            {
-                "version": v.id,
-                "created_at": v.created_at.isoformat(),
-                "source": v.source,
-                "sha256": v.sha256,
-                "comment": v.comment,
-                "current": v.current,
-                "activated_at": v.activated_at.isoformat() if v.activated_at else None,
-                "activated_by": v.activated_by,
-            }
-            for v in found
-        ]
+        versions = [v.as_json() for v in found]
         return web.json_response({"versions": versions})
 
     async def config_version(self, request: web.Request) -> web.StreamResponse:

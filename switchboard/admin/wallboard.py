@@ -45,9 +45,8 @@ from aiohttp import web
 from switchboard.acd.agents import Agent
 from switchboard.admin.status import RuntimeStatus, _inner
 from switchboard.admin.tokens import TOKEN_TTL, FailedChecks, TokenCheck
-from switchboard.calls import CallRecord, MemorySink
+from switchboard.calls import CallRecord, MemorySink, queued_in
 from switchboard.config.company import Company
-from switchboard.config.model import QueueNode
 from switchboard.driver import CallNow
 
 log = structlog.get_logger("switchboard.admin")
@@ -138,16 +137,7 @@ def today_from_records(records: Iterable[CallRecord], company: Company, now: dt.
 def _queued_in(company: Company, record: CallRecord) -> str | None:
     """The department of the last queue a call waited in (an abandoned call's outcome
     names none); None when it waited in none the configuration still has."""
-    for step in reversed(record.steps):
-        if step.type != "queue":
-            continue
-        try:
-            node = company.node(step.scenario, step.node)
-        except KeyError:
-            continue
-        if isinstance(node, QueueNode):
-            return node.department
-    return None
+    return record.queue_department or queued_in(company, record.steps)
 
 
 class TodaySource:

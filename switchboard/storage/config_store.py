@@ -103,6 +103,19 @@ class VersionInfo:
     activated_at: dt.datetime | None  # the last time it became current
     activated_by: str | None
 
+    def as_json(self) -> dict[str, Any]:
+        """As `config list --json` and the admin API show it."""
+        return {
+            "version": self.id,
+            "created_at": self.created_at.isoformat(),
+            "source": self.source,
+            "sha256": self.sha256,
+            "comment": self.comment,
+            "current": self.current,
+            "activated_at": self.activated_at.isoformat() if self.activated_at else None,
+            "activated_by": self.activated_by,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Activation:
