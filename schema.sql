@@ -235,6 +235,16 @@ COMMENT ON TABLE acd_waiting IS
     'A caller waiting in a department''s queue on some instance: the order across instances.';
 CREATE INDEX acd_waiting_order ON acd_waiting (department, priority DESC, arrived_at, call_id);
 
+-- The desk phones' device states, shared (schema version 11, issue 14).
+CREATE TABLE acd_devices (
+    agent       text PRIMARY KEY,
+    instance    text NOT NULL,                   -- the instance next to the phone's Asterisk
+    state       text NOT NULL CHECK (state IN ('idle', 'in_use', 'unavailable', 'unknown')),
+    changed_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE acd_devices IS
+    'The device state of each desk phone on one instance''s Asterisk, as that instance last heard it.';
+
 -- Analytics (schema version 5): views over calls and call-backs, for `switchboard report` and
 -- BI tools.  `day` is the date in the session's TimeZone (`switchboard report` sets the
 -- company's; a BI connection: SET TimeZone = 'Europe/Moscow').

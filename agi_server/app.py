@@ -57,6 +57,7 @@ from switchboard.engine.nodes import CALLBACK_DEPARTMENT
 from switchboard.serving import (
     database_dsn,
     keep_agent_states,
+    keep_shared_agents,
     keep_vips,
     open_records,
     tune_gc,
@@ -183,7 +184,7 @@ class AgiApp:
             sink=self.counted,
             clock=self.clock,
             http=self.http,
-            settings=AgiCallSettings.from_company(company),
+            settings=AgiCallSettings.from_company(company, self.instance),
             mode=mode,
             desk=self.desk,
         )
@@ -257,7 +258,9 @@ class AgiApp:
             )
             return
         acd = self._current_acd(company)
-        employee = calling_employee(company, env.callerid, env.channel, desk_devices(company))
+        employee = calling_employee(
+            company, env.callerid, env.channel, desk_devices(company, self.instance)
+        )
         if employee is None or employee not in acd.agents:
             await self._confirm(session, company, UNKNOWN_PROMPT)
             await self._refuse(session, f"caller {env.callerid!r} is no employee's phone")
@@ -360,6 +363,9 @@ async def serve(
             keep_agent_states(app.acd, app.clock, stored, database_dsn(current), instance)
         )
         await stack.enter_async_context(keep_vips(app.vips, stored, database_dsn(current)))
+        await stack.enter_async_context(
+            keep_shared_agents(app.desk, company, stored, database_dsn(current), instance)
+        )
         server = AgiServer(app.handle, agi_limits(current))
         try:
             admin = await start_admin(current, "agi", app.status(server))

@@ -40,7 +40,7 @@ import contextlib
 import copy
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -57,7 +57,7 @@ from agi_server.protocol import (
 )
 from agi_server.route import decision_variables, icm_variables
 from switchboard.acd import Acd, Waiting, device_state
-from switchboard.acd.devices import device_of
+from switchboard.acd.devices import device_of, elsewhere
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
@@ -90,13 +90,24 @@ class AgiCallSettings:
     endpoints: Endpoints = field(default_factory=Endpoints)  # of the call's config version
     sounds_prefix: str = "switchboard/"
     recordings_dir: str = "/var/spool/asterisk/recording"  # where ARI keeps them too
+    # employees whose desk phone is on another instance's Asterisk -> that instance
+    elsewhere: Mapping[str, str] = field(default_factory=dict)
+    instance: str | None = None  # SWITCHBOARD_INSTANCE
 
     @classmethod
-    def from_company(cls, company: Company) -> AgiCallSettings:
-        return cls(company.config.asterisk.endpoints)
+    def from_company(cls, company: Company, instance: str | None = None) -> AgiCallSettings:
+        homes = {
+            e.id: home
+            for e in company.config.employees
+            if (home := elsewhere(company, e.id, instance))
+        }
+        return cls(company.config.asterisk.endpoints, elsewhere=homes, instance=instance)
 
     def endpoint(self, ring: act.Ring) -> str:
-        return self.endpoints.dial(ring.device, ring.number, via_confirm=ring.confirm)
+        home = self.elsewhere.get(ring.employee_id or "") if ring.device == "desk" else None
+        return self.endpoints.dial(
+            ring.device, ring.number, via_confirm=ring.confirm, asterisk=home
+        )
 
     def dial_string(self, rings: Sequence[act.Ring]) -> str:
         return "&".join(self.endpoint(ring) for ring in rings)
@@ -265,7 +276,11 @@ class AgiCall:
         """Before one engine step (``run.start()``, ``run.handle(...)``): the device states
         of the phones it will consider, read (see the module's "Phones")."""
         acd, run = self.acd, self.run
-        if acd is not None and not run.connected and device_of(self.company):
+        if (
+            acd is not None
+            and not run.connected
+            and device_of(self.company, self.settings.instance)
+        ):
             read: set[str] = set()  # this step's: each phone once
             for _ in range(LOOK_AHEADS):
                 wanted = self._considered(step, acd) - read
@@ -294,12 +309,12 @@ class AgiCall:
             rung = _department(company, visited.scenario, visited.node)
             if rung is not None and not members.isdisjoint(rung.members):
                 members.update(rung.members)
-        phones = device_of(company)
+        phones = device_of(company, self.settings.instance)
         return {m for m in members if m in phones}
 
     async def _read_phones(self, employees: set[str], acd: Acd) -> bool:
         """Read and tell the ACD; did any phone's state change?"""
-        phones = device_of(self.company)
+        phones = device_of(self.company, self.settings.instance)
         changed = False
         for employee in sorted(employees):
             value = await self._variable(f"DEVICE_STATE({phones[employee]})")

@@ -148,6 +148,7 @@ class AdoptedCall:
         since = runtime.clock.now()
         if employee is not None:
             runtime.acd.talking(employee, self.call_id, since)
+            runtime.desk.adopted(employee, self.call_id)
         try:
             await self._run()
         except asyncio.CancelledError:

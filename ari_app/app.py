@@ -32,6 +32,7 @@ from switchboard.redaction import redact
 from switchboard.serving import (
     database_dsn,
     keep_agent_states,
+    keep_shared_agents,
     keep_vips,
     open_records,
     tune_gc,
@@ -258,6 +259,7 @@ async def serve(
             admin,
             keep_agent_states(runtime.acd, runtime.clock, stored, dsn, instance),
             keep_vips(runtime.vips, stored, dsn),
+            keep_shared_agents(runtime.desk, company, stored, dsn, instance),
             app,
         ):
             if started is not None:

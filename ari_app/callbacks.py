@@ -60,6 +60,7 @@ from ari_app.models import (
 )
 from ari_app.supervisor import EventSink
 from switchboard.acd import Acd
+from switchboard.acd.devices import elsewhere
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import Department
@@ -617,7 +618,9 @@ class _Attempt:
             self.worker._engage(member)
             self.engaged.add(member)
             leg = await self._ring(
-                endpoints.employee.format(extension=employee.extension),
+                endpoints.desk(
+                    employee.extension, elsewhere(self.company, member, self.worker.instance)
+                ),
                 "employee",
                 self.settings.employee_ring,
                 employee_id=member,

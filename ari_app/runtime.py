@@ -59,7 +59,7 @@ from ari_app.models import (
 from ari_app.models import PlaybackFinished as AriPlaybackFinished
 from ari_app.models import RecordingFinished as AriRecordingFinished
 from switchboard.acd import Acd, device_state
-from switchboard.acd.devices import desk_devices
+from switchboard.acd.devices import desk_devices, elsewhere
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
@@ -85,6 +85,8 @@ BRIDGE_RETRIES = (0.5, 1.0)
 # engine events the session's own tasks, the agent pool and the queue deliver as they are
 _PASSED_ON = (
     ev.AgentStatus, ev.TimerFired, ev.LookupResult, ev.CallbackStored,
+    # the driver's: an offer whose employee another call had taken, never rung
+    ev.LegTaken,
     # what the session itself tells when a request failed: a playback or a recording
     # that will never finish, a conversation Asterisk could not connect
     ev.PlaybackFinished, ev.RecordingFinished, ev.LegHungUp,
@@ -325,7 +327,7 @@ class AriRuntime:
         """Follow the device state of every employee's desk phone (``deviceState:``
         subscriptions, then each one's state now, since subscribing tells nothing):
         a phone busy with any call, or unregistered, is not offered a call."""
-        devices = desk_devices(self.company())
+        devices = desk_devices(self.company(), self.instance)
         self.devices = devices
         names = list(devices)
         try:
@@ -353,7 +355,7 @@ class AriRuntime:
         if company is not self._acd_company:
             self._acd_company = company
             self.acd.reconfigure(company)
-            if desk_devices(company).keys() != self.devices.keys():
+            if desk_devices(company, self.instance).keys() != self.devices.keys():
                 self._background(self.watch_devices(), "ari-devices")
         return self.acd
 
@@ -371,7 +373,11 @@ class AriRuntime:
             # an agent's *71/*72/*73: no scenario, no record; served even when stopping
             # or overloaded (the fallback would ring the reception for it)
             code = AgentCodeCall(
-                self, call_id, event.channel, event.args, desk_devices(self.company())
+                self,
+                call_id,
+                event.channel,
+                event.args,
+                desk_devices(self.company(), self.instance),
             )
             self.sessions[event.channel.id] = code
             self.owners[event.channel.id] = code
@@ -525,7 +531,10 @@ class AriRuntime:
 
     def endpoint(self, ring: act.Ring, company: Company) -> str:
         # the call's own configuration version: a new one may name other trunks
-        return company.config.asterisk.endpoints.dial(ring.device, ring.number)
+        home = (
+            elsewhere(company, ring.employee_id, self.instance) if ring.device == "desk" else None
+        )
+        return company.config.asterisk.endpoints.dial(ring.device, ring.number, asterisk=home)
 
     def media(self, prompt: str, company: Company) -> str:
         if prompt.startswith(("number:", "digits:", "sound:", "tone:", "recording:")):

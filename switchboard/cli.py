@@ -936,15 +936,21 @@ def _cli_user() -> str:
 
 
 def _agents_list(args: argparse.Namespace) -> int:
-    """Every member of a department in the current version, with their kept state."""
+    """Every member of a department in the current version, with their kept state and,
+    across the instances sharing agents, the call holding them; then the callers waiting
+    on each instance."""
     from switchboard.storage.agents import stored_agent_states  # noqa: PLC0415
+    from switchboard.storage.shared_acd import reservations, waiting_counts  # noqa: PLC0415
 
     async def show(conn: Any, version: int, company: Company) -> int:
         kept = await stored_agent_states(conn)
+        held = {r.agent: r for r in await reservations(conn)}
+        waiting = await waiting_counts(conn)
         rows: list[dict[str, Any]] = []
         for agent, departments in _department_members(company).items():
             state = kept.get(agent)
             since = state.since.astimezone(company.tz) if state is not None else None
+            holder = held.get(agent)
             rows.append(
                 {
                     "agent": agent,
@@ -953,30 +959,50 @@ def _agents_list(args: argparse.Namespace) -> int:
                     "since": since.isoformat() if since is not None else None,
                     "by": state.by if state is not None else None,
                     "departments": departments,
+                    "held_by": None
+                    if holder is None
+                    else {
+                        "instance": holder.instance,
+                        "call_id": holder.call_id,
+                        "since": holder.reserved_at.astimezone(company.tz).isoformat(),
+                    },
                     "shown_since": f"{since:%Y-%m-%d %H:%M:%S}" if since is not None else "-",
                 }
             )
+        queues = [
+            {"department": department, "instance": instance, "waiting": count}
+            for (department, instance), count in waiting.items()
+        ]
         if args.json:
             for row in rows:
                 del row["shown_since"]
-            print(json.dumps({"config_version": version, "agents": rows}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {"config_version": version, "agents": rows, "waiting": queues},
+                    ensure_ascii=False,
+                )
+            )
             return EXIT_OK
         if not rows:
             print(f"no agents: no department has members in configuration version {version}")
             return EXIT_OK
-        table = [("AGENT", "STATE", "SINCE", "BY", "DEPARTMENTS", "REASON")] + [
+        table = [("AGENT", "STATE", "SINCE", "BY", "DEPARTMENTS", "CALL", "REASON")] + [
             (
                 r["agent"],
                 r["state"],
                 r["shown_since"],
                 r["by"] or "-",
                 ",".join(r["departments"]),
+                f"{r['held_by']['instance']}:{r['held_by']['call_id']}" if r["held_by"] else "-",
                 r["reason"] or "-",
             )
             for r in rows
         ]
         for line in _columns(table):
             print(line)
+        if queues:
+            where = (f"{q['department']} {q['waiting']} on {q['instance']}" for q in queues)
+            print(f"waiting: {', '.join(where)}")
         return EXIT_OK
 
     return _with_agents_db(args, show)

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from switchboard.acd import Acd
+from switchboard.acd import ELSEWHERE, Acd, DeviceState, Waiting
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
@@ -143,6 +143,28 @@ class MediaPort(Protocol):
     async def hangup(self, reason: str) -> None: ...
 
 
+class SharedAgentsPort(Protocol):
+    """The agents several instances share (`switchboard.storage.shared_acd.SharedLink`):
+    a queue offer holds its agent there too, so no instance rings an agent another one's
+    call holds, and a caller of another instance who came first is not overtaken."""
+
+    async def reserve(self, agent: str, call_id: str, priority: int, waiting: bool) -> bool:
+        """True when ``call_id`` holds ``agent`` across instances now (False: held
+        elsewhere, a caller elsewhere comes first, or the database cannot say)."""
+
+    def release(self, agent: str, call_id: str) -> None:
+        """The agent is free again here: free them for every instance (in the background)."""
+
+    def wait(self, call_id: str, department: str, priority: int, skills: tuple[str, ...]) -> None:
+        """The call waits in a queue: its place across instances (in the background)."""
+
+    def leave(self, call_id: str) -> None:
+        """The call waits no more (in the background)."""
+
+    def hold(self, agent: str, call_id: str) -> None:
+        """An adopted conversation holds ``agent`` again (in the background)."""
+
+
 class Desk:
     """The calls of one runtime that wait in queues, and the ACD they share.
 
@@ -169,10 +191,17 @@ class Desk:
         # (request, agent, ACD key) -> made?  None: places are not kept (no worker)
         self.make_kept: Callable[[str, str, str], Awaitable[bool]] | None = None
         self._wrapup_timer: Timer | None = None
+        # shared with other instances (None: this instance's agents are its own)
+        self.shared: SharedAgentsPort | None = None
+        self.reserved: dict[str, str] = {}  # agent -> the call holding them across instances
         acd.on_free(self.offer_agent)
 
     def offer_agent(self, employee: str) -> None:
         now = self.clock.now()
+        if self.shared is not None:
+            call_id = self.reserved.pop(employee, None)
+            if call_id is not None:
+                self.shared.release(employee, call_id)  # free here: free for every instance
         first = self.acd.who_takes(employee, now, self.takes_for(employee))
         if first is None:
             return
@@ -218,6 +247,39 @@ class Desk:
             self.wrapups_later()
 
         self._wrapup_timer = self.clock.call_at(when, fire)
+
+    def freed_elsewhere(self, employee: str) -> None:
+        """Another instance freed ``employee`` (or let a caller of ours go first): they
+        are offered to the calls here that would ring them."""
+        now = self.clock.now()
+        agent = self.acd.agents.get(employee)
+        if agent is not None and agent.holder == ELSEWHERE:
+            self.acd.release(employee, ELSEWHERE, now)  # offered, as any agent freed
+        elif employee not in self.reserved and self.acd.free(employee, now):
+            self.offer_agent(employee)
+
+    def held_elsewhere(self) -> list[str]:
+        return self.acd.held_elsewhere()
+
+    def adopted(self, employee: str, call_id: str) -> None:
+        """A conversation an earlier run left in Asterisk, adopted: with shared agents,
+        its employee is held for it across instances again (until their wrap-up ends,
+        as any conversation's)."""
+        if self.shared is not None:
+            self.reserved[employee] = call_id
+            self.shared.hold(employee, call_id)
+
+    def heard_device(self, agent: str, state: DeviceState) -> None:
+        """Another instance told the state of ``agent``'s desk phone, on its Asterisk."""
+        self.acd.device(agent, state, self.clock.now())
+
+    def device_states(self) -> dict[str, DeviceState]:
+        return {agent.id: agent.device for agent in self.acd.agents.values()}
+
+    def queued(self) -> list[Waiting]:
+        """The callers waiting in queues here (for the shared agents' store)."""
+        found = (self.acd.waiting(call_id) for call_id in self.waiting)
+        return [w for w in found if w is not None]
 
     def close(self) -> None:
         if self._wrapup_timer is not None:
@@ -276,7 +338,7 @@ class CallDriver:
         if isinstance(event, ev.TimerFired):
             if self.timers.pop(event.timer_id, None) is None:
                 return  # cancelled, or fired already
-        elif isinstance(event, ev.LegBusy | ev.LegFailed | ev.LegNoAnswer):
+        elif isinstance(event, ev.LegBusy | ev.LegTaken | ev.LegFailed | ev.LegNoAnswer):
             self._unhold(event.leg_id)
         elif isinstance(event, ev.AgentStatus) and self.desk is not None:
             await self._offered(event, now)
@@ -367,9 +429,12 @@ class CallDriver:
 
     async def _ring(self, ring: act.Ring) -> None:
         held = self.held.pop(ring.leg_id, None)
-        if not (self._hold(ring) if held is None else held):
+        ok = self._hold(ring) if held is None else held
+        if ok and ring.offer and ring.employee_id is not None:
+            ok = await self._share(ring.employee_id, ring.leg_id)
+        if not ok:
             # another caller's offer rings them (or they are on a call): taken
-            self.port.deliver(ev.LegBusy(ring.leg_id))
+            self.port.deliver(ev.LegTaken(ring.leg_id))
             return
         self.rings[ring.leg_id] = ring
         await self.port.ring(ring)
@@ -406,12 +471,16 @@ class CallDriver:
             join.widen_after,
         )  # fmt: skip
         desk.waiting[self.call_id] = self
+        if desk.shared is not None:
+            desk.shared.wait(self.call_id, join.department, join.priority, tuple(join.skills))
 
     def _leave(self, keep_place: bool = False) -> None:
         desk = self.desk
         if desk is None:
             return
         desk.waiting.pop(self.call_id, None)
+        if desk.shared is not None:
+            desk.shared.leave(self.call_id)
         if keep_place and desk.make_kept is not None:
             desk.acd.park(self.call_id)  # for the call-back it may ask for
         else:
@@ -454,6 +523,34 @@ class CallDriver:
         self.holding.setdefault(employee, set()).add(ring.leg_id)
         return True
 
+    async def _share(self, employee: str, leg_id: str) -> bool:
+        """The offer held ``employee`` here: hold them across instances too.  Refused
+        (held elsewhere, a caller elsewhere first, the database away), the hold here is
+        given back and the employee left to the other instance until it frees them."""
+        desk = self.desk
+        if desk is None or desk.shared is None or employee not in self.holding:
+            return True
+        if desk.reserved.get(employee) == self.call_id:
+            return True
+        waiting = desk.acd.waiting(self.call_id)
+        priority = waiting.priority if waiting is not None else 0
+        got = await desk.shared.reserve(employee, self.call_id, priority, waiting is not None)
+        legs = self.holding.get(employee)
+        if got and not self.run.finished and legs is not None and leg_id in legs:
+            desk.reserved[employee] = self.call_id
+            return True
+        if got:  # the call ended (or let the offer go) meanwhile
+            desk.shared.release(employee, self.call_id)
+        if legs is not None:
+            legs.discard(leg_id)
+            if not legs:
+                del self.holding[employee]
+                if got:
+                    desk.acd.release(employee, self.call_id, desk.clock.now())
+                else:  # busy here until the instance holding them frees them
+                    desk.acd.hold_elsewhere(employee, self.call_id, desk.clock.now())
+        return False
+
     def _unhold(self, leg_id: str) -> None:
         """An offer's leg ended without a conversation: the employee is free again once
         it was the last of their phones ringing for us."""
@@ -483,7 +580,8 @@ class CallDriver:
         desk = self.desk
         if desk is not None:
             desk.acd.leave(self.call_id)
-            desk.waiting.pop(self.call_id, None)
+            if desk.waiting.pop(self.call_id, None) is not None and desk.shared is not None:
+                desk.shared.leave(self.call_id)
 
     def let_go(self) -> None:
         """The call is over: the employees its offers held are free, its agent's talk is

@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +29,9 @@ from switchboard.acd import Acd, AgentChange
 from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
+from switchboard.driver import Desk
 from switchboard.storage.agents import AgentCommands, apply_agent_command, record_agent_change
+from switchboard.storage.shared_acd import FreedAgents, SharedAgents, SharedLink
 from switchboard.storage.sink import PostgresSink, open_sink
 from switchboard.storage.vips import VipList
 
@@ -277,3 +279,37 @@ class FileConfig:
         self.reloads += 1
         log.info("config reloaded: new calls take it", path=self.path, reloads=self.reloads)
         return True
+
+
+@contextlib.asynccontextmanager
+async def keep_shared_agents(
+    desk: Desk,
+    company: Callable[[], Company],
+    stored: PostgresSink | None,
+    dsn: str | None,
+    instance: str,
+) -> AsyncIterator[SharedLink | None]:
+    """With ``database.shared_agents``: this instance's queue offers reserve their agents
+    in the database, its queued callers have their place there, its lease is renewed,
+    and agents other instances free are offered here (`switchboard.storage.shared_acd`).
+    Otherwise the agents are this instance's own."""
+    database = company().config.database
+    if stored is None or dsn is None or not database.shared_agents:
+        yield None
+        return
+    link = SharedLink(stored.pool, SharedAgents(instance, database.lease), company, desk)
+    heard = FreedAgents(link)
+    await link.start()
+    await heard.start(dsn)
+    desk.acd.on_device(link.device_changed)
+    desk.shared = link
+    keeping = asyncio.create_task(link.keep_up(), name="shared-agents-lease")
+    log.info("shared agents: this instance shares them", instance=instance, lease=database.lease)
+    try:
+        yield link
+    finally:
+        keeping.cancel()
+        await asyncio.gather(keeping, return_exceptions=True)
+        await heard.stop()
+        desk.shared = None
+        await link.close()

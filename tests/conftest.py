@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
-from tests.postgres import throwaway_cluster
+from switchboard.storage.migrate import migrate
+from tests.postgres import Server, throwaway_cluster
 
 # The `switchboard run` and `agi` processes tests start serve their admin servers on any
 # free port: several run at once, and a developer's own instance may hold the defaults.
@@ -86,3 +89,23 @@ async def sink(db: str, tmp_path: Path) -> AsyncIterator[PostgresSink]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def own_server() -> Iterator[Server]:
+    """A throwaway cluster of this test's own, migrated, that it can stop and start."""
+
+    async def describe(dsn: str) -> Server:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+            settings = [
+                await conn.fetchval(f"SHOW {name}")
+                for name in ("data_directory", "port", "unix_socket_directories")
+            ]
+        finally:
+            await conn.close()
+        return Server(dsn, *settings)
+
+    with throwaway_cluster() as dsn:
+        yield asyncio.run(describe(dsn))

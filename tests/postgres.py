@@ -7,6 +7,7 @@ and started as the ``postgres`` user with ``runuser``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
@@ -85,3 +87,32 @@ def throwaway_cluster() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Server:
+    """A PostgreSQL cluster this test may stop and start (to simulate an outage)."""
+
+    dsn: str
+    data: str
+    port: str
+    sockets: str
+
+    def _pg_ctl(self, *args: str) -> list[str]:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return [*prefix, _bin("pg_ctl"), "-D", self.data, *args]
+
+    async def _run(self, command: list[str]) -> None:
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == 0, output.decode()
+
+    async def stop(self) -> None:
+        await self._run(self._pg_ctl("-m", "fast", "-w", "stop"))
+
+    async def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.sockets} -c fsync=off"
+        log = str(Path(self.data).parent / "log")
+        await self._run(self._pg_ctl("-l", log, "-w", "-o", options, "start"))

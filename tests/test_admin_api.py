@@ -39,6 +39,7 @@ from switchboard.demo import AriStack
 from switchboard.storage.api_tokens import create_token, revoke_token
 from switchboard.storage.callbacks import insert_request
 from switchboard.storage.probe import DatabaseProbe
+from switchboard.storage.shared_acd import SharedAgents
 from switchboard.storage.sink import PostgresSink
 from tests.helpers import ROOT, company_from
 from tests.test_admin_ari import CALLED, OFFICE, WHEN  # the same office
@@ -233,6 +234,22 @@ async def test_agents_are_listed_and_changed_through_the_running_acd(
         assert by_id["anna"]["state"] == "available"
         assert by_id["anna"]["departments"] == ["support"]
         assert by_id["anna"]["since"] is None  # nobody changed it
+        # one picture across the instances sharing agents (issue 14): none holds anna
+        assert (by_id["anna"]["held_by"], body["waiting"]) == (None, [])
+        async with sink.pool.acquire() as conn:
+            west = SharedAgents("west")
+            await west.renew(conn)
+            assert await west.reserve(conn, "anna", "west-c1", departments=["support"])
+            await west.wait(conn, "west-c2", "support")
+        body = (await api.get("/api/v1/agents"))[1]
+        held = {agent["id"]: agent["held_by"] for agent in body["agents"]}
+        assert held["anna"] is not None
+        assert (held["anna"]["instance"], held["anna"]["call_id"], held["boris"]) == (
+            "west", "west-c1", None,
+        )  # fmt: skip
+        assert body["waiting"] == [{"department": "support", "instance": "west", "waiting": 1}]
+        async with sink.pool.acquire() as conn:
+            await west.leave_all(conn)
 
         status, anna = await api.post("/api/v1/agents/anna/pause", body={"reason": "lunch"})
         assert status == 200, anna

@@ -38,6 +38,7 @@ from switchboard.storage.agents import (
     stored_agent_states,
 )
 from switchboard.storage.config_store import config_sha256, import_config
+from switchboard.storage.shared_acd import SharedAgents
 from tests.helpers import EXAMPLES, ROOT
 
 OFFICE = (EXAMPLES / "office.yaml").read_text(encoding="utf-8")
@@ -341,11 +342,11 @@ def test_agents_list_shows_every_member_and_their_kept_state(office_db: str) -> 
     done = switchboard("agents", "list", dsn=office_db)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "AGENT       STATE      SINCE  BY  DEPARTMENTS  REASON",
-        "ivanov      available  -      -   sales        -",
-        "petrov      available  -      -   sales        -",
-        "sidorova    available  -      -   support      -",
-        "kuznetsova  available  -      -   support      -",
+        "AGENT       STATE      SINCE  BY  DEPARTMENTS  CALL  REASON",
+        "ivanov      available  -      -   sales        -     -",
+        "petrov      available  -      -   sales        -     -",
+        "sidorova    available  -      -   support      -     -",
+        "kuznetsova  available  -      -   support      -     -",
     ]
     paused = switchboard("agents", "pause", "sidorova", "--reason", "lunch break", dsn=office_db)
     assert (paused.returncode, paused.stdout) == (0, "sidorova paused: lunch break\n"), (
@@ -358,9 +359,9 @@ def test_agents_list_shows_every_member_and_their_kept_state(office_db: str) -> 
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[1].split()[:2] == ["ivanov", "logged_out"]
-    assert lines[1].split()[4:] == ["cli", "sales", "-"]
+    assert lines[1].split()[4:] == ["cli", "sales", "-", "-"]
     assert lines[3].split()[:2] == ["sidorova", "paused"]
-    assert lines[3].endswith("  cli  support      lunch break")
+    assert lines[3].endswith("  cli  support      -     lunch break")
     as_json = switchboard("agents", "list", "--json", dsn=office_db)
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
@@ -374,7 +375,9 @@ def test_agents_list_shows_every_member_and_their_kept_state(office_db: str) -> 
         "since": None,
         "by": None,
         "departments": ["sales"],
+        "held_by": None,
     }
+    assert data["waiting"] == []
     sidorova = agents["sidorova"]
     assert (sidorova["state"], sidorova["reason"], sidorova["by"]) == (
         "paused",
@@ -385,6 +388,38 @@ def test_agents_list_shows_every_member_and_their_kept_state(office_db: str) -> 
     assert since.utcoffset() == dt.timedelta(hours=3)  # the company's timezone (Moscow)
     assert abs(since - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
     assert f"{since:%Y-%m-%d %H:%M:%S}" in lines[3]
+
+
+def test_agents_list_shows_which_instance_holds_each_agent_and_who_waits_where(
+    office_db: str,
+) -> None:
+    """Instances sharing agents (issue 14): one picture, whichever instance is asked."""
+
+    async def share() -> None:
+        async with connected(office_db) as conn:
+            east, west = SharedAgents("east"), SharedAgents("west")
+            for instance in (east, west):
+                await instance.renew(conn)
+            assert await east.reserve(conn, "ivanov", "east-c1", departments=["sales"])
+            assert await west.reserve(conn, "sidorova", "west-c2", departments=["support"])
+            await east.wait(conn, "east-c3", "sales")
+            await west.wait(conn, "west-c4", "sales")
+            await west.wait(conn, "west-c5", "sales")
+
+    asyncio.run(share())
+    listed = switchboard("agents", "list", dsn=office_db)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split()[5] for line in lines[1:5]] == ["east:east-c1", "-", "west:west-c2", "-"]
+    assert lines[5] == "waiting: sales 1 on east, sales 2 on west"
+    data = json.loads(switchboard("agents", "list", "--json", dsn=office_db).stdout)
+    ivanov = data["agents"][0]["held_by"]
+    assert (ivanov["instance"], ivanov["call_id"]) == ("east", "east-c1")
+    assert dt.datetime.fromisoformat(ivanov["since"]).utcoffset() == dt.timedelta(hours=3)
+    assert data["waiting"] == [
+        {"department": "sales", "instance": "east", "waiting": 1},
+        {"department": "sales", "instance": "west", "waiting": 2},
+    ]
 
 
 def test_agents_commands_change_state_as_the_acd_would_and_the_states_survive(

@@ -339,6 +339,28 @@ BROKEN = {
             "set `department:`",
         ),
     ),
+    "a dial-string template with a placeholder it cannot fill is named": Broken(
+        "office.yaml",
+        (
+            (
+                "\ndepartments:\n",
+                "\nasterisk:\n  endpoints:\n    employee: PJSIP/{ext}\ndepartments:\n",
+            ),
+        ),
+        "  endpoints:",
+        ("employee: 'PJSIP/{ext}' may use only {extension}, not {ext}",),
+    ),
+    "a phone on another instance's asterisk needs a name": Broken(
+        "office.yaml",
+        (
+            (
+                'extension: "102", skills: [sales]}',
+                'extension: "102", asterisk: "", skills: [sales]}',
+            ),
+        ),
+        'asterisk: ""',
+        ("employees[1].asterisk", "at least 1 character"),
+    ),
     "a callback node as a scenario's start has no department": Broken(
         "call-centre.yaml",
         (("    start: returning\n", "    start: take_callback\n"),),

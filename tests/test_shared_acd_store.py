@@ -11,9 +11,20 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
+from switchboard.acd import Acd
+from switchboard.config.load import load_text
 from switchboard.storage.shared_acd import CHANNEL, SharedAgents
 
 WAIT = 10.0  # real seconds a test waits for a notification before it fails
+COMPANY = load_text(
+    """
+employees: [{id: ivanov, name: I, extension: "201"}]
+departments: [{id: sales, members: [ivanov]}]
+numbers: [{number: "74951234567", scenario: main}]
+scenarios: {main: {start: bye, nodes: {bye: {type: hangup}}}}
+""",
+    "company.yaml",
+).raise_for_errors()
 
 
 @asynccontextmanager
@@ -163,10 +174,14 @@ async def test_a_dead_instances_agents_and_callers_are_released_after_its_lease(
         assert not await b.reserve(conn, "ivanov", "late", departments=["sales"], arrived_at=later)
 
         await expire(pool, "office1")  # office1 was killed; its lease has run out
-        # at once, before anyone cleans up: its reservation and its caller count no more
+        # until it is reaped it counts (after a database outage every lease has run out,
+        # and an instance gets its chance to renew before the others take its agents)
+        assert not await b.reserve(conn, "ivanov", "late", departments=["sales"], arrived_at=later)
+        assert await b.reap(conn) == ["ivanov"]
+        async with asyncio.timeout(WAIT):
+            assert await freed.get() == "free ivanov"
         assert await b.reserve(conn, "ivanov", "late", departments=["sales"], arrived_at=later)
         assert [r.instance for r in await b.reservations(conn)] == ["office2"]
-        assert await b.reap(conn) == []  # office2 already took over ivanov's row
         assert await conn.fetchval("SELECT count(*) FROM acd_waiting") == 1  # office2's own
 
         # another dead instance's held agent is freed and told by the reaper
@@ -198,3 +213,50 @@ def test_an_instance_needs_a_name_and_a_positive_lease() -> None:
         SharedAgents("")
     with pytest.raises(ValueError, match="positive"):
         SharedAgents("office1", lease=0)
+
+
+@pytest.mark.asyncio
+async def test_after_an_absence_an_instance_writes_its_rows_again_from_memory(db: str) -> None:
+    """office1 lost the database: meanwhile its ACD gave ivanov to c2 and let petrov go,
+    c1 stopped waiting and c3 began.  Back, its rows say so; petrov is told free; an
+    agent office2 took meanwhile (it reaped office1) is named, not taken back."""
+    freed: asyncio.Queue[str] = asyncio.Queue()
+    async with pool_on(db, 2) as pool, listening(db, freed), pool.acquire() as conn:
+        a, b = await instances(pool, "office1", "office2")
+        assert not await a.renew(conn)  # renewed: its row was there
+        for agent, call in (("ivanov", "c1"), ("petrov", "c1"), ("sidorova", "c0")):
+            assert await a.reserve(conn, agent, call, departments=["sales"])
+        await a.wait(conn, "w1", "sales")
+        await conn.execute("DELETE FROM acd_reservations WHERE agent = 'sidorova'")
+        assert await b.reserve(conn, "sidorova", "b1", departments=["support"])  # b's now
+
+        acd = Acd.for_company(COMPANY)
+        acd.join("w3", "sales", 1_800_000_000.0, priority=2)
+        taken = await a.restore(
+            conn,
+            {"ivanov": "c2", "sidorova": "c0"},
+            [acd.waiting("w3")],  # type: ignore[list-item]
+        )
+        assert taken == ["sidorova"]
+        async with asyncio.timeout(WAIT):
+            assert await freed.get() == "free petrov"
+        held = {(r.agent, r.instance, r.call_id) for r in await a.reservations(conn)}
+        assert held == {("ivanov", "office1", "c2"), ("sidorova", "office2", "b1")}
+        arrivals = await a.arrivals(conn)
+        assert list(arrivals) == ["w3"]  # w1 gone; w3 with its arrival on this host's clock
+        assert arrivals["w3"].timestamp() == 1_800_000_000.0
+        assert await b.held_by_others(conn, ["ivanov", "petrov", "sidorova"]) == {"ivanov"}
+        assert await a.held_by_others(conn, ["ivanov", "petrov", "sidorova"]) == {"sidorova"}
+
+
+@pytest.mark.asyncio
+async def test_an_instance_reaped_while_alive_learns_it_when_it_renews(db: str) -> None:
+    async with pool_on(db, 2) as pool, pool.acquire() as conn:
+        a, b = await instances(pool, "office1", "office2")
+        left = await b.next_expiry(conn)
+        assert left is not None  # office1's lease, as office2 sees it
+        assert 29 < left <= 30
+        await expire(pool, "office1")  # it stalled for longer than its lease
+        await b.reap(conn)
+        assert await a.renew(conn)  # its row was gone: it writes its rows again
+        assert await a.next_expiry(conn) is not None

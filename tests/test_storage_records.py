@@ -15,8 +15,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from switchboard.storage.records import (
 )
 from switchboard.storage.sink import PostgresSink, open_sink
 from tests.helpers import ROOT, example
-from tests.postgres import _bin, _free_port, throwaway_cluster
+from tests.postgres import Server, _free_port
 
 OUTAGE_SECONDS = float(os.environ.get("SWITCHBOARD_TEST_OUTAGE", "2"))
 DEADLINE = 60.0  # seconds any wait in these tests may take before it fails
@@ -69,55 +68,6 @@ async def fetch(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
 def nowhere() -> str:
     """The DSN of a database that is down: nothing listens on that port."""
     return f"postgresql://switchboard:secret@127.0.0.1:{_free_port()}/switchboard"
-
-
-@dataclass
-class Server:
-    """A PostgreSQL cluster this test may stop and start (to simulate an outage)."""
-
-    dsn: str
-    data: str
-    port: str
-    sockets: str
-
-    def _pg_ctl(self, *args: str) -> list[str]:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        return [*prefix, _bin("pg_ctl"), "-D", self.data, *args]
-
-    async def _run(self, command: list[str]) -> None:
-        process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
-        output, _ = await process.communicate()
-        assert process.returncode == 0, output.decode()
-
-    async def stop(self) -> None:
-        await self._run(self._pg_ctl("-m", "fast", "-w", "stop"))
-
-    async def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.sockets} -c fsync=off"
-        log = str(Path(self.data).parent / "log")
-        await self._run(self._pg_ctl("-l", log, "-w", "-o", options, "start"))
-
-
-@pytest.fixture
-def own_server() -> Iterator[Server]:
-    """A throwaway cluster of this test's own, migrated, that it can stop and start."""
-
-    async def describe(dsn: str) -> Server:
-        await migrated(dsn)
-        conn = await asyncpg.connect(dsn)
-        try:
-            settings = [
-                await conn.fetchval(f"SHOW {name}")
-                for name in ("data_directory", "port", "unix_socket_directories")
-            ]
-        finally:
-            await conn.close()
-        return Server(dsn, *settings)
-
-    with throwaway_cluster() as dsn:
-        yield asyncio.run(describe(dsn))
 
 
 def finishes_without_waiting(step: Coroutine[Any, Any, None]) -> None:

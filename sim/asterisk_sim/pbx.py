@@ -160,7 +160,7 @@ class Pbx:
         self.sent: list[Json] = []
         self.task_errors: list[BaseException] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._clock_zero = clock.now()
+        self.clock_zero = clock.now()  # the clock's time `now` counts from
         self._wall_zero = dt.datetime.now(dt.UTC)
         self._id_base = int(time.time())
         self._ids = itertools.count(1)
@@ -186,7 +186,7 @@ class Pbx:
 
     def now(self) -> float:
         """Clock seconds since the simulator was made."""
-        return self.clock.now() - self._clock_zero
+        return self.clock.now() - self.clock_zero
 
     def timestamp(self) -> str:
         """ARI's ``Date`` for now, on a wall clock that runs at the simulator clock's pace."""

@@ -12,10 +12,11 @@ from switchboard.acd.agents import (
     DeviceState,
     device_state,
 )
-from switchboard.acd.service import Acd, KeptState, Waiting
+from switchboard.acd.service import ELSEWHERE, Acd, KeptState, Waiting
 
 __all__ = [
     "AGENT_STATES",
+    "ELSEWHERE",
     "Acd",
     "Agent",
     "AgentChange",

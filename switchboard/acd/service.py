@@ -63,6 +63,9 @@ RING_MODES: dict[RingStrategy, RingMode] = {
 }
 HANDLE_WEIGHT = 0.25  # app_queue: holdtime = (3 * holdtime + new) / 4
 CHANGES_KEPT = 10_000  # the agents' latest changes, in memory
+# the holder of an agent a call of another instance holds (database.shared_agents): busy
+# here, offered to nobody, until that instance frees them (`Acd.release(.., ELSEWHERE)`)
+ELSEWHERE = "@elsewhere"
 
 
 # an agent's own state, as kept for them across restarts: (state, pause reason)
@@ -205,6 +208,7 @@ class Acd:
         self._seed = seed
         self._random: random.Random | None = None  # made for the first `random` order
         self._listeners: list[Callable[[str], None]] = []
+        self._device_listeners: list[Callable[[str, DeviceState], None]] = []
         self._configure(structure or _structure(departments, skills or {}))
         self.restore(states or {})
 
@@ -228,6 +232,10 @@ class Acd:
     ) -> Acd:
         """An ACD over a loaded `Company`'s departments and employees' skills."""
         return cls((), None, states, seed, structure=_company_structure(company))
+
+    def on_device(self, listener: Callable[[str, DeviceState], None]) -> None:
+        """``listener(agent_id, state)`` whenever an agent's phone changes state."""
+        self._device_listeners.append(listener)
 
     def on_free(self, listener: Callable[[str], None]) -> None:
         """``listener(agent_id)`` whenever an agent may have become free to offer."""
@@ -299,6 +307,8 @@ class Acd:
             return
         was_free = agent.free(now)
         agent.device = state
+        for listener in self._device_listeners:
+            listener(agent_id, state)
         if not was_free:
             self._freed(agent, now)
 
@@ -331,6 +341,20 @@ class Acd:
         if agent.state == "ringing":
             self._set(agent, "available", now)
         self._freed(agent, now)
+
+    def hold_elsewhere(self, agent_id: str, call: str, now: float) -> None:
+        """``call``'s offer found the agent held by another instance's call: they are
+        held here for that one (`ELSEWHERE`), busy, until it frees them."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.holder not in (None, call):
+            return
+        agent.holder = ELSEWHERE
+        if agent.state == "available":
+            self._set(agent, "ringing", now)
+
+    def held_elsewhere(self) -> list[str]:
+        """The agents held here for another instance's calls."""
+        return [a.id for a in self.agents.values() if a.holder == ELSEWHERE]
 
     def talking(self, agent_id: str, call: str, now: float) -> None:
         agent = self.agents.get(agent_id)

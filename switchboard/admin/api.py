@@ -78,6 +78,7 @@ from switchboard.storage.config_store import (
 from switchboard.storage.messages import Message, message_by_id, recent_messages
 from switchboard.storage.records import DATABASE_DOWN
 from switchboard.storage.reports import build_report, set_timezone
+from switchboard.storage.shared_acd import reservations, waiting_counts
 
 log = structlog.get_logger("switchboard.admin")
 
@@ -247,15 +248,31 @@ class Api:
         }
 
     async def agents(self, request: web.Request) -> web.Response:
+        """The agents as this instance's ACD has them; with a database, also the call
+        holding each across the instances sharing agents (``held_by``) and the callers
+        waiting on each instance (``waiting``): one picture, whichever instance is asked."""
         company = self._company()
-        return web.json_response(
-            {
-                "agents": [
-                    self._agent_json(company, agent, departments)
-                    for agent, departments in _members(company).items()
-                ]
-            }
-        )
+        agents = [
+            self._agent_json(company, agent, departments)
+            for agent, departments in _members(company).items()
+        ]
+        body: dict[str, Any] = {"agents": agents}
+        if self.pool is not None:
+            async with asyncio.timeout(DB_TIMEOUT), self.pool.acquire() as conn:
+                held = {r.agent: r for r in await reservations(conn)}
+                waiting = await waiting_counts(conn)
+            for agent in agents:
+                holder = held.get(agent["id"])
+                agent["held_by"] = holder and {
+                    "instance": holder.instance,
+                    "call_id": holder.call_id,
+                    "since": holder.reserved_at.astimezone(company.tz).isoformat(),
+                }
+            body["waiting"] = [
+                {"department": department, "instance": instance, "waiting": count}
+                for (department, instance), count in waiting.items()
+            ]
+        return web.json_response(body)
 
     async def agent_change(self, request: web.Request) -> web.Response:
         company = self._company()

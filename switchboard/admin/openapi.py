@@ -132,6 +132,16 @@ _AGENT = _object(
             "enum": ["idle", "in_use", "unavailable", "unknown", None],
         },
         "free": {"type": "boolean"},
+        # with a database: the call holding the agent across the instances sharing
+        # agents (database.shared_agents), null when none does
+        "held_by": {
+            "type": ["object", "null"],
+            "properties": {
+                "instance": {"type": "string"},
+                "call_id": {"type": "string"},
+                "since": {"type": "string", "format": "date-time"},
+            },
+        },
     },
     ["id", "state", "since", "reason", "departments", "device"],
 )
@@ -238,8 +248,26 @@ OPENAPI: dict[str, Any] = {
         "/openapi.json": {"get": _op("this document", _json({"type": "object"}), open_route=True)},
         "/v1/agents": {
             "get": _op(
-                "every member of a department: state, since, reason, device",
-                _json(_list_of("agents", "Agent")),
+                "every member of a department: state, since, reason, device; with a "
+                "database, the call holding each across instances and who waits where",
+                _json(
+                    {
+                        **_list_of("agents", "Agent"),
+                        "properties": {
+                            **_list_of("agents", "Agent")["properties"],
+                            "waiting": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "department": {"type": "string"},
+                                        "instance": {"type": "string"},
+                                        "waiting": {"type": "integer"},
+                                    }
+                                ),
+                            },
+                        },
+                    }
+                ),
                 tag="desk",
             )
         },

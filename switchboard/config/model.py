@@ -7,6 +7,7 @@ look across the file (references, duplicates, loops) live in `validate`.
 
 from __future__ import annotations
 
+import string
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -39,6 +40,10 @@ class Employee(Section):
     extension: str | None = None
     mobile: str | None = None
     forward_to_mobile_after: Seconds | None = None
+    # instances sharing agents (database.shared_agents): the instance (SWITCHBOARD_INSTANCE)
+    # next to the Asterisk this desk phone is on; the others ring it through
+    # `asterisk.endpoints.elsewhere`.  Unset: on every instance's own Asterisk.
+    asterisk: str | None = Field(default=None, min_length=1)
     # skill -> level (higher: better); a plain list gives each skill level 1
     skills: dict[str, SkillLevel] = Field(default_factory=dict)
 
@@ -120,15 +125,55 @@ class Endpoints(Section):
     # FastAGI rings with Dial(): a mobile that must press 1 first goes through a Local
     # channel whose context asks (see dialplan/extensions-switchboard.conf)
     mobile_confirm: str = "Local/{number}@switchboard-confirm"
+    # a desk phone on another instance's Asterisk (`employees[].asterisk`): through the
+    # trunk to it, by default a PJSIP endpoint named after that instance
+    elsewhere: str = "PJSIP/{extension}@{asterisk}"
+
+    # the placeholders each template may use
+    PLACEHOLDERS: ClassVar[dict[str, set[str]]] = {
+        "employee": {"extension"},
+        "mobile": {"number"},
+        "mobile_confirm": {"number"},
+        "elsewhere": {"extension", "asterisk"},
+    }
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> Endpoints:
+        for name, allowed in self.PLACEHOLDERS.items():
+            template = getattr(self, name)
+            try:
+                used = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+            except ValueError as exc:
+                raise ValueError(f"{name}: {template!r}: {exc}") from None
+            if used - allowed or not used:
+                raise ValueError(
+                    f"{name}: {template!r} may use only "
+                    + ", ".join("{" + a + "}" for a in sorted(allowed))
+                    + (f", not {', '.join('{' + u + '}' for u in sorted(used - allowed))}"
+                       if used - allowed else " (and must use one)")
+                )  # fmt: skip
+        return self
+
+    def desk(self, extension: str, asterisk: str | None = None) -> str:
+        """A desk phone's dial string: on this Asterisk, or (``asterisk``: the instance
+        next to the Asterisk it is on) through `elsewhere`."""
+        if asterisk is not None:
+            return self.elsewhere.format(extension=extension, asterisk=asterisk)
+        return self.employee.format(extension=extension)
 
     def dial(
-        self, device: Literal["desk", "mobile", "external"], number: str, via_confirm: bool = False
+        self,
+        device: Literal["desk", "mobile", "external"],
+        number: str,
+        via_confirm: bool = False,
+        asterisk: str | None = None,
     ) -> str:
-        """The dial string for one phone: a desk by its extension, a mobile or external
-        number through the trunk; ``via_confirm``: a mobile through `mobile_confirm`
-        (FastAGI, where the dialplan asks the press-1 question)."""
+        """The dial string for one phone: a desk by its extension (``asterisk``: on
+        another instance's Asterisk, see `desk`), a mobile or external number through
+        the trunk; ``via_confirm``: a mobile through `mobile_confirm` (FastAGI, where
+        the dialplan asks the press-1 question)."""
         if device == "desk":
-            return self.employee.format(extension=number)
+            return self.desk(number, asterisk)
         if via_confirm:
             return self.mobile_confirm.format(number=number)
         return self.mobile.format(number=number)
@@ -232,6 +277,12 @@ class AdminSection(Section):
 class DatabaseSection(Section):
     dsn: SecretStr | None = None
     spill_dir: str = "spill"  # call records wait here while the database is away
+    # several instances (one per Asterisk) share one set of agents through the database:
+    # a queue offer reserves its agent there (switchboard.storage.shared_acd)
+    shared_agents: bool = False
+    # seconds an instance sharing agents is alive for without renewing (it renews every
+    # third of it): one killed is released by the others this long after its last renewal
+    lease: Annotated[float, Field(ge=0.5, le=600)] = 15.0
 
 
 class Schedule(Section):

@@ -40,6 +40,15 @@ class LegBusy:
 
 
 @message
+class LegTaken:
+    """A queue offer found its employee held for another call (of this runtime or of
+    another instance sharing the agents) before the leg was rung: nothing rang, and
+    the call does not rest them (they are offered to it again once free)."""
+
+    leg_id: str
+
+
+@message
 class LegFailed:
     leg_id: str  # could not be rung at all: offline, unreachable, congestion
     reason: str = "unavailable"
@@ -97,6 +106,7 @@ Event = (
     | TimerFired
     | LegAnswered
     | LegBusy
+    | LegTaken
     | LegFailed
     | LegNoAnswer
     | LegHungUp
@@ -107,4 +117,4 @@ Event = (
     | CallbackStored
 )
 
-LegEvent = LegAnswered | LegBusy | LegFailed | LegNoAnswer
+LegEvent = LegAnswered | LegBusy | LegTaken | LegFailed | LegNoAnswer

@@ -54,6 +54,7 @@ from switchboard.engine.events import (
     LegBusy,
     LegFailed,
     LegNoAnswer,
+    LegTaken,
     LookupResult,
     PlaybackFinished,
     RecordingFinished,
@@ -67,7 +68,7 @@ from switchboard.schedule import OPEN
 if TYPE_CHECKING:
     from switchboard.engine.call import CallRun
 
-_LEG_EVENTS = (LegAnswered, LegBusy, LegFailed, LegNoAnswer)
+_LEG_EVENTS = (LegAnswered, LegBusy, LegTaken, LegFailed, LegNoAnswer)
 # run.vars: the department of the queue the caller last left, by `callback` (the key) or
 # `overflow` (max_wait); a `callback` node without `department:` of its own takes it
 CALLBACK_DEPARTMENT = "callback_department"

@@ -22,6 +22,7 @@ from switchboard.engine.events import (
     LegEvent,
     LegFailed,
     LegNoAnswer,
+    LegTaken,
     TimerFired,
 )
 from switchboard.engine.message import message
@@ -65,6 +66,7 @@ class _MemberState:
     mobile_timer: str | None = None
     rang: bool = False
     busy: bool = False
+    taken: bool = False  # held for another call before anything rang (`LegTaken`)
 
 
 @message
@@ -135,6 +137,8 @@ class RingAttempt:
                 return self._answered(leg)
             case LegBusy():
                 self._leg_over(leg, "busy")
+            case LegTaken():
+                self._leg_over(leg, "taken")
             case LegFailed():
                 self._leg_over(leg, "failed")
             case LegNoAnswer():
@@ -149,11 +153,12 @@ class RingAttempt:
         return event.leg_id in self._legs
 
     def tried(self) -> list[str]:
-        """The employees this attempt rang (whatever came of it), in member order."""
+        """The employees this attempt rang (whatever came of it), in member order; not
+        those another call had taken before their phone rang."""
         return [
             state.member.employee.id
             for state in self._members.values()
-            if state.legs and state.member.employee is not None
+            if state.legs and state.member.employee is not None and not state.taken
         ]
 
     def stop(self) -> None:
@@ -285,11 +290,13 @@ class RingAttempt:
         self.stop()
         return Answered(leg.leg_id, member, leg.device)
 
-    def _leg_over(self, leg: _Leg, why: Literal["busy", "failed", "noanswer"]) -> None:
+    def _leg_over(self, leg: _Leg, why: Literal["busy", "taken", "failed", "noanswer"]) -> None:
         leg.live = False
         state = self._members[leg.member]
         self._run.trace_event(why, agent=state.member.name, device=leg.device, leg=leg.leg_id)
-        if why == "busy":
+        if why == "taken":
+            state.busy = state.taken = True
+        elif why == "busy":
             state.busy = True
         elif why == "noanswer":
             state.rang = True
@@ -297,7 +304,7 @@ class RingAttempt:
             return
         emp = state.member.employee
         if (
-            why != "noanswer"
+            why in ("busy", "failed")
             and leg.device == "desk"
             and state.mobile_timer is not None
             and emp is not None

@@ -77,7 +77,8 @@ class Listener:
         """What the "reconnected" log line says besides."""
         return {}
 
-    def _follow_in_background(self, conn: asyncpg.Connection, task_name: str) -> None:
+    def _follow_in_background(self, conn: asyncpg.Connection | None, task_name: str) -> None:
+        """Follow ``conn`` (None: connect first, retrying with the backoff)."""
         self._task = asyncio.create_task(self._follow(conn), name=task_name)
 
     # --- the connection, owned by one task ----------------------------------------------
@@ -101,7 +102,7 @@ class Listener:
     def _on_lost(self, conn: Any) -> None:
         self._inbox.put_nowait(None)
 
-    async def _follow(self, first: asyncpg.Connection) -> None:
+    async def _follow(self, first: asyncpg.Connection | None) -> None:
         conn: asyncpg.Connection | None = first
         failures = 0
         try:

@@ -27,6 +27,8 @@ import aiohttp
 APP = "switchboard-test"  # Switchboard's Stasis app in the suite (the dialplan names it)
 CALLER_APP = "switchboard-test-caller"
 CALLERS = "switchboard-test-in"
+CALLERS_2 = "switchboard-test-in-2"  # into APP_2, a second instance's app
+APP_2 = "switchboard-test-2"
 PHONES = "switchboard-test-phones"
 Json = dict[str, Any]
 
@@ -139,14 +141,16 @@ class RealAsterisk:
         self.phones.add(number)
         await self.set_global(f"SBTEST_{number}", behaviour)
 
-    async def call(self, called: str, caller: str, name: str = "") -> TestCall:
+    async def call(
+        self, called: str, caller: str, name: str = "", context: str = CALLERS
+    ) -> TestCall:
         outer, inner = f"sbt-{uuid.uuid4().hex[:10]}", f"sbt-{uuid.uuid4().hex[:10]}-in"
         caller_id = f'"{name}" <{caller}>' if name else caller
         await self.request(
             "POST",
             "/channels",
             {
-                "endpoint": f"Local/{called}@{CALLERS}/n",
+                "endpoint": f"Local/{called}@{context}/n",
                 "app": CALLER_APP,
                 "callerId": caller_id,
                 "channelId": outer,

@@ -61,9 +61,10 @@ async def until_logged(log: Path, text: str, count: int, within: float = 30.0) -
 
 @asynccontextmanager
 async def switchboard_run(
-    conf: Path, db: str, log: Path, instance: str
+    conf: Path, db: str, log: Path, instance: str, app: str = APP
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     env = {
+        "SWITCHBOARD_ARI_APP": app,
         **os.environ,
         "SWITCHBOARD_ARI_URL": URL,
         "SWITCHBOARD_ARI_USER": USER,
