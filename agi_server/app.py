@@ -62,6 +62,7 @@ from switchboard.serving import (
     open_records,
     tune_gc,
 )
+from switchboard.webhooks import Webhooks
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -120,6 +121,7 @@ class AgiApp:
         # the calls waiting in its queues: a freed agent is offered to the first
         self.desk = Desk(self.acd, self.clock)
         self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
+        self.webhooks = Webhooks(company, self._session, self.clock)  # screen-pop
         self.calls = 0
         self.in_progress = 0  # `scenario` and `route` calls running now
         self.active: dict[str, AgiCall] = {}  # the calls running now, by call id
@@ -129,8 +131,12 @@ class AgiApp:
             self._http = aiohttp.ClientSession()
         return self._http
 
+    async def _session(self) -> aiohttp.ClientSession:
+        return self.http()
+
     async def close(self) -> None:
         self.desk.close()
+        await self.webhooks.close()
         if self._http is not None:
             await self._http.close()
 
@@ -187,6 +193,7 @@ class AgiApp:
             settings=AgiCallSettings.from_company(company, self.instance),
             mode=mode,
             desk=self.desk,
+            tell=self.webhooks.tell,
         )
         self.calls += 1
         self.in_progress += 1

@@ -42,7 +42,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import structlog
@@ -155,6 +155,7 @@ class AgiCall:
         settings: AgiCallSettings,
         mode: Mode = "scenario",
         desk: Desk | None = None,
+        tell: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.session = session
         self.company = company
@@ -188,7 +189,7 @@ class AgiCall:
         self.log = log.bind(call_id=call_id, channel=session.env.channel)
         self.driver = CallDriver(
             run, call_id, self, sink, look_up=self._look_up, desk=desk,
-            prepare=self._look_ahead, intercept=self._intercept, logger=self.log,
+            prepare=self._look_ahead, intercept=self._intercept, logger=self.log, tell=tell,
         )  # fmt: skip
 
     # --- time -------------------------------------------------------------------------
@@ -234,6 +235,7 @@ class AgiCall:
             if not run.finished:
                 run.finish("hangup", "switchboard stopped", hang_up=False)
             if self.mode != "icm":
+                self.driver.ended()
                 await self.sink.call_finished(self.record())
             raise
         finally:
@@ -620,6 +622,7 @@ class AgiCall:
             if self.hang_up and not self.caller_gone and self.mode == "scenario":
                 await self.session.command("HANGUP")
         if self.mode != "icm":  # an ICM lookup is not a call of its own
+            self.driver.ended()
             await self.sink.call_finished(self.record())
 
     def record(self) -> CallRecord:

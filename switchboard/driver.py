@@ -26,6 +26,7 @@ A freed agent is offered by the `Desk` to the one waiting call the ACD picks
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import ChainMap
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -308,6 +309,7 @@ class CallDriver:
         prepare: Callable[[Step], Awaitable[None]] | None = None,
         intercept: Callable[[list[act.Action]], bool] | None = None,
         logger: Any = None,
+        tell: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.run = run
         self.call_id = call_id
@@ -327,6 +329,10 @@ class CallDriver:
         self.agent: str | None = None  # talking to the caller
         self.talk_began = 0.0  # call time the conversation with `agent` began
         self.recorded = False
+        # screen-pop (`switchboard.webhooks`): told when an employee's phone rings for the
+        # call, when they answer and, once one rang, when it ends; never waited for
+        self.tell = tell
+        self.popped = False
 
     # --- feeding the run ---------------------------------------------------------------
 
@@ -408,6 +414,8 @@ class CallDriver:
                 self.bridged.add(action.leg_id)
                 await port.bridge(action.leg_id)
                 self._talking(action.leg_id)
+                if self.tell is not None and self.popped:
+                    self.tell("answered", self.screen_pop(action.leg_id))
             case act.StartRecording():
                 await port.start_recording(action)
             case act.StopRecording():
@@ -438,6 +446,9 @@ class CallDriver:
             return
         self.rings[ring.leg_id] = ring
         await self.port.ring(ring)
+        if self.tell is not None and ring.employee_id is not None:
+            self.popped = True
+            self.tell("ringing", self.screen_pop(ring.leg_id))
 
     async def _request_callback(self, request: act.RequestCallback) -> None:
         """Commit the promise.  A call that left its queue for it keeps its place: the
@@ -620,7 +631,69 @@ class CallDriver:
         self.recorded = True
         self.log.info("call finished", result=run.outcome.result, reason=run.outcome.reason)
         record = CallRecord.of(self.call_id, channel, unique_id, run, linkedid)
+        self.ended()
         await self.sink.call_finished(record)
+
+    def ended(self) -> None:
+        """The call is over: the screen-pop's last event, once, for a call that rang
+        somebody (the runtime writes its record next)."""
+        outcome = self.run.outcome
+        if self.tell is not None and self.popped and outcome is not None:
+            self.popped = False
+            self.tell("ended", {**self.screen_pop(None), "outcome": outcome.as_json()})
+
+    def screen_pop(self, leg_id: str | None) -> dict[str, Any]:
+        """What a screen-pop webhook tells of the call now: who calls, the way through
+        the scenarios so far, the menu choices, what ICM found; with ``leg_id``, the
+        employee whose phone that leg rings."""
+        run, company = self.run, self.run.company
+        call = run.call
+        menus = [
+            {"scenario": s.scenario, "node": s.node, "key": s.details.get("choice")}
+            if "choice" in s.details
+            else {"scenario": s.scenario, "node": s.node, "extension": s.details["extension"]}
+            for s in run.trace
+            if s.type == "menu" and ("choice" in s.details or "extension" in s.details)
+        ]
+        icm = [
+            {k: s.details[k] for k in ("manager", "sources", "default") if k in s.details}
+            for s in run.trace
+            if s.type == "icm"
+        ]
+        pop: dict[str, Any] = {
+            "call_id": self.call_id,
+            "at": run.local_time().isoformat(),
+            "called": call.called,
+            "caller": call.caller,
+            "caller_name": call.caller_name,
+            "line": call.line,
+            "path": [{"scenario": s.scenario, "node": s.node, "type": s.type} for s in run.trace],
+            "menu": menus,
+            "icm": icm[-1] if icm else None,
+            "agent": None,
+        }
+        ring = self.rings.get(leg_id) if leg_id is not None else None
+        if ring is not None and ring.employee_id is not None:
+            employee = company.employees.get(ring.employee_id)
+            pop["agent"] = {
+                "id": ring.employee_id,
+                "name": employee.name if employee is not None else "",
+                "extension": employee.extension if employee is not None else None,
+                "device": ring.device,
+            }
+        department = run.connected_department
+        if department is None and self.desk is not None:
+            department = self.desk.acd.department_of(self.call_id)  # the queue it waits in
+        if department is None and run.trace:
+            with contextlib.suppress(KeyError):  # a node ringing a department
+                node = company.node(run.trace[-1].scenario, run.trace[-1].node)
+                department = getattr(node, "department", None)
+                target = getattr(node, "target", None)
+                found = company.resolve_target(target) if isinstance(target, str) else None
+                if department is None and found is not None and found[0] == "department":
+                    department = found[1]
+        pop["department"] = department
+        return pop
 
 
 def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:

@@ -18,6 +18,8 @@ is asked at all.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,10 +33,12 @@ from switchboard.calls import CallSink
 from switchboard.clock import Clock
 from switchboard.engine.actions import Lookup
 from switchboard.redaction import describe
+from switchboard.templates import MissingEnv, fill_env, header_value, json_value, url_value
 
 log = structlog.get_logger("switchboard.lookups")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_INDEX = re.compile(r"^-?[0-9]{1,9}$")
 
 
 class CrmRefused(Exception):
@@ -59,22 +63,42 @@ async def look_up(
 
 async def _ask_crm(lookup: Lookup, http: aiohttp.ClientSession, clock: Clock) -> str | None:
     allowed = frozenset(host.lower().strip("[]") for host in lookup.allowed_hosts)
-    url = URL(lookup.url)
+    try:  # the tokens, from this process's environment: never in a record or a log line
+        url = URL(fill_env(lookup.url, os.environ, url_value))
+        headers = {
+            name: fill_env(value, os.environ, header_value) for name, value in lookup.headers
+        }
+        body = None if lookup.body is None else fill_env(lookup.body, os.environ, json_value)
+    except MissingEnv as exc:
+        raise CrmRefused(f"environment variable {exc.args[0]} is not set") from None
+    if body is not None:
+        headers.setdefault("Content-Type", "application/json")
+    method = lookup.method
     async with asyncio.timeout(clock.real(lookup.timeout) + 1.0):
         for _ in range(lookup.max_redirects + 1):
             _check_host(url, allowed)
             # redirects by hand: aiohttp would follow one to any host (127.0.0.1 too)
-            async with http.get(url, allow_redirects=False) as response:
+            async with http.request(
+                method,
+                url,
+                headers=headers,
+                data=None if body is None else body.encode(),
+                allow_redirects=False,
+            ) as response:
                 if response.status in _REDIRECTS:
                     url = _redirect_target(url, response, allowed)
+                    if response.status == 303 or (
+                        response.status in (301, 302) and method == "POST"
+                    ):
+                        method, body = "GET", None  # as browsers do (RFC 9110 15.4)
                     continue
-                if response.status == 404:  # the CRM does not know this caller
+                if response.status in (204, 404):  # the CRM does not know this caller
                     return None
                 if response.status != 200:
                     raise CrmRefused(f"HTTP {response.status}")
-                body = await _read_at_most(response, lookup.max_body)
+                answer = await _read_at_most(response, lookup.max_body)
                 charset = response.charset or "utf-8"
-            return _at_path(_parse(body.decode(charset), lookup.max_depth), lookup.path)
+            return _at_path(_parse(answer.decode(charset), lookup.max_depth), lookup.path)
     raise CrmRefused(f"more than {lookup.max_redirects} redirects (max_redirects)")
 
 
@@ -145,9 +169,15 @@ def _deeper_than(data: Any, limit: int) -> bool:
 
 
 def _at_path(data: Any, path: str) -> str | None:
-    """The value at the dotted ``path``; only a plain value names somebody."""
+    """The value at the dotted ``path`` (a number indexes an array, -1 its last item);
+    only a plain value names somebody."""
     for part in path.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and _INDEX.match(part) and -len(data) <= int(part) < len(data):
+            data = data[int(part)]
+        else:
+            data = None
     if isinstance(data, bool) or not isinstance(data, str | int | float):
         return None
     return str(data)

@@ -555,8 +555,17 @@ CRM_MAX_REDIRECTS = 3
 
 class HttpSource(Section):
     type: Literal["http"]
-    url: str
-    path: str = "employee"  # dotted JSON path to the employee id or extension
+    url: str  # a template; {env.NAME} reads the runtime's environment (a token)
+    method: Literal["GET", "POST"] = "GET"
+    # request headers, each value a template ({env.NAME} for a token: never logged)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None  # POST: a JSON template, each value JSON-escaped
+    # dotted JSON path to the employee id or extension; a number indexes an array
+    # (``_embedded.contacts.0.responsible_user_id``; -1: the last)
+    path: str = "employee"
+    # what the CRM answers -> employee id, for a CRM that names its own users
+    # (``{"6587432": ivanov}``); a value not in it is taken as it is
+    map: dict[str, str] = Field(default_factory=dict)
     timeout: PositiveSeconds = 1.5
     max_body: Annotated[int, Field(ge=1, le=16 * 2**20)] = CRM_MAX_BODY  # bytes read at most
     max_depth: Annotated[int, Field(ge=1, le=512)] = CRM_MAX_DEPTH  # of the JSON answer
@@ -647,6 +656,27 @@ class Scenario(Section):
     nodes: dict[str, Node]
 
 
+WebhookEvent = Literal["ringing", "answered", "ended"]
+
+
+class Webhook(Section):
+    """A screen-pop target (`switchboard.webhooks`): an HTTP POST of each event."""
+
+    url: str  # http(s); {env.NAME} reads the runtime's environment
+    # HMAC-SHA256 key of the X-Switchboard-Signature header; "{env.NAME}" keeps it out
+    # of the file (and the database's copy)
+    secret: str | None = None
+    events: tuple[WebhookEvent, ...] = ("ringing", "answered", "ended")
+    timeout: Annotated[float, Field(gt=0, le=60)] = 2.0  # seconds one POST may take
+    retries: Annotated[int, Field(ge=0, le=10)] = 3  # after 1, 2, 4 ... seconds
+
+    @property
+    def host(self) -> str:
+        """The URL's host, for a log line (never its path, query or a secret)."""
+        rest = self.url.partition("://")[2]
+        return rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+
+
 class Config(Section):
     timezone: str = "UTC"
     language: str = "en"
@@ -668,4 +698,6 @@ class Config(Section):
     vip: dict[str, Annotated[int, Field(ge=-1000, le=1000)]] = {}
     limits: Limits = Limits()
     callbacks: Callbacks = Callbacks()
+    # screen-pop: POSTs when an employee's phone rings, when they answer, when it ends
+    webhooks: tuple[Webhook, ...] = ()
     scenarios: dict[str, Scenario]

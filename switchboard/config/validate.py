@@ -9,6 +9,7 @@ would spin without waiting for anybody (errors).
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -40,9 +41,19 @@ from switchboard.config.yaml_source import Path
 from switchboard.numbering import NumberingPlan, is_phone_number, normalize
 from switchboard.prompts import is_known_prompt
 from switchboard.schedule import CompiledSchedule, compile_schedule, parse_time
-from switchboard.templates import TemplateError, parse_template
+from switchboard.templates import (
+    TemplateError,
+    json_value,
+    parse_json_template,
+    parse_template,
+)
 
 NodeKey = tuple[str, str]  # (scenario, node)
+
+
+# an HTTP header name (RFC 9110 5.1: a token); those the HTTP client sets are not ours
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADERS_SET_BY_US = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 class _Checker:
@@ -214,7 +225,21 @@ class _Checker:
         self._reachability()
         self._callback_departments()
         self._loops()
+        self._webhooks()
         return self.company
+
+    def _webhooks(self) -> None:
+        """Each target: an http(s) URL; its URL and secret may read the environment."""
+        for i, hook in enumerate(self.config.webhooks):
+            path: Path = ("webhooks", i)
+            self._env_only((*path, "url"), hook.url)
+            if hook.secret is not None:
+                self._env_only((*path, "secret"), hook.secret)
+            scheme = hook.url.partition("://")[0].lower()
+            if "://" not in hook.url or scheme not in ("http", "https"):
+                self.error((*path, "url"), "use http:// or https://")
+            if not hook.events:
+                self.error((*path, "events"), "no event: ringing, answered or ended")
 
     def _extension(
         self,
@@ -379,8 +404,22 @@ class _Checker:
 
     def _crm_source(self, path: Path, source: HttpSource) -> None:
         """The URL is a template of an http(s) URL; ``allowed_hosts`` are host names or
-        addresses and, when the URL names its host literally, that host is one of them."""
-        self._template((*path, "url"), source.url)
+        addresses and, when the URL names its host literally, that host is one of them;
+        headers have names HTTP allows; a body is JSON, sent with POST; ``map`` leads to
+        employees."""
+        self._template((*path, "url"), source.url, env=True)
+        for name, value in source.headers.items():
+            where = (*path, "headers", name)
+            if not _HEADER_NAME.match(name):
+                self.error(where, f"{name!r} is not an HTTP header name")
+            elif name.lower() in _HEADERS_SET_BY_US:
+                self.error(where, f"{name} is set by Switchboard itself")
+            self._template(where, value, env=True)
+        if source.body is not None:
+            self._crm_body((*path, "body"), source)
+        for crm_value, employee in source.map.items():
+            if employee not in self.company.employees:
+                self._unknown((*path, "map", crm_value), "employee", employee, "employees")
         for j, host in enumerate(source.allowed_hosts):
             if not _is_host(host):
                 self.error(
@@ -406,9 +445,41 @@ class _Checker:
             if host not in allowed:
                 self.error((*path, "url"), f"host {host!r} is not in allowed_hosts")
 
-    def _template(self, path: Path, text: str) -> None:
+    def _env_only(self, path: Path, text: str) -> None:
+        """A text the runtime fills from its environment only (``{env.NAME}``)."""
         try:
-            parse_template(text)
+            parsed = parse_template(text, env=True)
+        except TemplateError as exc:
+            self.error(path, str(exc))
+            return
+        others = [name for name in parsed.placeholders if not name.startswith("env.")]
+        if others:
+            self.error(path, f"{{{others[0]}}}: only {{env.NAME}} may be used here")
+
+    def _crm_body(self, path: Path, source: HttpSource) -> None:
+        """A POST's JSON body: a template that gives JSON whatever the values are."""
+        if source.method != "POST":
+            self.error(path, "a body is sent with method: POST")
+            return
+        try:
+            parsed = parse_json_template(source.body or "")
+        except TemplateError as exc:
+            self.error(path, str(exc))
+            return
+        # each value JSON-escaped, as a call's are: quotes and backslashes stay inside
+        sample = parsed.render({name: json_value('x"y\\z') for name in parsed.placeholders})
+        try:
+            json.loads(json.dumps(None) if not sample.strip() else sample)
+        except ValueError as exc:
+            self.error(
+                path,
+                f"not JSON once filled in ({exc}); write each placeholder inside a string: "
+                '{"phone": "{caller}"}',
+            )
+
+    def _template(self, path: Path, text: str, env: bool = False) -> None:
+        try:
+            parse_template(text, env=env)
         except TemplateError as exc:
             self.error(path, str(exc))
 

@@ -142,7 +142,12 @@ class Lookup:
     caller: str
     timeout: float
     days: float = 0.0  # last_agent: how far back to look
-    url: str = ""  # http: the rendered URL
+    # http: the request, rendered for the call, its {env.NAME} left for the runtime
+    # (`switchboard.templates.defer`): url, method, headers, JSON body
+    url: str = ""
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None
     path: str = ""  # http: dotted JSON path to the employee
     # http: what the CRM may answer (the source's keys of the same names)
     max_body: int = CRM_MAX_BODY

@@ -10,9 +10,8 @@ clock of its own, so the same inputs always give the same run.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
-from urllib.parse import quote
 
 from switchboard.acd import Acd, DeviceState
 from switchboard.config.company import Company
@@ -45,7 +44,7 @@ from switchboard.engine.nodes import activity_for
 from switchboard.engine.ringing import Answered
 from switchboard.engine.trace import Outcome, Result, Step
 from switchboard.numbering import NumberingPlan, dahdi_line, normalize
-from switchboard.templates import parse_template
+from switchboard.templates import defer, parse_json_template, parse_template
 
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FALLBACK_EXITS: Final[dict[str, str]] = {
@@ -341,14 +340,25 @@ class CallRun:
     def local_time(self) -> dt.datetime:
         return self.company.local_time(self.started_at + dt.timedelta(seconds=self.now))
 
-    def render(self, template: str, for_url: bool = False) -> str:
-        """A template's text for this call; ``for_url`` percent-encodes each value
-        (a caller name full of ``&`` or ``/`` cannot change a CRM request)."""
+    def render(self, template: str) -> str:
+        """A template's text for this call."""
         parsed = parse_template(template)
         values = {name: self._template_value(name) for name in parsed.placeholders}
-        if for_url:
-            values = {name: quote(value, safe="") for name, value in values.items()}
         return parsed.render(values)
+
+    def render_request(
+        self, template: str, escape: Callable[[str], str], json_body: bool = False
+    ) -> str:
+        """A CRM request's template for this call, each value through ``escape`` (URL,
+        header or JSON encoding), its ``{env.NAME}`` left for the runtime
+        (`switchboard.templates.defer`); ``json_body``: JSON's braces are its own."""
+        parsed = parse_json_template(template) if json_body else parse_template(template, env=True)
+        values = {
+            name: self._template_value(name)
+            for name in parsed.placeholders
+            if not name.startswith("env.")
+        }
+        return defer(parsed, values, escape)
 
     def trace_event(self, event: str, **fields: Any) -> None:
         if self._step is not None:

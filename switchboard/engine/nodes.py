@@ -64,6 +64,7 @@ from switchboard.engine.ringing import Answered, AttemptResult, Member, RingAtte
 from switchboard.numbering import ANONYMOUS, UNKNOWN, is_phone_number
 from switchboard.prompts import minutes_prompt
 from switchboard.schedule import OPEN
+from switchboard.templates import header_value, json_value, url_value
 
 if TYPE_CHECKING:
     from switchboard.engine.call import CallRun
@@ -711,7 +712,15 @@ class IcmActivity(Activity):
                                 "http",
                                 run.call.caller,
                                 source.timeout,
-                                url=run.render(source.url, for_url=True),
+                                url=run.render_request(source.url, url_value),
+                                method=source.method,
+                                headers=tuple(
+                                    (name, run.render_request(value, header_value))
+                                    for name, value in source.headers.items()
+                                ),
+                                body=None
+                                if source.body is None
+                                else run.render_request(source.body, json_value, json_body=True),
                                 path=source.path,
                                 max_body=source.max_body,
                                 max_depth=source.max_depth,
@@ -735,6 +744,9 @@ class IcmActivity(Activity):
     def _candidate(self, value: str | None) -> str | None:
         """A source answered ``value``: ring that employee, or try the next source."""
         entry = self.tried[-1]
+        source = self.node.sources[self.source]
+        if value and isinstance(source, HttpSource) and value in source.map:
+            value = source.map[value]  # the CRM's own user id -> ours
         target = self.run.company.resolve_target(value) if value else None
         if target is None or target[0] != "employee":
             entry["result"] = "none" if not value else f"not an employee: {value}"
