@@ -158,10 +158,16 @@ CREATE TABLE messages (
     mailbox     text,
     created_at  timestamptz NOT NULL,
     length_s    real NOT NULL,
+    status      text NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'heard', 'handled')),
+    status_by   text,
+    status_at   timestamptz,
     UNIQUE (call_id, recording)
 );
 COMMENT ON TABLE messages IS 'Voicemail messages left by callers.';
+COMMENT ON COLUMN messages.status IS 'new, heard or handled';
+COMMENT ON COLUMN messages.status_by IS 'Who changed the status last: cli:<login>, api:<token>.';
 CREATE INDEX messages_created ON messages (created_at DESC);
+CREATE INDEX messages_mailbox_status ON messages (mailbox, status);
 
 CREATE TABLE agent_states (
     agent       text PRIMARY KEY,          -- the employee id (a member of a department)

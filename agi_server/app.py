@@ -62,7 +62,7 @@ from switchboard.serving import (
     open_records,
     tune_gc,
 )
-from switchboard.webhooks import Webhooks
+from switchboard.webhooks import CallNews
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -121,7 +121,7 @@ class AgiApp:
         # the calls waiting in its queues: a freed agent is offered to the first
         self.desk = Desk(self.acd, self.clock)
         self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
-        self.webhooks = Webhooks(company, self._session, self.clock)  # screen-pop
+        self.news = CallNews(company, self._session, self.clock)  # webhooks, e-mails
         self.calls = 0
         self.in_progress = 0  # `scenario` and `route` calls running now
         self.active: dict[str, AgiCall] = {}  # the calls running now, by call id
@@ -136,7 +136,7 @@ class AgiApp:
 
     async def close(self) -> None:
         self.desk.close()
-        await self.webhooks.close()
+        await self.news.close()
         if self._http is not None:
             await self._http.close()
 
@@ -193,7 +193,7 @@ class AgiApp:
             settings=AgiCallSettings.from_company(company, self.instance),
             mode=mode,
             desk=self.desk,
-            tell=self.webhooks.tell,
+            tell=self.news.tell,
         )
         self.calls += 1
         self.in_progress += 1

@@ -69,7 +69,7 @@ from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.engine.trace import Outcome, Result
 from switchboard.lookups import look_up
-from switchboard.webhooks import Webhooks
+from switchboard.webhooks import CallNews
 
 log = structlog.get_logger("switchboard.ari")
 
@@ -169,7 +169,7 @@ class AriRuntime:
         # when the place comes up
         self.desk = Desk(self.acd, self.clock, lambda kept: self._background(kept, "ari-kept"))
         self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
-        self.webhooks = Webhooks(company, self.http, self.clock)  # screen-pop
+        self.news = CallNews(company, self.http, self.clock)  # webhooks, voicemail e-mails
         # seconds from a call's StasisStart reaching the runtime to its answer request
         # being sent (the last 100,000 calls): bench/real_asterisk_load.py reads them
         self.answer_delays: deque[float] = deque(maxlen=100_000)
@@ -523,7 +523,7 @@ class AriRuntime:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.warnings.flush()
-        await self.webhooks.close()
+        await self.news.close()
         if self._http is not None:
             await self._http.close()
 
@@ -770,7 +770,7 @@ class CallSession:
         self.log = self.log.bind(scenario=run.scenario)
         driver = self.driver = CallDriver(
             run, self.call_id, self, self.runtime.sink, look_up=self._look_up,
-            desk=self.runtime.desk, logger=self.log, tell=self.runtime.webhooks.tell,
+            desk=self.runtime.desk, logger=self.log, tell=self.runtime.news.tell,
         )  # fmt: skip
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
         try:

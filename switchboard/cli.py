@@ -182,6 +182,13 @@ def _parser() -> argparse.ArgumentParser:
     messages.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
     messages.add_argument("--limit", type=int, default=50)
     messages.set_defaults(handler=_messages)
+    messages_sub = messages.add_subparsers(dest="messages_command")
+    mark = messages_sub.add_parser("mark", help="mark a message new, heard or handled")
+    mark.add_argument("id", type=int, help="the message's number (first column of the list)")
+    mark.add_argument("status", choices=["new", "heard", "handled"])
+    mark.add_argument("--by", help="who (default: cli:<your login>)")
+    mark.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    mark.set_defaults(handler=_messages_mark)
 
     contacts = sub.add_parser("contacts", help="the contacts table (caller -> employee)")
     contacts_sub = contacts.add_subparsers(dest="contacts_command", required=True)
@@ -1525,11 +1532,38 @@ def _messages(args: argparse.Namespace) -> int:
             await conn.close()
         for m in found:
             print(
-                f"{m.created_at:%Y-%m-%d %H:%M}  {m.caller:>14} -> {m.called or '-':<12} "
-                f"{m.length:6.1f}s  {m.mailbox or '-':<10} {m.recording}"
+                f"{m.id:>6}  {m.created_at:%Y-%m-%d %H:%M}  {m.caller:>14} -> "
+                f"{m.called or '-':<12} {m.length:6.1f}s  {m.mailbox or '-':<10} "
+                f"{m.status:<8} {m.recording}"
             )
         if not found:
             print("no messages")
+        return EXIT_OK
+
+    return asyncio.run(main())
+
+
+def _messages_mark(args: argparse.Namespace) -> int:
+    """`messages mark ID new|heard|handled`: the message's status, and who set it."""
+    from switchboard.storage.messages import set_status  # noqa: PLC0415
+
+    dsn = _dsn(args, "messages mark")
+    if dsn is None:
+        return EXIT_INVALID
+    by = args.by or _cli_user()
+
+    async def main() -> int:
+        conn = await _db_connect("messages mark", dsn)
+        if isinstance(conn, int):
+            return conn
+        try:
+            changed = await set_status(conn, args.id, args.status, by)
+        finally:
+            await conn.close()
+        if changed is None:
+            print(f"switchboard messages mark: no message {args.id}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"message {changed.id} {changed.status} (by {by})")
         return EXIT_OK
 
     return asyncio.run(main())

@@ -422,6 +422,13 @@ class CallDriver:
                 await port.stop_recording(action.recording_id)
             case act.SaveMessage():
                 await self.sink.save_message(self.call_id, action)
+                if self.tell is not None:  # its owner is told (webhooks, e-mail)
+                    left = {
+                        "mailbox": action.mailbox,
+                        "recording": act.recording_name(self.call_id, action.recording_id),
+                        "length": round(action.length, 1),
+                    }
+                    self.tell("message", {**self.screen_pop(None), "message": left})
             case act.RequestCallback():
                 await self._request_callback(action)
             case act.Lookup():

@@ -36,6 +36,7 @@ import structlog
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import Webhook
+from switchboard.mail import MessageMail
 from switchboard.redaction import describe
 from switchboard.templates import MissingEnv, fill_env
 
@@ -170,3 +171,23 @@ class Webhooks:
             *(t.task for t in self._targets.values() if t.task is not None),
             return_exceptions=True,
         )
+
+
+class CallNews:
+    """What a runtime tells of its calls (the driver's ``tell``): webhooks of every
+    event, and an e-mail of each voicemail message (`switchboard.mail`)."""
+
+    def __init__(
+        self, company: Callable[[], Company], http: Callable[[], Any], clock: Clock
+    ) -> None:
+        self.webhooks = Webhooks(company, http, clock)
+        self.mail = MessageMail(company, clock)
+
+    def tell(self, event: str, payload: dict[str, Any]) -> None:
+        self.webhooks.tell(event, payload)
+        if event == "message":
+            self.mail.tell(payload)
+
+    async def close(self) -> None:
+        await self.webhooks.close()
+        await self.mail.close()

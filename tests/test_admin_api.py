@@ -437,6 +437,20 @@ async def test_messages_are_listed_and_a_recording_downloaded_when_its_file_is_t
         status, body = await api.get("/api/v1/messages/999999/recording")
         assert (status, body["error"]) == (404, "not_found")
 
+        # a message's status: new until somebody marks it, by whom (this token)
+        assert (first["status"], first["status_by"], first["status_at"]) == ("new", None, None)
+        url = f"/api/v1/messages/{ids[0]}/status"
+        status, marked = await api.post(url, body={"status": "handled"})
+        assert status == 200, marked
+        assert (marked["status"], marked["status_by"]) == ("handled", f"api:{api.token_name}")
+        assert dt.datetime.fromisoformat(marked["status_at"]).tzinfo is not None
+        listed = (await api.get("/api/v1/messages"))[1]["messages"]
+        assert [m["status"] for m in listed] == ["new", "new", "handled"]
+        status, body = await api.post(url, body={"status": "deleted"})
+        assert (status, body["error"]) == (422, "invalid")
+        status, body = await api.post("/api/v1/messages/999999/status", body={"status": "heard"})
+        assert (status, body["error"]) == (404, "not_found")
+
 
 @pytest.mark.asyncio
 async def test_the_report_is_switchboard_report_json_and_bad_periods_are_refused(

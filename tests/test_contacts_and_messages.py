@@ -102,8 +102,20 @@ def test_messages_lists_the_newest_first(fresh_db: str) -> None:
     done = switchboard("messages", "--dsn", fresh_db)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split()[2] for line in lines] == ["79160000002", "79160000001"]
+    assert [line.split()[3] for line in lines] == ["79160000002", "79160000001"]
     assert "11.0s" in lines[0]
+    first = lines[1].split()[0]
+    assert lines[1].split()[-2] == "new"  # nobody has dealt with it yet
+
+    marked = switchboard("messages", "mark", first, "handled", "--by", "anna", "--dsn", fresh_db)
+    assert (marked.returncode, marked.stdout) == (0, f"message {first} handled (by anna)\n")
+    lines = switchboard("messages", "--dsn", fresh_db).stdout.splitlines()
+    assert [line.split()[-2] for line in lines] == ["new", "handled"]
+    missing = switchboard("messages", "mark", "999", "heard", "--dsn", fresh_db)
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        "switchboard messages mark: no message 999\n",
+    )
 
 
 def test_messages_without_a_database_is_a_clear_error() -> None:

@@ -79,6 +79,7 @@ PERIOD = ("--from", "2026-12-01", "--to", "2026-12-02")
 DSN_COMMANDS: dict[str, tuple[str, ...]] = {
     "db migrate": (),
     "messages": (),
+    "messages mark": ("1", "heard"),
     "contacts import": ("{csv}", "--config", str(OFFICE)),
     "config import": (str(OFFICE),),
     "config export": (),

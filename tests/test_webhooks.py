@@ -145,7 +145,7 @@ async def agi_call(hooks: str) -> CallRecord:
     async with AgiStack(company, WHEN, petrov, talk=30.0) as stack:
         await stack.call(caller=CALLER, timeout=60)
         (record,) = stack.memory.records
-        await stack.app.webhooks.close(within=5.0)  # what the receivers got, settled
+        await stack.app.news.webhooks.close(within=5.0)  # what the receivers got, settled
     return record
 
 

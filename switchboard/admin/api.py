@@ -75,7 +75,13 @@ from switchboard.storage.config_store import (
     list_versions,
     stored_config,
 )
-from switchboard.storage.messages import Message, message_by_id, recent_messages
+from switchboard.storage.messages import (
+    STATUSES,
+    Message,
+    message_by_id,
+    recent_messages,
+    set_status,
+)
 from switchboard.storage.records import DATABASE_DOWN
 from switchboard.storage.reports import build_report, set_timezone
 from switchboard.storage.shared_acd import reservations, waiting_counts
@@ -523,7 +529,26 @@ class Api:
             "length": round(message.length, 1),
             "recording": message.recording,
             "recording_url": f"{PREFIX}/v1/messages/{message.id}/recording",
+            "status": message.status,
+            "status_by": message.status_by,
+            "status_at": message.status_at.isoformat() if message.status_at else None,
         }
+
+    async def message_status(self, request: web.Request) -> web.Response:
+        message_id = _int_id(request, "id")
+        body = await _json_body(request)
+        status = body.get("status")
+        if status not in STATUSES:
+            raise ApiError(422, "invalid", "status: new, heard or handled")
+        by = f"api:{request[TOKEN_NAME]}"
+        async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
+            changed = await set_status(conn, message_id, status, by)
+        if changed is None:
+            raise ApiError(404, "not_found", f"no message {message_id}")
+        log.info(
+            "api: message marked", message=message_id, status=status, token=request[TOKEN_NAME]
+        )
+        return web.json_response(self._message_json(changed))
 
     async def message_recording(self, request: web.Request) -> web.StreamResponse:
         message_id = _int_id(request, "id")
@@ -733,6 +758,7 @@ def api_app(status: RuntimeStatus, recordings_dir: str | None = None) -> web.App
     add.add_post("/v1/callbacks/{id}/reschedule", api.callback_reschedule)
     add.add_get("/v1/messages", api.messages)
     add.add_get("/v1/messages/{id}/recording", api.message_recording)
+    add.add_post("/v1/messages/{id}/status", api.message_status)
     add.add_get("/v1/report", api.report)
     add.add_get("/v1/config/versions", api.config_versions)
     add.add_post("/v1/config/versions", api.config_import)

@@ -214,8 +214,11 @@ _MESSAGE = _object(
         "length": {"type": "number"},
         "recording": {"type": "string"},
         "recording_url": {"type": "string"},
+        "status": {"type": "string", "enum": ["new", "heard", "handled"]},
+        "status_by": _NULL_STR,
+        "status_at": _NULL_TIME,
     },
-    ["id", "created_at", "caller", "recording"],
+    ["id", "created_at", "caller", "recording", "status"],
 )
 _VERSION = _object(
     {
@@ -455,6 +458,30 @@ OPENAPI: dict[str, Any] = {
                     "500": "its file cannot be read by the process (recording_unreadable)",
                 },
                 parameters=[_ID],
+                tag="messages",
+            )
+        },
+        "/v1/messages/{id}/status": {
+            "post": _op(
+                "mark a message new, heard or handled (by this token)",
+                _json({"$ref": "#/components/schemas/Message"}, "the message after the change"),
+                errors={
+                    "400": "the body is not a JSON object",
+                    "404": "no such message",
+                    "422": "status is not new, heard or handled",
+                },
+                parameters=[_ID],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _object(
+                                {"status": {"type": "string", "enum": ["new", "heard", "handled"]}},
+                                ["status"],
+                            )
+                        }
+                    },
+                },
                 tag="messages",
             )
         },

@@ -44,6 +44,7 @@ class Employee(Section):
     # next to the Asterisk this desk phone is on; the others ring it through
     # `asterisk.endpoints.elsewhere`.  Unset: on every instance's own Asterisk.
     asterisk: str | None = Field(default=None, min_length=1)
+    email: str | None = None  # told of the voicemail messages left for them (`mail:`)
     # skill -> level (higher: better); a plain list gives each skill level 1
     skills: dict[str, SkillLevel] = Field(default_factory=dict)
 
@@ -73,6 +74,7 @@ class Department(Section):
     id: str
     name: str = ""
     extension: str | None = None
+    email: str | None = None  # told of the voicemail messages left for the department
     strategy: RingStrategy = "all_at_once"
     ring_delay: PositiveSeconds = 10
     ring_timeout: PositiveSeconds = 30
@@ -656,7 +658,7 @@ class Scenario(Section):
     nodes: dict[str, Node]
 
 
-WebhookEvent = Literal["ringing", "answered", "ended"]
+WebhookEvent = Literal["ringing", "answered", "ended", "message"]
 
 
 class Webhook(Section):
@@ -666,7 +668,7 @@ class Webhook(Section):
     # HMAC-SHA256 key of the X-Switchboard-Signature header; "{env.NAME}" keeps it out
     # of the file (and the database's copy)
     secret: str | None = None
-    events: tuple[WebhookEvent, ...] = ("ringing", "answered", "ended")
+    events: tuple[WebhookEvent, ...] = ("ringing", "answered", "ended", "message")
     timeout: Annotated[float, Field(gt=0, le=60)] = 2.0  # seconds one POST may take
     retries: Annotated[int, Field(ge=0, le=10)] = 3  # after 1, 2, 4 ... seconds
 
@@ -675,6 +677,22 @@ class Webhook(Section):
         """The URL's host, for a log line (never its path, query or a secret)."""
         rest = self.url.partition("://")[2]
         return rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+
+
+class MailSection(Section):
+    """SMTP, for telling owners of their voicemail messages (`switchboard.mail`)."""
+
+    host: str | None = None  # None: no e-mail is sent
+    port: Annotated[int, Field(ge=1, le=65535)] = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    user: str | None = None
+    password: str | None = None  # "{env.SMTP_PASSWORD}" keeps it out of the file
+    sender: str = "switchboard@localhost"
+    # a message nobody owns, or whose owner has no e-mail address, goes here (None: not sent)
+    messages_to: str | None = None
+    attach_max: Annotated[int, Field(ge=0, le=50 * 2**20)] = 10 * 2**20  # bytes of WAV
+    timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
 
 
 class Config(Section):
@@ -700,4 +718,5 @@ class Config(Section):
     callbacks: Callbacks = Callbacks()
     # screen-pop: POSTs when an employee's phone rings, when they answer, when it ends
     webhooks: tuple[Webhook, ...] = ()
+    mail: MailSection = MailSection()  # voicemail messages told by e-mail
     scenarios: dict[str, Scenario]

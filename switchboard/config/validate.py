@@ -51,6 +51,8 @@ from switchboard.templates import (
 NodeKey = tuple[str, str]  # (scenario, node)
 
 
+# an e-mail address, as far as a mistake can be told ("Name <a@b>" or a@b)
+_EMAIL = re.compile(r"^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$")
 # an HTTP header name (RFC 9110 5.1: a token); those the HTTP client sets are not ours
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HEADERS_SET_BY_US = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -226,7 +228,27 @@ class _Checker:
         self._callback_departments()
         self._loops()
         self._webhooks()
+        self._mail()
         return self.company
+
+    def _mail(self) -> None:
+        """Addresses look like addresses; the SMTP password may read the environment."""
+        mail = self.config.mail
+        if mail.password is not None:
+            self._env_only(("mail", "password"), mail.password)
+        addresses: list[tuple[Path, str | None]] = [
+            (("mail", "sender"), mail.sender),
+            (("mail", "messages_to"), mail.messages_to),
+        ]
+        addresses += [
+            (("employees", i, "email"), e.email) for i, e in enumerate(self.config.employees)
+        ]
+        addresses += [
+            (("departments", i, "email"), d.email) for i, d in enumerate(self.config.departments)
+        ]
+        for path, address in addresses:
+            if address is not None and not _EMAIL.match(address):
+                self.error(path, f"{address!r} is not an e-mail address")
 
     def _webhooks(self) -> None:
         """Each target: an http(s) URL; its URL and secret may read the environment."""

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-_COLUMNS = "id, created_at, caller, called, mailbox, length_s, recording"
+_COLUMNS = (
+    "id, created_at, caller, called, mailbox, length_s, recording, status, status_by, status_at"
+)
+STATUSES = ("new", "heard", "handled")
+MessageStatus = Literal["new", "heard", "handled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +25,9 @@ class Message:
     length: float
     recording: str  # the Asterisk recording's name (its file is NAME.wav)
     id: int = 0
+    status: MessageStatus = "new"
+    status_by: str | None = None
+    status_at: dt.datetime | None = None
 
 
 def _message(r: asyncpg.Record) -> Message:
@@ -31,6 +39,9 @@ def _message(r: asyncpg.Record) -> Message:
         float(r["length_s"]),
         r["recording"],
         r["id"],
+        r["status"],
+        r["status_by"],
+        r["status_at"],
     )
 
 
@@ -54,4 +65,21 @@ async def message_by_id(
     conn: asyncpg.Connection | PoolConnectionProxy, message_id: int
 ) -> Message | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM messages WHERE id = $1", message_id)  # noqa: S608 - fixed text
+    return None if row is None else _message(row)
+
+
+async def set_status(
+    conn: asyncpg.Connection | PoolConnectionProxy,
+    message_id: int,
+    status: MessageStatus,
+    by: str,
+) -> Message | None:
+    """Mark message ``message_id`` new, heard or handled, by whom; None: no such message."""
+    row = await conn.fetchrow(
+        f"UPDATE messages SET status = $2, status_by = $3, status_at = now() "  # noqa: S608 - fixed text
+        f"WHERE id = $1 RETURNING {_COLUMNS}",
+        message_id,
+        status,
+        by,
+    )
     return None if row is None else _message(row)
