@@ -474,6 +474,15 @@ class AriClient:
         data = await self.request("GET", "/deviceStates")
         return {str(d.get("name")): str(d.get("state")) for d in data or [] if isinstance(d, dict)}
 
+    async def update_mailbox(self, name: str, old: int, new: int) -> None:
+        """A mailbox's message counts, for the phones that subscribe to it (message
+        waiting indication: res_ari_mailboxes over res_mwi_external)."""
+        await self.request(
+            "PUT",
+            f"/mailboxes/{quote(name, safe='')}",
+            params={"oldMessages": old, "newMessages": new},
+        )
+
     async def endpoints(self) -> list[dict[str, Any]]:
         data = await self.request("GET", "/endpoints")
         return [e for e in data or [] if isinstance(e, dict)]

@@ -58,6 +58,7 @@ from ari_app.models import (
 )
 from ari_app.models import PlaybackFinished as AriPlaybackFinished
 from ari_app.models import RecordingFinished as AriRecordingFinished
+from ari_app.mwi import Mwi
 from switchboard.acd import Acd, device_state
 from switchboard.acd.devices import desk_devices, elsewhere
 from switchboard.calls import CallRecord, CallSink
@@ -170,6 +171,7 @@ class AriRuntime:
         self.desk = Desk(self.acd, self.clock, lambda kept: self._background(kept, "ari-kept"))
         self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
         self.news = CallNews(company, self.http, self.clock)  # webhooks, voicemail e-mails
+        self.mwi = Mwi(client, company, lambda: self.sink)  # message waiting lamps
         # seconds from a call's StasisStart reaching the runtime to its answer request
         # being sent (the last 100,000 calls): bench/real_asterisk_load.py reads them
         self.answer_delays: deque[float] = deque(maxlen=100_000)
@@ -180,6 +182,7 @@ class AriRuntime:
         """After a (re)connect: known calls go on; unknown channels in our app are sent on."""
         live = {c.id for c in channels}
         self._background(self.watch_devices(), "ari-devices")
+        self.mwi.connected()
         orphans = [
             c for c in channels if c.id not in self.owners and c.in_stasis_app(self.settings.app)
         ]
@@ -496,6 +499,12 @@ class AriRuntime:
             "ari request failed", call_id=call_id, error=str(exc),
         )  # fmt: skip
 
+    def tell(self, event: str, payload: dict[str, Any]) -> None:
+        """What a call's driver tells: webhooks and e-mails; a message lights a lamp."""
+        self.news.tell(event, payload)
+        if event == "message":
+            self.mwi.message(payload)
+
     async def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession()
@@ -524,6 +533,7 @@ class AriRuntime:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.warnings.flush()
         await self.news.close()
+        await self.mwi.close()
         if self._http is not None:
             await self._http.close()
 
@@ -770,7 +780,7 @@ class CallSession:
         self.log = self.log.bind(scenario=run.scenario)
         driver = self.driver = CallDriver(
             run, self.call_id, self, self.runtime.sink, look_up=self._look_up,
-            desk=self.runtime.desk, logger=self.log, tell=self.runtime.news.tell,
+            desk=self.runtime.desk, logger=self.log, tell=self.runtime.tell,
         )  # fmt: skip
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
         try:

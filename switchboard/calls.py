@@ -178,6 +178,14 @@ class CallSink(Protocol):
 
     async def contact(self, caller: str) -> str | None: ...
 
+    async def message_counts(
+        self, mailbox: str, including: str | None = None
+    ) -> tuple[int, int] | None:
+        """(old, new) messages of ``mailbox`` (an employee or department id); old are
+        heard or handled.  ``including``: a recording just saved, counted new whether
+        or not it is written yet.  None: the store cannot say now."""
+        ...
+
 
 @dataclass
 class MemorySink:
@@ -209,6 +217,11 @@ class MemorySink:
     async def contact(self, caller: str) -> str | None:
         return self.contacts.get(caller)
 
+    async def message_counts(
+        self, mailbox: str, including: str | None = None
+    ) -> tuple[int, int] | None:
+        return 0, sum(1 for m in self.messages if m.mailbox == mailbox)  # no statuses here
+
 
 class CountingSink:
     """A runtime's sink, counting the calls that finish through it by result (the admin
@@ -235,3 +248,8 @@ class CountingSink:
 
     async def contact(self, caller: str) -> str | None:
         return await self.inner.contact(caller)
+
+    async def message_counts(
+        self, mailbox: str, including: str | None = None
+    ) -> tuple[int, int] | None:
+        return await self.inner.message_counts(mailbox, including)

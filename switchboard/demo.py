@@ -102,6 +102,7 @@ class AriStack:
     sink: MemorySink = field(default_factory=MemorySink)
     store: CallSink | None = None  # also record into this (PostgreSQL), if given
     stasis_delay: float = STASIS_DELAY  # clock seconds a created leg takes to enter Stasis
+    mailboxes: bool = True  # the simulated Asterisk has res_ari_mailboxes (MWI)
     # called with the app made, before it connects: the demo's admin server listens then
     on_app: Callable[[AriApp], Awaitable[None]] | None = None
 
@@ -112,6 +113,7 @@ class AriStack:
             password=PASSWORD,
             app_durations=prompt_durations(self.company),
             stasis_delay=self.stasis_delay,
+            mailboxes=self.mailboxes,
         )
         await self.sim.start()
         settings = AriSettings(self.sim.url, USER, PASSWORD, self.company.config.asterisk.app)
@@ -213,6 +215,11 @@ class TeeSink:
 
     async def contact(self, caller: str) -> str | None:
         return await self.store.contact(caller)
+
+    async def message_counts(
+        self, mailbox: str, including: str | None = None
+    ) -> tuple[int, int] | None:
+        return await self.store.message_counts(mailbox, including)
 
 
 @contextlib.asynccontextmanager

@@ -170,7 +170,10 @@ class Pbx:
         self.bridges: dict[str, Bridge] = {}
         self.playbacks: dict[str, Playback] = {}
         self.recordings: dict[str, LiveRecording] = {}
-        self.device_states: dict[str, str] = {}  # Stasis: devices set over ARI (astdb)
+        self.device_states: dict[str, str] = {}
+        self.mailboxes: dict[
+            str, tuple[int, int]
+        ] = {}  # PUT /mailboxes: (old, new)  # Stasis: devices set over ARI (astdb)
         self.registrations: dict[str, bool] = {}  # endpoints (un)registered by the control API
         self.device_cache: dict[str, str] = {}  # the last published state of each device
         self._device_channels: dict[str, list[Channel]] = {}  # live channels by device

@@ -141,11 +141,18 @@ class AriServer:
     """Routes ARI and control requests to a `Pbx` and owns the events websockets."""
 
     def __init__(
-        self, pbx: Pbx, *, user: str, password: str, rest_over_websocket: bool = True
+        self,
+        pbx: Pbx,
+        *,
+        user: str,
+        password: str,
+        rest_over_websocket: bool = True,
+        mailboxes: bool = True,
     ) -> None:
         # REST over the events websocket came with 20.14, 21.9 and 22.4; older Asterisks
         # read nothing the client sends there (False models them)
         self.rest_over_websocket = rest_over_websocket
+        self.mailboxes = mailboxes
         self.pbx = pbx
         self.user = user
         self.password = password
@@ -236,6 +243,14 @@ class AriServer:
             ("POST", "/_sim/drop", self.sim_drop),
             ("POST", "/_sim/restart", self.sim_restart),
         ]
+        if self.mailboxes:  # res_ari_mailboxes.so, with res_stasis_mailbox and res_mwi_external
+            mailbox = f"{ari}/mailboxes/{{mailboxName}}"
+            routes += [
+                ("GET", f"{ari}/mailboxes", self.list_mailboxes),
+                ("GET", mailbox, self.get_mailbox),
+                ("PUT", mailbox, self.put_mailbox),
+                ("DELETE", mailbox, self.delete_mailbox),
+            ]
         for method, path, handler in routes:
             r.add_route(method, path, handler)
         return app
@@ -795,6 +810,38 @@ class AriServer:
         an endpoint or technology Asterisk does not have is state ``INVALID``."""
         name = request.match_info["deviceName"]
         return _ok({"name": name, "state": self.pbx.device_state(name)})
+
+    # res/ari/resource_mailboxes.c over res/res_stasis_mailbox.c (res_mwi_external's
+    # mailboxes): a mailbox is {"name", "old_messages", "new_messages"}
+    # (mailbox_to_json); PUT makes or updates one, 204 (stasis_app_mailbox_update);
+    # GET and DELETE of one never set are 404 "Mailbox is does not exist" / "Mailbox
+    # does not exist" (sic, ast_ari_mailboxes_get / _delete)
+
+    async def list_mailboxes(self, request: web.Request) -> web.StreamResponse:
+        return _ok([self._mailbox_json(name) for name in sorted(self.pbx.mailboxes)])
+
+    async def get_mailbox(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["mailboxName"]
+        if name not in self.pbx.mailboxes:
+            raise AriError(404, "Mailbox is does not exist")
+        return _ok(self._mailbox_json(name))
+
+    async def put_mailbox(self, request: web.Request) -> web.StreamResponse:
+        params = self._params(request)
+        params.require("oldMessages")
+        params.require("newMessages")
+        old, new = params.integer("oldMessages", 0), params.integer("newMessages", 0)
+        self.pbx.mailboxes[request.match_info["mailboxName"]] = (old, new)
+        return _no_content()
+
+    async def delete_mailbox(self, request: web.Request) -> web.StreamResponse:
+        if self.pbx.mailboxes.pop(request.match_info["mailboxName"], None) is None:
+            raise AriError(404, "Mailbox does not exist")
+        return _no_content()
+
+    def _mailbox_json(self, name: str) -> dict[str, Any]:
+        old, new = self.pbx.mailboxes[name]
+        return {"name": name, "old_messages": old, "new_messages": new}
 
     async def put_device_state(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["deviceName"]

@@ -47,15 +47,22 @@ class AsteriskSimulator:
         asterisk_id: str | None = None,
         stasis_delay: float = STASIS_DELAY,
         rest_over_websocket: bool = True,
+        mailboxes: bool = True,
     ) -> None:
         """``stasis_delay``: clock seconds a created channel takes to enter Stasis (its
         StasisStart comes that long after the create's answer; a dial before it is 409).
         ``rest_over_websocket=False``: an Asterisk older than 20.14/21.9/22.4, which
-        takes no requests on the events websocket."""
+        takes no requests on the events websocket.  ``mailboxes=False``: an Asterisk
+        without res_ari_mailboxes (it needs res_mwi_external, not built by default),
+        where ``/mailboxes`` is 404 ``Resource not found``."""
         self.clock = clock if clock is not None else Clock()
         self.pbx = Pbx(self.clock, app_durations, asterisk_id, stasis_delay=stasis_delay)
         self.server = AriServer(
-            self.pbx, user=user, password=password, rest_over_websocket=rest_over_websocket
+            self.pbx,
+            user=user,
+            password=password,
+            rest_over_websocket=rest_over_websocket,
+            mailboxes=mailboxes,
         )
         self.user = user
         self.password = password
@@ -144,6 +151,10 @@ class AsteriskSimulator:
         (`hangup` on either channel id).  See `Pbx.call_from`.
         """
         return self.pbx.call_from(endpoint, called=called, to=to, context=context).id
+
+    def mailbox(self, name: str) -> tuple[int, int] | None:
+        """(old, new) messages of the mailbox ``PUT /mailboxes/{name}`` set; None: none."""
+        return self.pbx.mailboxes.get(name)
 
     def device_state(self, device: str) -> str:
         """What ``GET /deviceStates/{device}`` answers now (``NOT_INUSE``, ``INUSE`` ...)."""

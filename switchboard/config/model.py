@@ -45,6 +45,9 @@ class Employee(Section):
     # `asterisk.endpoints.elsewhere`.  Unset: on every instance's own Asterisk.
     asterisk: str | None = Field(default=None, min_length=1)
     email: str | None = None  # told of the voicemail messages left for them (`mail:`)
+    # the Asterisk mailbox their phone subscribes to for message waiting (pjsip.conf
+    # `mailboxes=`): its lamp shows their new voicemail messages (ARI: PUT /mailboxes)
+    mwi: str | None = Field(default=None, min_length=1)
     # skill -> level (higher: better); a plain list gives each skill level 1
     skills: dict[str, SkillLevel] = Field(default_factory=dict)
 
@@ -75,6 +78,7 @@ class Department(Section):
     name: str = ""
     extension: str | None = None
     email: str | None = None  # told of the voicemail messages left for the department
+    mwi: str | None = Field(default=None, min_length=1)  # as an employee's
     strategy: RingStrategy = "all_at_once"
     ring_delay: PositiveSeconds = 10
     ring_timeout: PositiveSeconds = 30

@@ -121,6 +121,23 @@ class PostgresSink:
             return None
         return None if agent is None else str(agent)
 
+    async def message_counts(
+        self, mailbox: str, including: str | None = None
+    ) -> tuple[int, int] | None:
+        try:
+            async with asyncio.timeout(self.timeout), self.pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    """SELECT count(*) FILTER (WHERE status <> 'new') AS old,
+                              count(*) FILTER (WHERE status = 'new') AS new
+                       FROM messages WHERE mailbox = $1 AND recording IS DISTINCT FROM $2""",
+                    mailbox,
+                    including,
+                )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return None
+        assert row is not None
+        return int(row["old"]), int(row["new"]) + (1 if including else 0)
+
     async def contact(self, caller: str) -> str | None:
         """The employee responsible for ``caller`` (the ``contacts`` table); None if unknown."""
         try:
