@@ -76,6 +76,10 @@ ESCAPE_ALL = "0123456789*#"
 SAMPLES_PER_SECOND = 8000  # `endpos` of STREAM FILE / RECORD FILE counts 8 kHz samples
 PROMPT_LIMIT = 600.0  # clock seconds one prompt may take before Asterisk is deemed stuck
 COMMAND_MARGIN = 30.0  # real seconds on top of what a command should take
+# `caller_id_name` over FastAGI: the variable and the pre-dial handler of the shipped
+# dialplan (dialplan/extensions-switchboard-agi.conf)
+CALLER_ID_NAME = "_SWITCHBOARD_CALLER_ID_NAME"
+CALLER_ID_CONTEXT = "switchboard-caller-id"
 # an unanswered Dial cannot be shorter than Asterisk's one-second resolution
 MIN_DIAL = 1
 OFFER_POLL = 1.0  # clock seconds a queued caller waits before it looks for an offer again
@@ -516,6 +520,13 @@ class AgiCall:
         by_timer = until_due <= longest
         seconds = max(MIN_DIAL, math.ceil(min(until_due, longest)))
         options = "g" + (f"m({self.moh})" if self.moh else "")
+        name = next((leg.caller_name for leg in legs if leg.caller_name is not None), None)
+        if name is not None:
+            # the name the phones show: inherited by each callee (one "_"), set as its
+            # connected line by the pre-dial handler, after Dial copied the caller's
+            # caller ID there (app_dial.c: the "b" option runs after that copy)
+            await self._command("SET", "VARIABLE", CALLER_ID_NAME, name)
+            options += f"b({CALLER_ID_CONTEXT}^s^1)"
         targets = self.settings.dial_string(legs)
         started = now
         answer = await self._command(

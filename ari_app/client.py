@@ -300,7 +300,10 @@ class AriClient:
         channel_id: str,
         app_args: str = "",
         originator: str | None = None,
+        variables: dict[str, str] | None = None,
     ) -> Channel:
+        """``variables`` are set on the channel as it is made (resource_channels.c:
+        ``ast_set_variables``), before it is dialled."""
         data = await self.request(
             "POST",
             "/channels/create",
@@ -311,6 +314,7 @@ class AriClient:
                 "channelId": channel_id,
                 "originator": originator,
             },
+            body={"variables": variables} if variables else None,
         )
         return parse_channel(data)
 

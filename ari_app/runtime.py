@@ -1167,9 +1167,24 @@ class CallSession:
     async def _create(self, leg: LegChannel) -> None:
         """Create the leg's channel; it is dialled once it has entered the app."""
         endpoint = self.runtime.endpoint(leg.ring, self.company)
+        variables = None
+        if leg.ring.caller_name is not None:
+            # the name the phone shows: its connected line, set as the channel is made
+            # (``i``: no update is sent, func_callerid.c) -- and then dialled without
+            # the caller, whose caller ID the dial would copy over it (resource_channels.c)
+            variables = {
+                "CONNECTEDLINE(name,i)": leg.ring.caller_name,
+                "CONNECTEDLINE(num,i)": self.channel.caller_number,
+            }
+            if self.driver is not None:  # the call's language, as the dial would copy it
+                variables["CHANNEL(language)"] = self.driver.run.language
         try:
             await self.client.create_channel(
-                endpoint, leg.channel_id, app_args=LEG_MARKER, originator=self.channel.id
+                endpoint,
+                leg.channel_id,
+                app_args=LEG_MARKER,
+                originator=self.channel.id,
+                variables=variables,
             )
         except AriError as exc:
             self._could_not_ring(leg, endpoint, exc)
@@ -1204,9 +1219,8 @@ class CallSession:
     async def _dial(self, leg: LegChannel) -> None:
         leg.dialled = True
         try:
-            await self.client.dial(
-                leg.channel_id, caller=self.channel.id, ring_for=int(leg.ring.timeout)
-            )
+            caller = self.channel.id if leg.ring.caller_name is None else None
+            await self.client.dial(leg.channel_id, caller=caller, ring_for=int(leg.ring.timeout))
         except AriError as exc:
             self._could_not_ring(leg, self.runtime.endpoint(leg.ring, self.company), exc)
             await self._release(leg)

@@ -990,6 +990,12 @@ class Pbx:
                 channel.caller.number = value
             case "CHANNEL(language)":
                 channel.language = value
+            # func_callerid.c, connectedline_write: the party's name or number (option
+            # "i": set without sending an update to the other side)
+            case "CONNECTEDLINE(name)" | "CONNECTEDLINE(name,i)":
+                channel.connected.name = value
+            case "CONNECTEDLINE(num)" | "CONNECTEDLINE(num,i)":
+                channel.connected.number = value
         channel.variables[name] = value
         if report:
             channel.reported_variables.add(name)

@@ -78,6 +78,9 @@ class Department(Section):
     name: str = ""
     extension: str | None = None
     email: str | None = None  # told of the voicemail messages left for the department
+    # the caller-ID name its members' phones show for a call (a template, e.g.
+    # "[Sales] {caller_name}"); None: the caller's own
+    caller_id_name: str | None = None
     mwi: str | None = Field(default=None, min_length=1)  # as an employee's
     strategy: RingStrategy = "all_at_once"
     ring_delay: PositiveSeconds = 10
@@ -496,6 +499,7 @@ class DialNode(NodeBase):
     noanswer: str
     busy: str | None = None
     unavailable: str | None = None
+    caller_id_name: str | None = None  # the name the rung phones show (a template)
 
 
 class QueueNode(NodeBase):
@@ -525,6 +529,8 @@ class QueueNode(NodeBase):
         if self.callback_key is not None and self.callback is None:
             raise ValueError("`callback_key` is set: the `callback` exit is required")
         return self
+
+    caller_id_name: str | None = None  # the name the rung phones show (a template)
 
 
 class CallbackNode(NodeBase):
@@ -602,6 +608,8 @@ class IcmNode(NodeBase):
         if isinstance(value, list):
             return [{"type": item} if isinstance(item, str) else item for item in value]
         return value
+
+    caller_id_name: str | None = None  # the name the rung phones show (a template)
 
 
 class VoicemailNode(NodeBase):

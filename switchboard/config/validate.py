@@ -229,7 +229,20 @@ class _Checker:
         self._loops()
         self._webhooks()
         self._mail()
+        self._caller_id_names()
         return self.company
+
+    def _caller_id_names(self) -> None:
+        """The names rung phones show are templates of the call's values."""
+        for i, dep in enumerate(self.config.departments):
+            if dep.caller_id_name is not None:
+                self._template(("departments", i, "caller_id_name"), dep.caller_id_name)
+        for scenario_name, scenario in self.config.scenarios.items():
+            for node_name, node in scenario.nodes.items():
+                template = getattr(node, "caller_id_name", None)
+                if template is not None:
+                    path: Path = ("scenarios", scenario_name, "nodes", node_name)
+                    self._template((*path, "caller_id_name"), template)
 
     def _mail(self) -> None:
         """Addresses look like addresses; the SMTP password may read the environment."""

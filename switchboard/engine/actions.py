@@ -62,6 +62,8 @@ class Ring:
     # an offer that ends without a conversation: the call does not offer the employee
     # again for this long (the queue's `retry`), and the ACD knows it
     rest: float = 0.0
+    # the caller-ID name the rung phone shows (`caller_id_name`); None: the caller's own
+    caller_name: str | None = None
 
 
 @message

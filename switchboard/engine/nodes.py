@@ -336,7 +336,19 @@ def members_of(run: CallRun, kind: str, ident: str) -> tuple[Member, ...]:
     return found
 
 
-def ring_target(run: CallRun, kind: str, ident: str, ring_timeout: float | None) -> RingAttempt:
+def caller_id_name(run: CallRun, *templates: str | None) -> str | None:
+    """The caller-ID name rung phones show: the first template given, rendered."""
+    template = next((t for t in templates if t is not None), None)
+    return None if template is None else run.render(template)
+
+
+def ring_target(
+    run: CallRun,
+    kind: str,
+    ident: str,
+    ring_timeout: float | None,
+    caller_name: str | None = None,  # the node's `caller_id_name` (a template)
+) -> RingAttempt:
     """A ring attempt on an employee (desk, then mobile) or a department (its strategy)."""
     if kind == "department":
         dep = run.company.departments[ident]
@@ -357,9 +369,13 @@ def ring_target(run: CallRun, kind: str, ident: str, ring_timeout: float | None)
             dep.strategy,
             dep.ring_delay,
             ring_timeout or dep.ring_timeout,
+            caller_name=caller_id_name(run, caller_name, dep.caller_id_name),
         )
     timeout = ring_timeout or 30.0
-    return RingAttempt(run, members_of(run, kind, ident), "all_at_once", timeout, timeout)
+    members = members_of(run, kind, ident)
+    return RingAttempt(
+        run, members, "all_at_once", timeout, timeout, caller_name=caller_id_name(run, caller_name)
+    )
 
 
 class DialActivity(Activity):
@@ -375,7 +391,9 @@ class DialActivity(Activity):
         kind, ident = target
         if kind == "department":
             self.department = ident
-        self.ringing = ring_target(self.run, kind, ident, self.node.ring_timeout)
+        self.ringing = ring_target(
+            self.run, kind, ident, self.node.ring_timeout, self.node.caller_id_name
+        )
         return self._result(self.ringing.start())
 
     def handle(self, event: Event) -> str | None:
@@ -593,6 +611,9 @@ class QueueActivity(Activity):
             self.department.ring_timeout,
             offer=True,
             rest=self.retry,
+            caller_name=caller_id_name(
+                run, self.node.caller_id_name, self.department.caller_id_name
+            ),
         )
         outcome = self._result(self.ringing.start())
         assert outcome is None
@@ -778,7 +799,10 @@ class IcmActivity(Activity):
 
     def _ring(self, members: Sequence[Member]) -> str | None:
         timeout = self.node.ring_timeout
-        self.ringing = RingAttempt(self.run, members, "all_at_once", timeout, timeout)
+        self.ringing = RingAttempt(
+            self.run, members, "all_at_once", timeout, timeout,
+            caller_name=caller_id_name(self.run, self.node.caller_id_name),
+        )  # fmt: skip
         return self._result(self.ringing.start())
 
     def _result(self, result: AttemptResult | None) -> str | None:

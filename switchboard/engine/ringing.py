@@ -89,8 +89,10 @@ class RingAttempt:
         ring_timeout: float,
         offer: bool = False,  # a queue's offer: see `Ring.offer`
         rest: float = 0.0,  # see `Ring.rest`
+        caller_name: str | None = None,  # see `Ring.caller_name`
     ) -> None:
         self._run = run
+        self._caller_name = caller_name
         self._offer = offer
         self._rest = rest
         self._all = members
@@ -279,6 +281,7 @@ class RingAttempt:
                 timeout=self._timeout,
                 offer=self._offer,
                 rest=self._rest,
+                caller_name=self._caller_name,
             )
         )
         self._run.trace_event("ring", agent=state.member.name, device=device, leg=leg_id)
