@@ -312,7 +312,7 @@ class AriRuntime:
             return
         channel_id = event_channel_id(event)
         owner = self.owners.get(channel_id) if channel_id else None
-        if owner is not None and not _news_to_nobody(event, owner.channel.id):
+        if owner is not None and not _news_to_nobody(event, owner):
             owner.deliver(event)
 
     def _abandon(self) -> None:
@@ -584,13 +584,15 @@ async def retried(
         await sleep(delay)
 
 
-def _news_to_nobody(event: AriEvent, caller: str) -> bool:
+def _news_to_nobody(event: AriEvent, owner: Call) -> bool:
     """Events a call would read and drop (most of them, on every call): not worth waking
-    its task for.  A leg's hang-up request (its ChannelDestroyed follows) and a
-    dial's progress."""
+    its task for.  A leg's hang-up request (its ChannelDestroyed follows; but not
+    while the leg hears its whisper, whose end it precedes) and a dial's progress."""
     match event:
         case ChannelHangupRequest():
-            return event.channel.id != caller
+            if event.channel.id == owner.channel.id:
+                return False
+            return not (isinstance(owner, CallSession) and owner.whispering(event.channel.id))
         case Dial():
             return event.dialstatus in _DIAL_PROGRESS
     return False
@@ -637,6 +639,7 @@ class LegChannel:
     bridged: bool = False
     confirm_playback: str | None = None
     confirm_timer: asyncio.Task[None] | None = None
+    whisper_playback: str | None = None  # the whisper playing to the employee
     gone: bool = False  # destroyed, or hung up by us: nothing more to release
 
 
@@ -662,6 +665,7 @@ class CallSession:
         self.legs: dict[str, LegChannel] = {}
         self.leg_by_channel: dict[str, LegChannel] = {}
         self.playbacks: dict[str, str] = {}  # ARI playback id -> engine playback id
+        self.whispers: dict[str, LegChannel] = {}  # ARI playback id -> the leg it whispers to
         self.recordings: dict[str, str] = {}  # ARI recording name -> engine recording id
         self.recording_since: dict[str, float] = {}  # ARI recording name -> call time begun
         self.bridge_id: str | None = None
@@ -876,8 +880,17 @@ class CallSession:
                     and item.digit == CONFIRM_KEY
                 ):
                     return await self._confirmed(leg)
+                if (
+                    leg is not None
+                    and leg.whisper_playback is not None
+                    and item.digit == leg.ring.refuse_key
+                ):
+                    return await self._refused(leg)
                 return None
             case AriPlaybackFinished():
+                leg = self.whispers.pop(item.playback.id, None)
+                if leg is not None:
+                    return await self._whispered(leg)
                 engine_id = self.playbacks.pop(item.playback.id, None)
                 return ev.PlaybackFinished(engine_id) if engine_id else None
             case AriRecordingFinished() | RecordingFailed():
@@ -949,6 +962,13 @@ class CallSession:
         if leg is None or leg.gone:
             return None
         if isinstance(item, ChannelHangupRequest):
+            if leg.whisper_playback is not None and not leg.reported:
+                # the employee hung up during the whisper (its PlaybackFinished comes
+                # next, and must not put the caller through to nobody): not taken
+                self.whispers.pop(leg.whisper_playback, None)
+                leg.whisper_playback = None
+                leg.reported = True
+                return ev.LegNoAnswer(leg.leg_id)
             return None  # ChannelDestroyed follows
         leg.gone = True
         if leg.bridged:
@@ -973,6 +993,9 @@ class CallSession:
             return None
         if status == "ANSWER":
             leg.answered = True
+            if leg.ring.whisper:
+                await self._whisper(leg)
+                return None
             if leg.ring.confirm:
                 await self._ask_to_confirm(leg)
                 return None
@@ -988,6 +1011,50 @@ class CallSession:
         if status == "NOANSWER":
             return ev.LegNoAnswer(leg.leg_id)
         return ev.LegFailed(leg.leg_id, status.lower())
+
+    async def _whisper(self, leg: LegChannel) -> None:
+        """The employee answered: they hear the whisper first (the caller still hears
+        ringing or hold music); its end puts them through, or asks a mobile to press 1."""
+        playback_id = f"{self.call_id}-whisper-{leg.leg_id}"
+        leg.whisper_playback = playback_id
+        self.whispers[playback_id] = leg
+        media = [self.runtime.media(p, self.company) for p in leg.ring.whisper]
+        lang = leg.ring.whisper_language or None
+        try:
+            await self.client.play(leg.channel_id, media, playback_id, lang=lang)
+        except AriError as exc:  # no whisper: put through as without one
+            self.runtime.request_failed(exc, self.call_id)
+            self.whispers.pop(playback_id, None)
+            event = await self._whispered(leg)
+            if event is not None:
+                self.deliver(event)
+
+    def whispering(self, channel_id: str) -> bool:
+        """Is the leg on ``channel_id`` hearing its whisper now?"""
+        leg = self.leg_by_channel.get(channel_id)
+        return leg is not None and leg.whisper_playback is not None
+
+    async def _whispered(self, leg: LegChannel) -> ev.Event | None:
+        """The whisper played to its end."""
+        if leg.whisper_playback is None or leg.reported or leg.gone:
+            return None
+        leg.whisper_playback = None
+        if leg.ring.confirm:
+            await self._ask_to_confirm(leg)
+            return None
+        leg.reported = True
+        return ev.LegAnswered(leg.leg_id)
+
+    async def _refused(self, leg: LegChannel) -> ev.Event | None:
+        """The employee pressed the refuse key during the whisper: not taken."""
+        if leg.reported:
+            return None
+        leg.reported = True
+        playback_id, leg.whisper_playback = leg.whisper_playback, None
+        if playback_id is not None:
+            self.whispers.pop(playback_id, None)
+        await self._release(leg)
+        return ev.LegNoAnswer(leg.leg_id)
 
     async def _ask_to_confirm(self, leg: LegChannel) -> None:
         playback_id = f"{self.call_id}-confirm-{leg.leg_id}"

@@ -67,6 +67,11 @@ def endpoint_scripts(
                 script = EndpointScript("busy")
             case "noanswer":
                 script = EndpointScript("noanswer")
+            case "refuse":  # answers, then presses "*" half a second into the whisper
+                script = EndpointScript(
+                    "answer", after=behaviour.seconds, hangup_after=talk,
+                    confirm_key="*", confirm_on="", confirm_after=0.5,
+                )  # fmt: skip
             case _:
                 script = EndpointScript("offline")
         if employee.extension is not None:

@@ -39,6 +39,7 @@ from switchboard.engine.events import (
     LegBusy,
     LegFailed,
     LegHungUp,
+    LegNoAnswer,
     PlaybackFinished,
     RecordingFinished,
     TimerFired,
@@ -47,7 +48,7 @@ from switchboard.engine.trace import Outcome, Step
 
 DEFAULT_ANSWER_AFTER = 2.0
 DEFAULT_TALK = 60.0
-_AGENT = re.compile(r"^(answer|busy|noanswer|offline)(?::(\d+(?:\.\d+)?))?$")
+_AGENT = re.compile(r"^(answer|busy|noanswer|offline|refuse)(?::(\d+(?:\.\d+)?))?$")
 
 
 class SimulationError(ValueError):
@@ -60,7 +61,8 @@ class SimulationError(ValueError):
 class AgentBehaviour:
     """How a simulated employee behaves when rung (``--agent ID=...``)."""
 
-    kind: Literal["answer", "busy", "noanswer", "offline"] = "answer"
+    # refuse: answers, then presses the whisper's refuse key a second into it
+    kind: Literal["answer", "busy", "noanswer", "offline", "refuse"] = "answer"
     seconds: float = DEFAULT_ANSWER_AFTER  # answer: after this long; busy: until then
     busy_until: float | None = None
 
@@ -69,12 +71,13 @@ class AgentBehaviour:
         match = _AGENT.match(text.strip())
         if not match:
             raise SimulationError(
-                f"agent behaviour {text!r}: use answer[:SECONDS], busy[:UNTIL], noanswer, offline"
+                f"agent behaviour {text!r}: use answer[:SECONDS], busy[:UNTIL], noanswer, "
+                "offline, refuse[:SECONDS]"
             )
         kind = match.group(1)
         number = float(match.group(2)) if match.group(2) is not None else None
-        if kind == "answer":
-            return cls("answer", DEFAULT_ANSWER_AFTER if number is None else number)
+        if kind in ("answer", "refuse"):
+            return cls(kind, DEFAULT_ANSWER_AFTER if number is None else number)  # type: ignore[arg-type]
         if kind == "busy":
             # busy:95 = busy until second 95 of the call, then free and answering at once
             return cls("busy", 0.0, busy_until=number)
@@ -327,7 +330,14 @@ class _VirtualAsterisk:
         elif state == "busy":
             self.push(t, LegBusy(leg), leg)
         elif behaviour.kind != "noanswer":
-            self.push(t + behaviour.seconds, LegAnswered(leg), leg)
+            answered = t + behaviour.seconds
+            # a whisper first (the caller still waits): its prompts' length, or a refusal
+            # a second into it (`refuse`, or answer when there is no whisper to refuse)
+            whisper = sum(self.call.company.prompt_duration(p) for p in ring.whisper)
+            if ring.whisper and behaviour.kind == "refuse" and ring.refuse_key is not None:
+                self.push(answered + min(1.0, whisper), LegNoAnswer(leg), leg)
+            else:
+                self.push(answered + whisper, LegAnswered(leg), leg)
 
     async def stop_ringing(self, leg_id: str) -> None:
         self.cancelled.add(leg_id)

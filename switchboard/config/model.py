@@ -44,6 +44,7 @@ class Employee(Section):
     # next to the Asterisk this desk phone is on; the others ring it through
     # `asterisk.endpoints.elsewhere`.  Unset: on every instance's own Asterisk.
     asterisk: str | None = Field(default=None, min_length=1)
+    language: str | None = None  # their whisper's language (default: the call's)
     email: str | None = None  # told of the voicemail messages left for them (`mail:`)
     # the Asterisk mailbox their phone subscribes to for message waiting (pjsip.conf
     # `mailboxes=`): its lamp shows their new voicemail messages (ARI: PUT /mailboxes)
@@ -73,6 +74,15 @@ RingStrategy = Literal[
 ]
 
 
+class Whisper(Section):
+    """What an employee hears when they answer, before the caller is put through."""
+
+    # prompt references (declared prompts, sound:X, number:/digits: with templates:
+    # "digits:{caller}"), played in the employee's language
+    prompts: tuple[str, ...]
+    refuse_key: str | None = "*"  # pressed meanwhile: not taken (the next member is rung)
+
+
 class Department(Section):
     id: str
     name: str = ""
@@ -81,6 +91,7 @@ class Department(Section):
     # the caller-ID name its members' phones show for a call (a template, e.g.
     # "[Sales] {caller_name}"); None: the caller's own
     caller_id_name: str | None = None
+    whisper: Whisper | None = None  # what its members hear before a call is put through
     mwi: str | None = Field(default=None, min_length=1)  # as an employee's
     strategy: RingStrategy = "all_at_once"
     ring_delay: PositiveSeconds = 10
@@ -500,6 +511,7 @@ class DialNode(NodeBase):
     busy: str | None = None
     unavailable: str | None = None
     caller_id_name: str | None = None  # the name the rung phones show (a template)
+    whisper: Whisper | None = None  # the department's, unless given
 
 
 class QueueNode(NodeBase):
@@ -531,6 +543,7 @@ class QueueNode(NodeBase):
         return self
 
     caller_id_name: str | None = None  # the name the rung phones show (a template)
+    whisper: Whisper | None = None  # the department's, unless given
 
 
 class CallbackNode(NodeBase):

@@ -35,6 +35,7 @@ from switchboard.config.model import (
     ScheduleNode,
     SwitchNode,
     VoicemailNode,
+    Whisper,
 )
 from switchboard.config.problems import Problem
 from switchboard.config.yaml_source import Path
@@ -233,16 +234,28 @@ class _Checker:
         return self.company
 
     def _caller_id_names(self) -> None:
-        """The names rung phones show are templates of the call's values."""
+        """The names rung phones show are templates of the call's values; a whisper's
+        prompts are prompts, its refuse key one key."""
         for i, dep in enumerate(self.config.departments):
             if dep.caller_id_name is not None:
                 self._template(("departments", i, "caller_id_name"), dep.caller_id_name)
+            if dep.whisper is not None:
+                self._whisper(("departments", i, "whisper"), dep.whisper)
         for scenario_name, scenario in self.config.scenarios.items():
             for node_name, node in scenario.nodes.items():
+                path: Path = ("scenarios", scenario_name, "nodes", node_name)
                 template = getattr(node, "caller_id_name", None)
                 if template is not None:
-                    path: Path = ("scenarios", scenario_name, "nodes", node_name)
                     self._template((*path, "caller_id_name"), template)
+                whisper = getattr(node, "whisper", None)
+                if whisper is not None:
+                    self._whisper((*path, "whisper"), whisper)
+
+    def _whisper(self, path: Path, whisper: Whisper) -> None:
+        self._prompts((*path, "prompts"), list(whisper.prompts))
+        key = whisper.refuse_key
+        if key is not None and (len(key) != 1 or key not in "0123456789*#ABCD"):
+            self.error((*path, "refuse_key"), f"{key!r}: one key, 0-9, * or #")
 
     def _mail(self) -> None:
         """Addresses look like addresses; the SMTP password may read the environment."""

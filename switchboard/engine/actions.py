@@ -64,6 +64,11 @@ class Ring:
     rest: float = 0.0
     # the caller-ID name the rung phone shows (`caller_id_name`); None: the caller's own
     caller_name: str | None = None
+    # played to the employee when they answer, before LegAnswered (`whisper`): resolved
+    # prompts, in ``whisper_language``; ``refuse_key`` pressed meanwhile: LegNoAnswer
+    whisper: tuple[str, ...] = ()
+    whisper_language: str = ""
+    refuse_key: str | None = None
 
 
 @message

@@ -524,6 +524,11 @@ class CallRun:
                 return DAYS[self.local_time().weekday()]
         return self.vars.get(name.removeprefix("var."), "")
 
+    def resolve_prompt(self, prompt: str) -> str:
+        """A prompt reference as played: ``greeting`` chosen, ``number:``/``digits:``
+        templates rendered."""
+        return self._resolve_prompt(prompt)
+
     def _resolve_prompt(self, prompt: str) -> str:
         if prompt == "greeting":
             return self.company.greeting_for(self.local_time())

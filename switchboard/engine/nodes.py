@@ -32,6 +32,7 @@ from switchboard.config.model import (
     ScheduleNode,
     SwitchNode,
     VoicemailNode,
+    Whisper,
 )
 from switchboard.engine.actions import (
     ContinueInDialplan,
@@ -348,6 +349,7 @@ def ring_target(
     ident: str,
     ring_timeout: float | None,
     caller_name: str | None = None,  # the node's `caller_id_name` (a template)
+    whisper: Whisper | None = None,  # the node's `whisper`
 ) -> RingAttempt:
     """A ring attempt on an employee (desk, then mobile) or a department (its strategy)."""
     if kind == "department":
@@ -370,12 +372,14 @@ def ring_target(
             dep.ring_delay,
             ring_timeout or dep.ring_timeout,
             caller_name=caller_id_name(run, caller_name, dep.caller_id_name),
+            whisper=whisper or dep.whisper,
         )
     timeout = ring_timeout or 30.0
     members = members_of(run, kind, ident)
     return RingAttempt(
-        run, members, "all_at_once", timeout, timeout, caller_name=caller_id_name(run, caller_name)
-    )
+        run, members, "all_at_once", timeout, timeout,
+        caller_name=caller_id_name(run, caller_name), whisper=whisper,
+    )  # fmt: skip
 
 
 class DialActivity(Activity):
@@ -392,8 +396,9 @@ class DialActivity(Activity):
         if kind == "department":
             self.department = ident
         self.ringing = ring_target(
-            self.run, kind, ident, self.node.ring_timeout, self.node.caller_id_name
-        )
+            self.run, kind, ident, self.node.ring_timeout, self.node.caller_id_name,
+            self.node.whisper,
+        )  # fmt: skip
         return self._result(self.ringing.start())
 
     def handle(self, event: Event) -> str | None:
@@ -614,6 +619,7 @@ class QueueActivity(Activity):
             caller_name=caller_id_name(
                 run, self.node.caller_id_name, self.department.caller_id_name
             ),
+            whisper=self.node.whisper or self.department.whisper,
         )
         outcome = self._result(self.ringing.start())
         assert outcome is None

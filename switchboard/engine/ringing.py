@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from switchboard.acd.service import RING_MODES
-from switchboard.config.model import Employee, RingStrategy
+from switchboard.config.model import Employee, RingStrategy, Whisper
 from switchboard.engine.actions import Device, Ring, StopRinging
 from switchboard.engine.events import (
     LegAnswered,
@@ -90,9 +90,11 @@ class RingAttempt:
         offer: bool = False,  # a queue's offer: see `Ring.offer`
         rest: float = 0.0,  # see `Ring.rest`
         caller_name: str | None = None,  # see `Ring.caller_name`
+        whisper: Whisper | None = None,  # see `Ring.whisper`
     ) -> None:
         self._run = run
         self._caller_name = caller_name
+        self._whisper = whisper
         self._offer = offer
         self._rest = rest
         self._all = members
@@ -271,6 +273,8 @@ class RingAttempt:
         self._legs[leg_id] = _Leg(leg_id, index, device)
         state.legs.append(leg_id)
         emp = state.member.employee
+        whisper = self._whisper if emp is not None else None
+        heard = tuple(self._run.resolve_prompt(p) for p in whisper.prompts) if whisper else ()
         self._run.emit(
             Ring(
                 leg_id=leg_id,
@@ -282,9 +286,17 @@ class RingAttempt:
                 offer=self._offer,
                 rest=self._rest,
                 caller_name=self._caller_name,
+                whisper=heard,
+                whisper_language=(emp.language if emp else None) or self._run.language,
+                refuse_key=whisper.refuse_key if whisper else None,
             )
         )
-        self._run.trace_event("ring", agent=state.member.name, device=device, leg=leg_id)
+        if heard:
+            self._run.trace_event(
+                "ring", agent=state.member.name, device=device, leg=leg_id, whisper=list(heard)
+            )
+        else:
+            self._run.trace_event("ring", agent=state.member.name, device=device, leg=leg_id)
 
     def _answered(self, leg: _Leg) -> AttemptResult:
         leg.live = False
