@@ -42,7 +42,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import aiohttp
 import structlog
@@ -62,7 +62,7 @@ from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import Department, DialNode, Endpoints, QueueNode
-from switchboard.driver import CallDriver, Desk
+from switchboard.driver import CallDriver, Desk, Tell
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -159,7 +159,7 @@ class AgiCall:
         settings: AgiCallSettings,
         mode: Mode = "scenario",
         desk: Desk | None = None,
-        tell: Callable[[str, dict[str, Any]], None] | None = None,
+        tell: Tell | None = None,
     ) -> None:
         self.session = session
         self.company = company

@@ -51,9 +51,11 @@ class Mwi:
         self._tasks: set[asyncio.Task[None]] = set()
         self._keeping: asyncio.Task[None] | None = None
 
-    def message(self, payload: dict[str, Any]) -> None:
+    def message(self, pop: Callable[[], dict[str, Any]]) -> None:
         """A message was left (the driver's "message" event): its owner's lamp."""
-        left = payload.get("message") or {}
+        if not mwi_names(self.company()):
+            return
+        left = pop().get("message") or {}
         mailbox = left.get("mailbox")
         if mailbox and mailbox in mwi_names(self.company()):
             task = asyncio.get_running_loop().create_task(

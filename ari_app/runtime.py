@@ -64,7 +64,7 @@ from switchboard.acd.devices import desk_devices, elsewhere
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
-from switchboard.driver import CallDriver, Desk, caller_priorities, new_call_id
+from switchboard.driver import CallDriver, Desk, Pop, caller_priorities, new_call_id
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -499,11 +499,13 @@ class AriRuntime:
             "ari request failed", call_id=call_id, error=str(exc),
         )  # fmt: skip
 
-    def tell(self, event: str, payload: dict[str, Any]) -> None:
-        """What a call's driver tells: webhooks and e-mails; a message lights a lamp."""
-        self.news.tell(event, payload)
+    def tell(self, event: str, pop: Pop) -> None:
+        """What a call's driver tells: webhooks and e-mails; a message lights a lamp.
+        The payload is made once, by the first that wants it."""
+        once = functools.cache(pop)
+        self.news.tell(event, once)
         if event == "message":
-            self.mwi.message(payload)
+            self.mwi.message(once)
 
     async def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:

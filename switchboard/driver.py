@@ -144,6 +144,12 @@ class MediaPort(Protocol):
     async def hangup(self, reason: str) -> None: ...
 
 
+# what a call's driver tells (`switchboard.webhooks.CallNews`): an event, and how to
+# make its payload -- made only when somebody listens (most calls have nobody)
+Pop = Callable[[], dict[str, Any]]
+Tell = Callable[[str, Pop], None]
+
+
 class SharedAgentsPort(Protocol):
     """The agents several instances share (`switchboard.storage.shared_acd.SharedLink`):
     a queue offer holds its agent there too, so no instance rings an agent another one's
@@ -309,7 +315,7 @@ class CallDriver:
         prepare: Callable[[Step], Awaitable[None]] | None = None,
         intercept: Callable[[list[act.Action]], bool] | None = None,
         logger: Any = None,
-        tell: Callable[[str, dict[str, Any]], None] | None = None,
+        tell: Tell | None = None,
     ) -> None:
         self.run = run
         self.call_id = call_id
@@ -415,7 +421,8 @@ class CallDriver:
                 await port.bridge(action.leg_id)
                 self._talking(action.leg_id)
                 if self.tell is not None and self.popped:
-                    self.tell("answered", self.screen_pop(action.leg_id))
+                    leg_id = action.leg_id
+                    self.tell("answered", lambda: self.screen_pop(leg_id))
             case act.StartRecording():
                 await port.start_recording(action)
             case act.StopRecording():
@@ -428,7 +435,7 @@ class CallDriver:
                         "recording": act.recording_name(self.call_id, action.recording_id),
                         "length": round(action.length, 1),
                     }
-                    self.tell("message", {**self.screen_pop(None), "message": left})
+                    self.tell("message", lambda: {**self.screen_pop(None), "message": left})
             case act.RequestCallback():
                 await self._request_callback(action)
             case act.Lookup():
@@ -455,7 +462,7 @@ class CallDriver:
         await self.port.ring(ring)
         if self.tell is not None and ring.employee_id is not None:
             self.popped = True
-            self.tell("ringing", self.screen_pop(ring.leg_id))
+            self.tell("ringing", lambda: self.screen_pop(ring.leg_id))
 
     async def _request_callback(self, request: act.RequestCallback) -> None:
         """Commit the promise.  A call that left its queue for it keeps its place: the
@@ -647,7 +654,7 @@ class CallDriver:
         outcome = self.run.outcome
         if self.tell is not None and self.popped and outcome is not None:
             self.popped = False
-            self.tell("ended", {**self.screen_pop(None), "outcome": outcome.as_json()})
+            self.tell("ended", lambda: {**self.screen_pop(None), "outcome": outcome.as_json()})
 
     def screen_pop(self, leg_id: str | None) -> dict[str, Any]:
         """What a screen-pop webhook tells of the call now: who calls, the way through

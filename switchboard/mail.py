@@ -136,6 +136,10 @@ class MessageMail:
         self._queue: asyncio.Queue[tuple[Company, dict[str, Any], str]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
+    def wanted(self) -> bool:
+        """Is an SMTP server configured (else no e-mail is made)?"""
+        return self.company().config.mail.host is not None
+
     def tell(self, message: dict[str, Any]) -> None:
         """Queue the e-mail of one message (the driver's "message" event); never waits."""
         company = self.company()

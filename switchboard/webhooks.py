@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -36,6 +37,7 @@ import structlog
 from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import Webhook
+from switchboard.driver import Pop
 from switchboard.mail import MessageMail
 from switchboard.redaction import describe
 from switchboard.templates import MissingEnv, fill_env
@@ -91,15 +93,14 @@ class Webhooks:
         self._targets: dict[str, _Target] = {}
         self._closed = False
 
-    def tell(self, event: str, payload: dict[str, Any]) -> None:
-        """Queue ``event`` for every target that wants it; never waits."""
-        hooks = self.company().config.webhooks
+    def tell(self, event: str, pop: Pop) -> None:
+        """Queue ``event`` for every target that wants it (its payload made only then);
+        never waits."""
+        hooks = [h for h in self.company().config.webhooks if event in h.events]
         if self._closed or not hooks:
             return
-        body = orjson.dumps({"event": event, **payload})
+        body = orjson.dumps({"event": event, **pop()})
         for hook in hooks:
-            if event not in hook.events:
-                continue
             key = repr((hook.url, hook.secret, hook.timeout, hook.retries))
             target = self._targets.get(key)
             if target is None:
@@ -183,10 +184,11 @@ class CallNews:
         self.webhooks = Webhooks(company, http, clock)
         self.mail = MessageMail(company, clock)
 
-    def tell(self, event: str, payload: dict[str, Any]) -> None:
-        self.webhooks.tell(event, payload)
-        if event == "message":
-            self.mail.tell(payload)
+    def tell(self, event: str, pop: Pop) -> None:
+        once = functools.cache(pop)  # made at most once, by the first that wants it
+        self.webhooks.tell(event, once)
+        if event == "message" and self.mail.wanted():
+            self.mail.tell(once())
 
     async def close(self) -> None:
         await self.webhooks.close()
