@@ -29,15 +29,10 @@ from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.config.model import MailSection
 from switchboard.redaction import describe
+from switchboard.storage.messages import recording_file, recordings_dir
 from switchboard.templates import MissingEnv, fill_env, header_value
 
 log = structlog.get_logger("switchboard.mail")
-
-RECORDINGS_DIR = "/var/spool/asterisk/recording"  # Asterisk's; SWITCHBOARD_RECORDINGS_DIR wins
-
-
-def recordings_dir() -> Path:
-    return Path(os.environ.get("SWITCHBOARD_RECORDINGS_DIR") or RECORDINGS_DIR)
 
 
 def recipient(company: Company, mailbox: str | None) -> str | None:
@@ -80,13 +75,13 @@ def compose(company: Company, message: dict[str, Any], to: str, recordings: Path
         f"Recording: {left.get('recording')}",
         "",
     ]
-    path = recordings / f"{left.get('recording')}.wav"
     plain = str(left.get("recording") or "")
+    path = recording_file(recordings, plain)
     size = None
-    if plain and "/" not in plain and not plain.startswith("."):
+    if path is not None:
         with contextlib.suppress(OSError):
             size = path.stat().st_size
-    if size is not None and size <= mail.attach_max:
+    if path is not None and size is not None and size <= mail.attach_max:
         email.set_content("\n".join([*lines, "The recording is attached."]))
         email.add_attachment(
             path.read_bytes(), maintype="audio", subtype="wav", filename=f"{plain}.wav"
@@ -110,7 +105,7 @@ def send(mail: MailSection, email: EmailMessage) -> None:
     assert mail.host is not None
     password = None
     if mail.password is not None:
-        password = fill_env(mail.password, os.environ, lambda value: value)
+        password = fill_env(mail.password, os.environ)
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
     if mail.security == "tls":

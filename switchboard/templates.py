@@ -166,9 +166,10 @@ class MissingEnv(KeyError):
     """A ``{env.NAME}`` whose variable the runtime's environment does not have."""
 
 
-def fill_env(deferred: str, environ: Mapping[str, str], escape: Callable[[str], str]) -> str:
-    """A deferred template (`defer`) with its environment variables filled in, each
-    through ``escape``; `MissingEnv` names one that is not set."""
+def fill_env(deferred: str, environ: Mapping[str, str], escape: Callable[[str], str] = str) -> str:
+    """A deferred template (`defer`), or a text naming only ``{env.NAME}`` (a webhook's
+    URL, a secret), with its environment variables filled in, each through ``escape``
+    (none: as they are); `MissingEnv` names one that is not set."""
     template = parse_template(deferred, only_env=True)
     values = {}
     for name in template.placeholders:

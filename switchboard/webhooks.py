@@ -130,14 +130,14 @@ class Webhooks:
             if attempt:  # real time at the clock's pace: a virtual clock is the calls'
                 await asyncio.sleep(self.clock.real(float(2 ** (attempt - 1))))
             try:
-                url = fill_env(hook.url, os.environ, lambda value: value)
+                url = fill_env(hook.url, os.environ)
                 headers = {
                     "Content-Type": "application/json",
                     "X-Switchboard-Event": event,
                     "X-Switchboard-Delivery": delivery,
                 }
                 if hook.secret is not None:
-                    secret = fill_env(hook.secret, os.environ, lambda value: value)
+                    secret = fill_env(hook.secret, os.environ)
                     headers[SIGNATURE] = sign(secret, int(time.time()), body)
                 session = await self.http()
                 async with (

@@ -80,8 +80,10 @@ from switchboard.storage.messages import (
     Message,
     message_by_id,
     recent_messages,
+    recording_file,
     set_status,
 )
+from switchboard.storage.messages import recordings_dir as recordings_dir_of
 from switchboard.storage.records import DATABASE_DOWN
 from switchboard.storage.reports import build_report, set_timezone
 from switchboard.storage.shared_acd import reservations, waiting_counts
@@ -94,7 +96,6 @@ DB_TIMEOUT = 10.0  # seconds a request's database work may take
 REASON_LIMIT = 200  # characters of a pause reason, as `switchboard agents pause`
 LIST_LIMIT = 500  # rows a list answers at most (and call-backs by default)
 MESSAGES_LIMIT = 50  # messages a page has unless ?limit= says
-RECORDINGS_DIR = "/var/spool/asterisk/recording"  # Asterisk's; SWITCHBOARD_RECORDINGS_DIR wins
 NO_DATABASE = "the API needs a database (tokens are kept there)"
 TOKEN_NAME = web.RequestKey("token_name", str)  # the name of the request's token
 
@@ -135,9 +136,7 @@ class Api:
         )
         self.tokens = TokenCheck(self.pool, TOKEN_TTL) if self.pool is not None else None
         self.failures = FailedChecks(FAILURE_LIMIT, FAILURE_WINDOW)  # tokens refused, by client
-        self.recordings = Path(
-            recordings_dir or os.environ.get("SWITCHBOARD_RECORDINGS_DIR") or RECORDINGS_DIR
-        )
+        self.recordings = recordings_dir_of(recordings_dir)
 
     # --- middleware: errors as JSON, then the token -------------------------------------
 
@@ -511,14 +510,6 @@ class Api:
             }
         )
 
-    def _recording(self, message: Message) -> Path | None:
-        """Where the message's WAV file should be: None unless its name is a plain name
-        of a file in the recordings folder."""
-        name = message.recording
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            return None
-        return self.recordings / f"{name}.wav"
-
     def _message_json(self, message: Message) -> dict[str, Any]:
         return {
             "id": message.id,
@@ -556,7 +547,7 @@ class Api:
             message = await message_by_id(conn, message_id)
         if message is None:
             raise ApiError(404, "not_found", "no such message")
-        path = self._recording(message)
+        path = recording_file(self.recordings, message.recording)
         if path is None:
             raise ApiError(
                 404, "no_recording", f"the recording of message {message_id} is not on this machine"

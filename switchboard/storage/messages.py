@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import asyncpg
@@ -14,6 +16,21 @@ _COLUMNS = (
 )
 STATUSES = ("new", "heard", "handled")
 MessageStatus = Literal["new", "heard", "handled"]
+RECORDINGS_DIR = "/var/spool/asterisk/recording"  # Asterisk's; SWITCHBOARD_RECORDINGS_DIR wins
+
+
+def recordings_dir(given: str | None = None) -> Path:
+    """Where Asterisk's recordings are read here: ``given``, else
+    ``SWITCHBOARD_RECORDINGS_DIR``, else Asterisk's own folder."""
+    return Path(given or os.environ.get("SWITCHBOARD_RECORDINGS_DIR") or RECORDINGS_DIR)
+
+
+def recording_file(folder: Path, name: str) -> Path | None:
+    """Where a message's WAV file should be: None unless ``name`` is a plain name of a
+    file in ``folder`` (no path of its own, nothing hidden)."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    return folder / f"{name}.wav"
 
 
 @dataclass(frozen=True, slots=True)
