@@ -29,8 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import asyncpg
@@ -172,16 +171,12 @@ def measure(dsn: str, days: int, repeat: int) -> None:
             )
 
 
-@contextmanager
-def database(dsn: str | None) -> Iterator[str]:
-    if dsn:
-        yield dsn
-        return
-    sys.path.insert(0, str(ROOT))  # the tests' throwaway cluster
-    from tests.postgres import throwaway_cluster  # noqa: PLC0415
+def database(dsn: str | None) -> AbstractContextManager[str]:
+    """``--dsn``, else the tests' throwaway cluster."""
+    sys.path.insert(0, str(ROOT))
+    from tests.postgres import given_or_throwaway  # noqa: PLC0415
 
-    with throwaway_cluster() as throwaway:
-        yield throwaway
+    return given_or_throwaway(dsn)
 
 
 def main() -> None:

@@ -43,8 +43,8 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Coroutine
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import version as version_of
 from pathlib import Path
@@ -383,16 +383,12 @@ async def bench(dsn: str, args: argparse.Namespace) -> int:
     return 1 if any(result.run.problems for result in results) else 0
 
 
-@contextmanager
-def database(dsn: str | None) -> Iterator[str]:
-    if dsn:
-        yield dsn
-        return
-    sys.path.insert(0, str(ROOT))  # the tests' throwaway cluster
-    from tests.postgres import throwaway_cluster  # noqa: PLC0415
+def database(dsn: str | None) -> AbstractContextManager[str]:
+    """``--dsn``, else the tests' throwaway cluster."""
+    sys.path.insert(0, str(ROOT))
+    from tests.postgres import given_or_throwaway  # noqa: PLC0415
 
-    with throwaway_cluster() as throwaway:
-        yield throwaway
+    return given_or_throwaway(dsn)
 
 
 def main() -> None:

@@ -89,6 +89,16 @@ def throwaway_cluster() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def given_or_throwaway(dsn: str | None) -> Iterator[str]:
+    """``dsn`` when given (a bench's ``--dsn``), else a throwaway cluster's."""
+    if dsn:
+        yield dsn
+        return
+    with throwaway_cluster() as throwaway:
+        yield throwaway
+
+
 @dataclass
 class Server:
     """A PostgreSQL cluster this test may stop and start (to simulate an outage)."""
