@@ -88,7 +88,9 @@ CREATE TABLE calls (
     steps       jsonb NOT NULL,            -- the trace: node, type, exit, times, details, events
     uniqueid    text,                      -- Asterisk's, of the caller's channel: joins the CDR
     linkedid    text,
-    queue_department text                  -- of the last queue the caller waited in
+    queue_department text,                 -- of the last queue the caller waited in
+    recording   text,                      -- the conversation's recording (NAME.wav)
+    recording_removed_at timestamptz       -- when it was removed after recording.keep_days
 );
 COMMENT ON TABLE calls IS 'One row per call, whatever happened to it.';
 COMMENT ON COLUMN calls.uniqueid IS 'Asterisk''s uniqueid of the caller''s channel (CDR uniqueid).';
@@ -98,6 +100,11 @@ COMMENT ON COLUMN calls.queue_department IS
 CREATE INDEX calls_caller_started ON calls (caller, started_at DESC);
 CREATE INDEX calls_started ON calls (started_at);
 CREATE INDEX calls_linkedid ON calls (linkedid);
+COMMENT ON COLUMN calls.recording IS
+    'The conversation''s recording: its file is NAME.wav in the recordings folder (NULL: none).';
+COMMENT ON COLUMN calls.recording_removed_at IS
+    'When the recording was removed after recording.keep_days (`switchboard recordings prune`).';
+CREATE INDEX calls_recorded ON calls (ended_at) WHERE recording IS NOT NULL;
 
 CREATE TABLE callbacks (
     id          bigserial PRIMARY KEY,

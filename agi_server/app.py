@@ -57,6 +57,7 @@ from switchboard.engine.nodes import CALLBACK_DEPARTMENT
 from switchboard.serving import (
     database_dsn,
     keep_agent_states,
+    keep_pruning_recordings,
     keep_shared_agents,
     keep_vips,
     open_records,
@@ -373,6 +374,7 @@ async def serve(
         await stack.enter_async_context(
             keep_shared_agents(app.desk, company, stored, database_dsn(current), instance)
         )
+        await stack.enter_async_context(keep_pruning_recordings(company, stored))
         server = AgiServer(app.handle, agi_limits(current))
         try:
             admin = await start_admin(current, "agi", app.status(server))

@@ -176,6 +176,7 @@ class AgiCall:
         self.plays: deque[act.Play] = deque()
         self.ringing: dict[str, act.Ring] = {}
         self.recording: act.StartRecording | None = None
+        self.mixing = False  # MixMonitor records the caller's conversations (`_mix_monitor`)
         # lookups under way: the task, and what to do with its answer
         self.lookups: dict[str, tuple[asyncio.Task[str | None], Callable[[str | None], None]]] = {}
         self.events: deque[ev.Event] = deque()
@@ -418,6 +419,12 @@ class AgiCall:
         if self.recording is not None and self.recording.recording_id == recording_id:
             self.recording = None
 
+    async def record_conversation(self, recording_id: str) -> None:
+        # MixMonitor started before the Dial (`record: always`), or nothing records it:
+        # MixMonitor failed, or `on_demand`, which needs the ARI runtime
+        if not self.mixing:
+            self.deliver(ev.RecordingFinished(recording_id, 0.0))
+
     async def continue_in_dialplan(self, to: act.ContinueInDialplan) -> None:
         if self.caller_gone:
             return
@@ -512,6 +519,18 @@ class AgiCall:
         length = (answer.endpos or 0) / SAMPLES_PER_SECOND
         await self._handle(ev.RecordingFinished(rec.recording_id, length))
 
+    async def _mix_monitor(self) -> None:
+        """`record: always`: MixMonitor on the caller's channel before the Dial, writing
+        only while the caller is bridged (option b: not the ringing, not the hold
+        music), into the file ARI's bridge recording would have."""
+        name = act.recording_name(self.call_id, act.CONVERSATION)
+        path = f"{self.settings.recordings_dir}/{name}.wav"
+        answer = await self._command("EXEC", "MixMonitor", f"{path},b")
+        self.mixing = answer.result == 0
+        if not self.mixing:  # -2: app_mixmonitor is not loaded
+            self.log.warning("could not record the conversation: MixMonitor failed",
+                             result=answer.result)  # fmt: skip
+
     async def _dial(self, due: tuple[str, float] | None) -> None:
         legs = list(self.ringing.values())
         now = self.now()
@@ -520,6 +539,8 @@ class AgiCall:
         by_timer = until_due <= longest
         seconds = max(MIN_DIAL, math.ceil(min(until_due, longest)))
         options = "g" + (f"m({self.moh})" if self.moh else "")
+        if any(leg.record for leg in legs) and not self.mixing:
+            await self._mix_monitor()
         name = next((leg.caller_name for leg in legs if leg.caller_name is not None), None)
         if name is not None:
             # the name the phones show: inherited by each callee (one "_"), set as its
@@ -544,6 +565,10 @@ class AgiCall:
             return
         if status == "CANCEL":
             raise AgiHangup("the caller hung up while it rang")
+        if self.mixing:
+            # nobody answered: the next Dial's conversation may not be one to record
+            self.mixing = False
+            await self._command("EXEC", "StopMixMonitor", "")
         if self.moh is not None:
             # Dial's m option stopped the hold music when it ended: the caller still waits
             await self._command("SET", "MUSIC", "ON", self.moh)
@@ -570,6 +595,8 @@ class AgiCall:
         end = max(self._last, self.clock.now() - self.t0)
         answered_at = max(started, end - talk)
         await self._handle(ev.LegAnswered(winner.leg_id), answered_at)
+        while self.events:  # what the answer caused: a recording that is not made
+            await self._handle(self.events.popleft(), answered_at)
         if result < 0 or self.session.hung_up:
             raise AgiHangup("the caller hung up")
         await self._handle(ev.LegHungUp(winner.leg_id), end)

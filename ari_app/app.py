@@ -32,6 +32,7 @@ from switchboard.redaction import redact
 from switchboard.serving import (
     database_dsn,
     keep_agent_states,
+    keep_pruning_recordings,
     keep_shared_agents,
     keep_vips,
     open_records,
@@ -260,6 +261,7 @@ async def serve(
             keep_agent_states(runtime.acd, runtime.clock, stored, dsn, instance),
             keep_vips(runtime.vips, stored, dsn),
             keep_shared_agents(runtime.desk, company, stored, dsn, instance),
+            keep_pruning_recordings(company, stored),
             app,
         ):
             if started is not None:

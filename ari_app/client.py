@@ -420,6 +420,17 @@ class AriClient:
         )
         return parse_recording(data)
 
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str = "wav") -> LiveRecording:
+        """Record everything said in the bridge until it ends (Asterisk puts a
+        ``Recorder/`` channel into it: res/ari/resource_bridges.c); never over a
+        recording of the same name (409)."""
+        data = await self.request(
+            "POST",
+            f"/bridges/{quote(bridge_id)}/record",
+            {"name": name, "format": fmt, "ifExists": "fail"},
+        )
+        return parse_recording(data)
+
     async def stop_recording(self, name: str) -> None:
         await self.request("POST", f"/recordings/live/{quote(name)}/stop")
 

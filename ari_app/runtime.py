@@ -888,6 +888,8 @@ class CallSession:
                     and item.digit == leg.ring.refuse_key
                 ):
                     return await self._refused(leg)
+                if leg is not None and leg.bridged and not leg.gone:
+                    return ev.LegDigits(leg.leg_id, item.digit)  # `record: on_demand`
                 return None
             case AriPlaybackFinished():
                 leg = self.whispers.pop(item.playback.id, None)
@@ -1166,6 +1168,26 @@ class CallSession:
     async def stop_recording(self, recording_id: str) -> None:
         name = act.recording_name(self.call_id, recording_id)
         await self._safe(self.client.stop_recording(name))
+
+    async def record_conversation(self, recording_id: str) -> None:
+        if self.bridge_id is None or self._skip():
+            self.deliver(ev.RecordingFinished(recording_id, 0.0))
+            return
+        name = act.recording_name(self.call_id, recording_id)
+        try:
+            await self.client.record_bridge(self.bridge_id, name)
+        except CallGone:
+            pass  # the conversation just ended: nothing to record
+        except AriError as exc:
+            if exc.status == 409:
+                return  # a try that timed out was made all the same: it records already
+            self.runtime.warnings.warning(
+                ("could not record", str(exc.status), exc.message),
+                "could not record the conversation", error=str(exc),
+            )  # fmt: skip
+            self.deliver(ev.RecordingFinished(recording_id, 0.0))
+        else:
+            self.log.info("recording the conversation", recording=name)
 
     async def continue_in_dialplan(self, to: act.ContinueInDialplan) -> None:
         if self._skip():

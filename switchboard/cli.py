@@ -190,6 +190,17 @@ def _parser() -> argparse.ArgumentParser:
     mark.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
     mark.set_defaults(handler=_messages_mark)
 
+    recordings = sub.add_parser("recordings", help="conversation recordings (`record:`)")
+    recordings_sub = recordings.add_subparsers(dest="recordings_command", required=True)
+    prune_p = recordings_sub.add_parser(
+        "prune", help="remove recordings older than recording.keep_days (run does it hourly)"
+    )
+    prune_p.add_argument("--config", help="the company (its recording.keep_days)")
+    prune_p.add_argument("--keep-days", type=int, help="instead of the config's keep_days")
+    prune_p.add_argument("--dry-run", action="store_true", help="count, remove nothing")
+    prune_p.add_argument("--dsn", help="PostgreSQL DSN (else SWITCHBOARD_DSN)")
+    prune_p.set_defaults(handler=_recordings_prune)
+
     contacts = sub.add_parser("contacts", help="the contacts table (caller -> employee)")
     contacts_sub = contacts.add_subparsers(dest="contacts_command", required=True)
     contacts_import = contacts_sub.add_parser("import", help="upsert caller,employee rows from CSV")
@@ -1566,6 +1577,52 @@ def _messages_mark(args: argparse.Namespace) -> int:
         print(f"message {changed.id} {changed.status} (by {by})")
         return EXIT_OK
 
+    return asyncio.run(main())
+
+
+def _recordings_prune(args: argparse.Namespace) -> int:
+    """`recordings prune`: conversation recordings past their days removed, links cleared."""
+    from switchboard.storage.call_recordings import prune  # noqa: PLC0415
+    from switchboard.storage.messages import recordings_dir  # noqa: PLC0415
+
+    keep_days: int | None = args.keep_days
+    if keep_days is None and args.config:
+        result = load_file(args.config)
+        if result.company is None:
+            for problem in result.errors:
+                print(problem.format(args.config), file=sys.stderr)
+            return EXIT_INVALID
+        keep_days = result.company.config.recording.keep_days
+    if keep_days is None or keep_days < 0:
+        print(
+            "switchboard recordings prune: give --config (its recording.keep_days) "
+            "or --keep-days N (0 or more)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    dsn = _dsn(args, "recordings prune")
+    if dsn is None:
+        return EXIT_INVALID
+    folder = recordings_dir()
+
+    async def main() -> int:
+        conn = await _db_connect("recordings prune", dsn)
+        if isinstance(conn, int):
+            return conn
+        try:
+            done = await prune(conn, folder, keep_days, dry_run=args.dry_run)
+        finally:
+            await conn.close()
+        verb = "would remove" if args.dry_run else "removed"
+        print(
+            f"{verb} {done.removed} recording(s) older than {keep_days} day(s) in {folder}; "
+            f"{done.missing} already gone; {done.failed} could not be removed"
+        )
+        return EXIT_FAILURE if done.failed else EXIT_OK
+
+    if keep_days == 0:
+        print("recording.keep_days is 0: recordings are kept for ever; nothing removed")
+        return EXIT_OK
     return asyncio.run(main())
 
 

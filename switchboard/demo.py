@@ -108,6 +108,7 @@ class AriStack:
     store: CallSink | None = None  # also record into this (PostgreSQL), if given
     stasis_delay: float = STASIS_DELAY  # clock seconds a created leg takes to enter Stasis
     mailboxes: bool = True  # the simulated Asterisk has res_ari_mailboxes (MWI)
+    recordings_dir: Path | None = None  # where the simulated Asterisk writes recordings
     # called with the app made, before it connects: the demo's admin server listens then
     on_app: Callable[[AriApp], Awaitable[None]] | None = None
 
@@ -119,6 +120,7 @@ class AriStack:
             app_durations=prompt_durations(self.company),
             stasis_delay=self.stasis_delay,
             mailboxes=self.mailboxes,
+            recordings_dir=self.recordings_dir,
         )
         await self.sim.start()
         settings = AriSettings(self.sim.url, USER, PASSWORD, self.company.config.asterisk.app)

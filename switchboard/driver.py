@@ -139,6 +139,9 @@ class MediaPort(Protocol):
 
     async def stop_recording(self, recording_id: str) -> None: ...
 
+    async def record_conversation(self, recording_id: str) -> None:
+        """Record the bridged conversation (see `RecordConversation`)."""
+
     async def continue_in_dialplan(self, to: act.ContinueInDialplan) -> None: ...
 
     async def hangup(self, reason: str) -> None: ...
@@ -427,6 +430,8 @@ class CallDriver:
                 await port.start_recording(action)
             case act.StopRecording():
                 await port.stop_recording(action.recording_id)
+            case act.RecordConversation():
+                await port.record_conversation(action.recording_id)
             case act.SaveMessage():
                 await self.sink.save_message(self.call_id, action)
                 if self.tell is not None:  # its owner is told (webhooks, e-mail)

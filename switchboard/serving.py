@@ -31,6 +31,8 @@ from switchboard.clock import Clock
 from switchboard.config.company import Company
 from switchboard.driver import Desk
 from switchboard.storage.agents import AgentCommands, apply_agent_command, record_agent_change
+from switchboard.storage.call_recordings import PRUNE_EVERY, prune
+from switchboard.storage.messages import recordings_dir
 from switchboard.storage.shared_acd import FreedAgents, SharedAgents, SharedLink
 from switchboard.storage.sink import PostgresSink, open_sink
 from switchboard.storage.vips import VipList
@@ -230,6 +232,43 @@ async def keep_vips(
         yield
     finally:
         await following.stop()
+
+
+@contextlib.asynccontextmanager
+async def keep_pruning_recordings(
+    company: Callable[[], Company], stored: PostgresSink | None
+) -> AsyncIterator[None]:
+    """With a database: conversation recordings older than `recording.keep_days` removed
+    now and every hour (`switchboard.storage.call_recordings.prune`) -- by every instance,
+    harmlessly: a file removed twice is "already gone"."""
+    if stored is None:
+        yield
+        return
+    pool = stored.pool
+
+    async def pruning() -> None:
+        while True:
+            try:
+                async with asyncio.timeout(PRUNE_EVERY / 2), pool.acquire() as conn:
+                    done = await prune(conn, recordings_dir(), company().config.recording.keep_days)
+                if done.removed or done.missing or done.failed:
+                    log.info(
+                        "recordings pruned",
+                        removed=done.removed,
+                        missing=done.missing,
+                        failed=done.failed,
+                    )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("recordings not pruned: tried again in an hour", error=str(exc))
+            await asyncio.sleep(PRUNE_EVERY)
+
+    task = asyncio.create_task(pruning(), name="switchboard-prune-recordings")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class FileConfig:

@@ -9,7 +9,9 @@ nothing sleeps: tests wait on websocket messages or on ``sim.wait_for``.
 from __future__ import annotations
 
 import re
+import wave
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -997,6 +999,50 @@ async def test_a_recording_ends_at_its_maximum_duration_and_is_stored(
     assert (await events.next("RecordingFinished"))["recording"]["name"] == "vm-2"
     await ari.delete("/recordings/stored/vm-2")
     await ari.get("/recordings/stored/vm-2", 404)
+
+
+@pytest.mark.asyncio
+async def test_a_bridge_recording_runs_until_the_last_party_leaves_and_is_a_file(
+    sim: AsteriskSimulator, ari: Ari, events: Events, tmp_path: Path
+) -> None:
+    sim.pbx.recordings_dir = tmp_path
+    sim.script_endpoint("PJSIP/101", EndpointScript("answer", after=1.0))
+    caller_id = (await inbound_call(sim, events))["channel"]["id"]
+    await ari.post(f"/channels/{caller_id}/answer", 204)
+    await events.next("ChannelStateChange")
+    await answered_agent(sim, ari, events, "PJSIP/101", "agent-1")
+    await ari.post("/bridges", 200, type="mixing", bridgeId="b-r")
+    await ari.post("/bridges/b-r/addChannel", 204, channel=f"{caller_id},agent-1")
+    await events.next("ChannelEnteredBridge")
+    await events.next("ChannelEnteredBridge")
+    # resource_bridges.c: the format first (422), then terminateOn / ifExists (400)
+    status, body = await ari.call("POST", "/bridges/b-r/record", name="talk", format="mp9")
+    assert (status, body["message"]) == (422, "specified format is unknown on this system")
+    status, body = await ari.call(
+        "POST", "/bridges/b-r/record", name="talk", format="wav", ifExists="maybe"
+    )
+    assert (status, body["message"]) == (400, "ifExists invalid")
+    status, _ = await ari.call("POST", "/bridges/nope/record", name="talk", format="wav")
+    assert status == 404
+    live = await ari.post("/bridges/b-r/record", 200, name="talk", format="wav")
+    assert (live["target_uri"], live["state"]) == ("bridge:b-r", "queued")
+    started = await events.next("RecordingStarted")
+    assert started["recording"]["target_uri"] == "bridge:b-r"
+    status, _ = await ari.call("POST", "/bridges/b-r/record", name="talk", format="wav")
+    assert status == 409  # a live recording of that name
+    await sim.pbx.clock.sleep(10.0)
+    # one party leaves: the Recorder still has the other to record
+    await sim.hangup("agent-1")
+    await events.next("ChannelLeftBridge")
+    assert sim.recordings["talk"].state == "recording"
+    # the last one leaves: the LONELY Recorder leaves too and the recording ends
+    await sim.hangup(caller_id)
+    await sim.wait_for(lambda s: "talk" in s.stored_recordings, what="the recording stored")
+    assert sim.recordings["talk"].state == "done"
+    assert sim.recordings["talk"].duration >= 10
+    with wave.open(str(tmp_path / "talk.wav")) as wav:
+        assert wav.getnframes() / wav.getframerate() >= 10.0
+    await ari.delete("/bridges/b-r", 204)
 
 
 @pytest.mark.asyncio

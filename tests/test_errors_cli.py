@@ -80,6 +80,7 @@ DSN_COMMANDS: dict[str, tuple[str, ...]] = {
     "db migrate": (),
     "messages": (),
     "messages mark": ("1", "heard"),
+    "recordings prune": ("--keep-days", "30"),
     "contacts import": ("{csv}", "--config", str(OFFICE)),
     "config import": (str(OFFICE),),
     "config export": (),

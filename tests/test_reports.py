@@ -544,7 +544,8 @@ def test_calls_recorded_before_version_9_get_the_department_of_the_queue_they_wa
                         migration.version,
                         migration.name,
                     )
-            names = [c for c in TABLES["calls"].names if c != "queue_department"]
+            later = {"queue_department", "recording"}  # columns of versions 9 and 13
+            names = [c for c in TABLES["calls"].names if c not in later]
             rows = [record_row(r, "test", 1) for r in records()]
             await conn.copy_records_to_table(
                 "calls", records=[[row[c] for c in names] for row in rows], columns=names

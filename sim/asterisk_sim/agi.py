@@ -148,6 +148,29 @@ class RecordingRecord:
 
 
 @dataclass
+class MixMonitorRecord:
+    """One ``MixMonitor`` (apps/app_mixmonitor.c): its file and options as given, from
+    when it ran until ``StopMixMonitor`` (None: until the channel ended)."""
+
+    t_start: float
+    file: str
+    options: str
+    t_stop: float | None = None
+
+    def recorded(self, dials: Sequence[DialRecord], end: float) -> float:
+        """Seconds it wrote: with option ``b``, only while a Dial had the caller bridged
+        (mixmonitor_thread skips frames while ``ast_channel_is_bridged`` is false)."""
+        stop = end if self.t_stop is None else self.t_stop
+        if "b" not in (parse_options(self.options) or {}):
+            return max(0.0, stop - self.t_start)
+        return sum(
+            max(0.0, min(stop, d.t_end) - max(self.t_start, d.t_answer))
+            for d in dials
+            if d.t_answer is not None
+        )
+
+
+@dataclass
 class AgiCall:
     """What one FastAGI session asked and what happened, in call times (seconds)."""
 
@@ -166,6 +189,7 @@ class AgiCall:
     played: list[tuple[float, str]] = field(default_factory=list)
     moh: list[tuple[float, str | None]] = field(default_factory=list)
     recordings: list[RecordingRecord] = field(default_factory=list)
+    mixmonitors: list[MixMonitorRecord] = field(default_factory=list)
     answered: bool = False
     duration: float = 0.0
     closed_by: Literal["server", "peer"] = "server"
@@ -1281,6 +1305,27 @@ class _Session:
             await self.wait(seconds if seconds and seconds > 0 else None)
         return -1
 
+    async def app_mixmonitor(self, data: str) -> int:
+        """apps/app_mixmonitor.c, mixmonitor_exec: an argument is required (-1
+        without); MIXMONITOR_FILENAME is set and the monitor runs beside the channel
+        (0), whatever the channel does next."""
+        if not data:  # "MixMonitor requires an argument (filename or ,t(filename) ...)"
+            return -1
+        args = separate_args(data)
+        options = args[1] if len(args) > 1 else ""
+        if parse_options(options) is None:
+            return -1
+        self.set_var("MIXMONITOR_FILENAME", args[0])
+        self.call.mixmonitors.append(MixMonitorRecord(self.now(), args[0], options))
+        return 0
+
+    async def app_stop_mixmonitor(self, data: str) -> int:
+        """stop_mixmonitor_exec: detaches the channel's monitor; 0 even with none."""
+        for monitor in self.call.mixmonitors:
+            if monitor.t_stop is None:
+                monitor.t_stop = self.now()
+        return 0
+
     async def app_voicemail(self, data: str) -> int:
         if not data or not self.alive:
             return -1
@@ -1564,6 +1609,7 @@ _APPLICATIONS: dict[str, Application] = {
     "goto": S.app_goto,
     "hangup": S.app_hangup,
     "log": S.app_noop,
+    "mixmonitor": S.app_mixmonitor,
     "mset": S.app_mset,
     "musiconhold": S.app_music_on_hold,
     "noop": S.app_noop,
@@ -1572,6 +1618,7 @@ _APPLICATIONS: dict[str, Application] = {
     "ringing": S.app_noop,
     "set": S.app_set,
     "startmusiconhold": S.app_start_music_on_hold,
+    "stopmixmonitor": S.app_stop_mixmonitor,
     "stopmusiconhold": S.app_stop_music_on_hold,
     "verbose": S.app_noop,
     "voicemail": S.app_voicemail,

@@ -234,6 +234,9 @@ class Bridge:
     current_playback: Playback | None = None
     playback_queue: list[Playback] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # ``POST /bridges/{id}/record``: its Recorder channel's recording (that channel is
+    # internal: Asterisk sends none of its own events, only the recording's)
+    recording: LiveRecording | None = None
 
     @property
     def live(self) -> bool:
@@ -301,7 +304,8 @@ RecordingState = Literal["queued", "recording", "paused", "done", "failed", "can
 
 @dataclass(eq=False)
 class LiveRecording:
-    """A recording in progress on a channel (``POST /channels/{id}/record``)."""
+    """A recording in progress on a channel (``POST /channels/{id}/record``) or on a
+    bridge (``POST /bridges/{id}/record``: ``bridge_id``, and no channel of ours)."""
 
     name: str
     format: str
@@ -317,9 +321,14 @@ class LiveRecording:
     duration: int | None = None
     talking_duration: int | None = None
     task: asyncio.Task[None] | None = None
+    bridge_id: str | None = None
 
     @property
     def target_uri(self) -> str:
+        # res/stasis_recording.c takes the target the request built: "bridge:<id>" for a
+        # bridge's (res/ari/resource_bridges.c, ast_ari_bridges_record)
+        if self.bridge_id is not None:
+            return f"bridge:{self.bridge_id}"
         return f"channel:{self.channel_id}"
 
     def snapshot(self) -> Json:

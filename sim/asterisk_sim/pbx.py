@@ -30,8 +30,10 @@ import itertools
 import random
 import time
 import uuid
+import wave
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import structlog
@@ -81,6 +83,7 @@ TONE_SECONDS = 1.0
 BEEP_SECONDS = 0.5
 DEFAULT_TRUNK = "PJSIP/trunk"
 DEFAULT_PHONE_CONTEXT = "from-internal"  # where the phones' own calls run in the dialplan
+RECORDED_MAX = 600.0  # seconds of silence at most in a recording's file (`recordings_dir`)
 RECORDING_FORMATS = frozenset({"wav", "wav16", "gsm", "ulaw", "alaw", "sln", "g722", "ogg"})
 SNOOP_DIRECTIONS = ("none", "both", "out", "in")
 ACTIVE_PLAYBACK = ("queued", "playing", "continuing")
@@ -150,6 +153,8 @@ class Pbx:
     ) -> None:
         self.clock = clock
         self.stasis_delay = stasis_delay
+        # where stored recordings are written as files (None: kept in memory only)
+        self.recordings_dir: Path | None = None
         self.app_durations = dict(app_durations or {})
         self.asterisk_id = asterisk_id or _random_entity_id()
         self.signal = StateSignal()
@@ -1202,6 +1207,59 @@ class Pbx:
         await self.clock.sleep(min(limits))
         self.finish_recording(rec)
 
+    def record_bridge(
+        self, bridge: Bridge, *, name: str, fmt: str, max_duration: int, if_exists: str,
+        beep: bool, terminate_on: str,
+    ) -> LiveRecording:  # fmt: skip
+        """``POST /bridges/{id}/record`` (res/ari/resource_bridges.c, ast_ari_bridges_record).
+
+        The format is checked first (422 "specified format is unknown on this
+        system"), then terminateOn and ifExists (400), then the name
+        (res/stasis_recording.c, stasis_app_control_record: 409 when a recording of
+        that name is live, or stored and ``ifExists=fail``).  Asterisk puts a
+        ``Recorder/`` channel into the bridge, IMMOVABLE and LONELY: it records
+        until the bridge is destroyed, or until it is alone there (main/bridge_channel.c,
+        bridge_channel_dissolve_check: lonely channels leave when no other is left).
+        Its events go to the bridge's subscribers (the Recorder's topic is forwarded
+        to the bridge's)."""
+        if fmt not in RECORDING_FORMATS:
+            raise AriError(422, "specified format is unknown on this system")
+        if terminate_on not in ("none", "any", "*", "#"):
+            raise AriError(400, "terminateOn invalid")
+        if if_exists not in ("fail", "overwrite", "append"):
+            raise AriError(400, "ifExists invalid")
+        if self.active_recording(name) is not None or (
+            name in self.stored_recordings and if_exists == "fail"
+        ):
+            raise AriError(409, f"Recording '{name}' already exists and can not be overwritten")
+        rec = LiveRecording(
+            name=name,
+            format=fmt,
+            channel_id="",
+            max_duration=max_duration,
+            max_silence=0,
+            if_exists=if_exists,
+            beep=beep,
+            terminate_on=terminate_on,
+            bridge_id=bridge.id,
+        )
+        self.recordings[name] = rec
+        bridge.recording = rec
+        rec.task = self.spawn(self._run_bridge_recording(rec, bridge), owner=bridge)
+        self.changed()
+        return rec
+
+    async def _run_bridge_recording(self, rec: LiveRecording, bridge: Bridge) -> None:
+        if rec.beep:
+            await self.clock.sleep(BEEP_SECONDS)
+        rec.state = "recording"
+        rec.started_at = self.now()
+        self.emit(events.recording(rec), bridges=[bridge])
+        self.changed()
+        if rec.max_duration > 0:
+            await self.clock.sleep(rec.max_duration)
+            self.finish_recording(rec)
+
     def finish_recording(
         self, rec: LiveRecording, state: Literal["done", "canceled"] = "done"
     ) -> None:
@@ -1219,14 +1277,38 @@ class Pbx:
             rec.talking_duration = min(rec.duration, round(channel.silent_after))
         if channel is not None and channel.recording is rec:
             channel.recording = None
-        self.emit(events.recording(rec), channels=[channel] if channel is not None else [])
+        bridge = self.bridges.get(rec.bridge_id) if rec.bridge_id is not None else None
+        if bridge is not None and bridge.recording is rec:
+            bridge.recording = None
+        self.emit(
+            events.recording(rec),
+            channels=[channel] if channel is not None else [],
+            bridges=[bridge] if bridge is not None else [],
+        )
         if state == "done":
             kept = self.stored_recordings.get(rec.name)
             previous = kept.duration if kept is not None and rec.if_exists == "append" else 0.0
             self.stored_recordings[rec.name] = StoredRecording(
                 rec.name, rec.format, previous + elapsed
             )
+            self._write_recording(rec.name, rec.format, previous + elapsed)
         self.changed()
+
+    def _write_recording(self, name: str, fmt: str, seconds: float) -> None:
+        """With a `recordings_dir`, a stored recording is a file there, as Asterisk's
+        is in its recording folder (res/stasis_recording.c, stasis_app_control_record:
+        ``ast_config_AST_RECORDING_DIR``/name.format).  The simulator's is silence, at
+        most `RECORDED_MAX` seconds of it."""
+        if self.recordings_dir is None or fmt != "wav":
+            return
+        frames = int(min(seconds, RECORDED_MAX) * 8000)
+        path = self.recordings_dir / f"{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(bytes(2 * frames))
 
     # -- bridges -----------------------------------------------------------------------------
 
@@ -1259,6 +1341,8 @@ class Pbx:
             self.finish_playback(bridge.current_playback)
         for channel_id in list(bridge.channel_ids):
             self.leave_bridge(self.channels[channel_id])
+        if bridge.recording is not None:
+            self.finish_recording(bridge.recording)  # its Recorder is hung up with it
         bridge.destroyed = True
         event = events.bridge_destroyed(bridge)
         for name in sorted(subscribers):
@@ -1288,6 +1372,9 @@ class Pbx:
             return
         bridge.channel_ids.remove(channel.id)
         self.emit(events.channel_left_bridge(bridge, channel), channels=[channel], bridges=[bridge])
+        if not bridge.channel_ids and bridge.recording is not None:
+            # the Recorder is LONELY: alone in the bridge, it leaves and its recording ends
+            self.finish_recording(bridge.recording)
         self.changed()
 
     # -- blind transfer (a phone's REFER) ----------------------------------------------------

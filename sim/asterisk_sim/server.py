@@ -209,6 +209,7 @@ class AriServer:
             ("DELETE", f"{br}/moh", self.bridge_moh_stop),
             ("POST", f"{br}/play", self.bridge_play),
             ("POST", f"{br}/play/{{playbackId}}", self.bridge_play),
+            ("POST", f"{br}/record", self.bridge_record),
             ("GET", f"{ari}/playbacks/{{playbackId}}", self.get_playback),
             ("DELETE", f"{ari}/playbacks/{{playbackId}}", self.stop_playback),
             ("GET", f"{ari}/recordings/stored", self.list_stored),
@@ -746,6 +747,20 @@ class AriServer:
             playback_id=request.match_info.get("playbackId") or params.get("playbackId"),
         )
         return _ok(playback.snapshot())
+
+    async def bridge_record(self, request: web.Request) -> web.StreamResponse:
+        bridge = self._bridge(request)
+        params = self._params(request)
+        rec = self.pbx.record_bridge(
+            bridge,
+            name=params.require("name", "Invalid parameters: name is required"),
+            fmt=params.require("format", "Invalid parameters: format is required"),
+            max_duration=params.integer("maxDurationSeconds", 0),
+            if_exists=params.get("ifExists") or "fail",
+            beep=params.boolean("beep", False),
+            terminate_on=params.get("terminateOn") or "none",
+        )
+        return _ok(rec.snapshot())
 
     # -- playbacks and recordings ----------------------------------------------------------------
 

@@ -15,6 +15,7 @@ plays the callers and the phones through this object and reads what happened
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -48,15 +49,19 @@ class AsteriskSimulator:
         stasis_delay: float = STASIS_DELAY,
         rest_over_websocket: bool = True,
         mailboxes: bool = True,
+        recordings_dir: Path | None = None,
     ) -> None:
         """``stasis_delay``: clock seconds a created channel takes to enter Stasis (its
         StasisStart comes that long after the create's answer; a dial before it is 409).
         ``rest_over_websocket=False``: an Asterisk older than 20.14/21.9/22.4, which
         takes no requests on the events websocket.  ``mailboxes=False``: an Asterisk
         without res_ari_mailboxes (it needs res_mwi_external, not built by default),
-        where ``/mailboxes`` is 404 ``Resource not found``."""
+        where ``/mailboxes`` is 404 ``Resource not found``.  ``recordings_dir``: stored
+        recordings are written there as WAV files, as Asterisk writes them into its
+        recording folder."""
         self.clock = clock if clock is not None else Clock()
         self.pbx = Pbx(self.clock, app_durations, asterisk_id, stasis_delay=stasis_delay)
+        self.pbx.recordings_dir = recordings_dir
         self.server = AriServer(
             self.pbx,
             user=user,

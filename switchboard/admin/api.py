@@ -34,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
+from urllib.parse import quote
 
 import asyncpg
 import structlog
@@ -59,6 +60,7 @@ from switchboard.storage.agents import (
     apply_agent_command,
     request_agent_change,
 )
+from switchboard.storage.call_recordings import call_recording, finished_call
 from switchboard.storage.callbacks import (
     CALLBACK_STATUSES,
     CallbackRow,
@@ -547,35 +549,60 @@ class Api:
             message = await message_by_id(conn, message_id)
         if message is None:
             raise ApiError(404, "not_found", "no such message")
-        path = recording_file(self.recordings, message.recording)
+        return await self._recording(request, message.recording, f"message {message_id}")
+
+    async def call(self, request: web.Request) -> web.Response:
+        """A finished call's record: what it was, and its conversation's recording."""
+        call_id = request.match_info["call_id"]
+        async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
+            found = await finished_call(conn, call_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no call {call_id!r}")
+        return web.json_response(found.as_json(f"{PREFIX}/v1/calls/{quote(call_id)}/recording"))
+
+    async def call_recording(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
+            found = await call_recording(conn, call_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no call {call_id!r}")
+        if found.recording is None:
+            if found.removed_at is not None:
+                raise ApiError(
+                    410,
+                    "recording_removed",
+                    f"the recording of call {call_id} was removed on "
+                    f"{found.removed_at:%Y-%m-%d} (recording.keep_days)",
+                )
+            raise ApiError(404, "no_recording", f"call {call_id} was not recorded")
+        return await self._recording(request, found.recording, f"call {call_id}")
+
+    async def _recording(self, request: web.Request, name: str, what: str) -> web.StreamResponse:
+        """The WAV file of recording ``name`` (of ``what``: "message 7", "call X")."""
+        path = recording_file(self.recordings, name)
         if path is None:
-            raise ApiError(
-                404, "no_recording", f"the recording of message {message_id} is not on this machine"
-            )
+            raise ApiError(404, "no_recording", f"the recording of {what} is not on this machine")
         try:
             file, size, first = await asyncio.to_thread(_open_recording, path)
         except OSError as exc:
             if exc.errno not in NOT_THERE:  # not readable by this process, a disk error
                 log.warning(
-                    "api: recording not readable",
-                    message=message_id,
-                    path=str(path),
-                    error=describe(exc),
+                    "api: recording not readable", of=what, path=str(path), error=describe(exc)
                 )
                 why = exc.strerror or type(exc).__name__
                 raise ApiError(
                     500,
                     "recording_unreadable",
-                    f"the recording of message {message_id} ({path.name}) cannot be read: {why}",
+                    f"the recording of {what} ({path.name}) cannot be read: {why}",
                 ) from None
             raise ApiError(
                 404,
                 "recording_missing",
-                f"the recording of message {message_id} ({path.name}) is not in the "
+                f"the recording of {what} ({path.name}) is not in the "
                 "recordings folder (SWITCHBOARD_RECORDINGS_DIR)",
             ) from None
         try:
-            return await _send_file(request, file, size, first, path.name, message_id)
+            return await _send_file(request, file, size, first, path.name, what)
         finally:
             await asyncio.to_thread(file.close)
 
@@ -742,6 +769,8 @@ def api_app(status: RuntimeStatus, recordings_dir: str | None = None) -> web.App
     add.add_post(r"/v1/agents/{agent}/{action:login|logout|pause|resume}", api.agent_change)
     add.add_get("/v1/queues", api.queues)
     add.add_get("/v1/calls", api.calls)
+    add.add_get("/v1/calls/{call_id}", api.call)
+    add.add_get("/v1/calls/{call_id}/recording", api.call_recording)
     add.add_get("/v1/numbers", api.numbers)
     add.add_get("/v1/scenarios", api.scenarios)
     add.add_get("/v1/callbacks", api.callbacks)
@@ -861,7 +890,7 @@ def _open_recording(path: Path) -> tuple[BinaryIO, int, bytes]:
 
 
 async def _send_file(
-    request: web.Request, file: BinaryIO, size: int, first: bytes, name: str, message_id: int
+    request: web.Request, file: BinaryIO, size: int, first: bytes, name: str, what: str
 ) -> web.StreamResponse:
     """The opened WAV (``first``, then the rest in chunks); a read that fails half-way
     cuts the connection -- the client sees a body shorter than its Content-Length --
@@ -881,7 +910,7 @@ async def _send_file(
         try:
             chunk = await asyncio.to_thread(file.read, min(CHUNK, size - sent))
         except OSError as exc:
-            log.warning("api: recording read failed", message=message_id, error=describe(exc))
+            log.warning("api: recording read failed", of=what, error=describe(exc))
             response.force_close()
             break
         if not chunk:  # the file got shorter

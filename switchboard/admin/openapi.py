@@ -220,6 +220,33 @@ _MESSAGE = _object(
     },
     ["id", "created_at", "caller", "recording", "status"],
 )
+_FINISHED_CALL = _object(
+    {
+        "call_id": {"type": "string"},
+        "started_at": _TIME,
+        "ended_at": _TIME,
+        "called": {"type": "string"},
+        "caller": {"type": "string"},
+        "caller_name": {"type": "string"},
+        "scenario": {"type": "string"},
+        "result": {"type": "string"},
+        "reason": {"type": "string"},
+        "wait": {"type": "number"},
+        "talk": {"type": ["number", "null"]},
+        "duration": {"type": "number"},
+        "agent": _NULL_STR,
+        "department": _NULL_STR,
+        "recording": _NULL_STR,
+        "recording_url": _NULL_STR,
+        "recording_removed_at": _NULL_TIME,
+    },
+    ["call_id", "started_at", "ended_at", "result", "recording", "recording_url"],
+)
+_WAV_FILE = {
+    "description": "the WAV file",
+    "content": {"audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}},
+}
+_CALL_ID = _path_param("call_id", "the call's id (SWITCHBOARD_CALL_ID)")
 _VERSION = _object(
     {
         "version": {"type": "integer"},
@@ -313,6 +340,30 @@ OPENAPI: dict[str, Any] = {
         "/v1/calls": {
             "get": _op(
                 "the calls carried now, longest first", _json(_list_of("calls", "Call")), tag="desk"
+            )
+        },
+        "/v1/calls/{call_id}": {
+            "get": _op(
+                "a finished call's record, and the link to its conversation's recording",
+                _json({"$ref": "#/components/schemas/FinishedCall"}, "the call's record"),
+                errors={"404": "no such call (or its record is not written yet)"},
+                parameters=[_CALL_ID],
+                tag="calls",
+            )
+        },
+        "/v1/calls/{call_id}/recording": {
+            "get": _op(
+                "the call's conversation recording (WAV; `record:`)",
+                _WAV_FILE,
+                errors={
+                    "404": "no such call (not_found), it was not recorded (no_recording), or "
+                    "its file is not in the recordings folder (recording_missing)",
+                    "410": "its recording was removed after recording.keep_days "
+                    "(recording_removed)",
+                    "500": "its file cannot be read by the process (recording_unreadable)",
+                },
+                parameters=[_CALL_ID],
+                tag="calls",
             )
         },
         "/v1/numbers": {
@@ -446,12 +497,7 @@ OPENAPI: dict[str, Any] = {
         "/v1/messages/{id}/recording": {
             "get": _op(
                 "the message's recording (WAV)",
-                {
-                    "description": "the WAV file",
-                    "content": {
-                        "audio/wav": {"schema": {"type": "string", "contentMediaType": "audio/wav"}}
-                    },
-                },
+                _WAV_FILE,
                 errors={
                     "404": "no such message (not_found), it names no file here (no_recording), "
                     "or its file is not in the recordings folder (recording_missing)",
@@ -642,6 +688,7 @@ OPENAPI: dict[str, Any] = {
             "Call": _CALL,
             "Callback": _CALLBACK,
             "Message": _MESSAGE,
+            "FinishedCall": _FINISHED_CALL,
             "ConfigVersion": _VERSION,
         },
     },

@@ -83,6 +83,11 @@ class Whisper(Section):
     refuse_key: str | None = "*"  # pressed meanwhile: not taken (the next member is rung)
 
 
+# `record:` on a department or a scenario: every conversation is recorded, none is, or
+# the employee starts the recording with `recording.on_demand_key` while they talk
+RecordPolicy = Literal["always", "never", "on_demand"]
+
+
 class Department(Section):
     id: str
     name: str = ""
@@ -93,6 +98,7 @@ class Department(Section):
     caller_id_name: str | None = None
     whisper: Whisper | None = None  # what its members hear before a call is put through
     mwi: str | None = Field(default=None, min_length=1)  # as an employee's
+    record: RecordPolicy | None = None  # its conversations (None: the scenario's)
     strategy: RingStrategy = "all_at_once"
     ring_delay: PositiveSeconds = 10
     ring_timeout: PositiveSeconds = 30
@@ -680,6 +686,8 @@ NODE_TYPES: tuple[str, ...] = (
 class Scenario(Section):
     start: str
     language: str | None = None
+    # its conversations, where the department says nothing (None: never recorded)
+    record: RecordPolicy | None = None
     nodes: dict[str, Node]
 
 
@@ -720,6 +728,19 @@ class MailSection(Section):
     retries: Annotated[int, Field(ge=0, le=10)] = 3
 
 
+class RecordingSection(Section):
+    """Conversation recording (`record:` on departments and scenarios)."""
+
+    # prompts a caller hears once, before the first ringing whose conversation may be
+    # recorded (where the law asks callers to be told); () : none
+    notice: tuple[str, ...] = ()
+    # what an employee presses during a conversation under `on_demand` to record it
+    on_demand_key: str = "*3"
+    # days a conversation's recording is kept (`switchboard recordings prune`, and
+    # every hour by `run` and `agi`); 0 keeps them for ever
+    keep_days: Annotated[int, Field(ge=0, le=36_500)] = 90
+
+
 class Config(Section):
     timezone: str = "UTC"
     language: str = "en"
@@ -744,4 +765,5 @@ class Config(Section):
     # screen-pop: POSTs when an employee's phone rings, when they answer, when it ends
     webhooks: tuple[Webhook, ...] = ()
     mail: MailSection = MailSection()  # voicemail messages told by e-mail
+    recording: RecordingSection = RecordingSection()  # conversations recorded
     scenarios: dict[str, Scenario]

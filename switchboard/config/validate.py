@@ -231,7 +231,17 @@ class _Checker:
         self._webhooks()
         self._mail()
         self._caller_id_names()
+        self._recording()
         return self.company
+
+    def _recording(self) -> None:
+        """The notice is prompts; the on-demand key is keys a phone can send."""
+        recording = self.config.recording
+        if recording.notice:
+            self._prompts(("recording", "notice"), list(recording.notice))
+        key = recording.on_demand_key
+        if not 1 <= len(key) <= 4 or any(k not in "0123456789*#ABCD" for k in key):
+            self.error(("recording", "on_demand_key"), f"{key!r}: 1 to 4 keys, 0-9, * or #")
 
     def _caller_id_names(self) -> None:
         """The names rung phones show are templates of the call's values; a whisper's

@@ -69,6 +69,10 @@ class Ring:
     whisper: tuple[str, ...] = ()
     whisper_language: str = ""
     refuse_key: str | None = None
+    # a conversation on this leg is recorded from its start (`record: always`): the
+    # engine asks with `RecordConversation` once it is bridged; FastAGI, whose Dial
+    # bridges it by itself, starts MixMonitor before the Dial
+    record: bool = False
 
 
 @message
@@ -111,6 +115,20 @@ class StartRecording:
 def recording_name(call_id: str, recording_id: str) -> str:
     """The name a call's recording has in Asterisk (and in the `messages` table)."""
     return f"switchboard-{call_id}-{recording_id}"
+
+
+# the engine's id of a call's conversation recording: its file is
+# `recording_name(call_id, CONVERSATION)`, e.g. switchboard-<call id>-conversation.wav
+CONVERSATION = "conversation"
+
+
+@message
+class RecordConversation:
+    """Record the caller's conversation with the employee (the bridge, over ARI;
+    MixMonitor over FastAGI) until it ends, as `recording_name(call_id, recording_id)`.
+    A recording that could not start: ``RecordingFinished(recording_id, 0.0)``."""
+
+    recording_id: str = CONVERSATION
 
 
 @message
@@ -195,6 +213,7 @@ Action = (
     | StopRinging
     | Bridge
     | StartRecording
+    | RecordConversation
     | StopRecording
     | SaveMessage
     | RequestCallback

@@ -15,8 +15,9 @@ from typing import Any, Final
 
 from switchboard.acd import Acd, DeviceState
 from switchboard.config.company import Company
-from switchboard.config.model import GotoNode, Node
+from switchboard.config.model import DialNode, GotoNode, IcmNode, Node, QueueNode, RecordPolicy
 from switchboard.engine.actions import (
+    CONVERSATION,
     Action,
     Answer,
     Bridge,
@@ -25,6 +26,7 @@ from switchboard.engine.actions import (
     JoinQueue,
     LeaveQueue,
     Play,
+    RecordConversation,
     StartTimer,
     StopMoh,
     StopPlayback,
@@ -35,8 +37,11 @@ from switchboard.engine.events import (
     AgentStatus,
     CallerHungUp,
     Event,
+    LegDigits,
     LegHungUp,
     LegTransferred,
+    PlaybackFinished,
+    RecordingFinished,
     TimerFired,
 )
 from switchboard.engine.message import message
@@ -157,6 +162,7 @@ class CallRun:
         self.digits = ""  # last keys entered, for {digits}
         self.pending_digits = ""  # keys pressed during an interruptible play
         self.answered = False
+        self.notice_heard = False  # the recording notice (`recording.notice`) was played
         self.moh = False
         self.finished = False
         self.call_key = call_key
@@ -394,7 +400,46 @@ class CallRun:
         self._extra["answered_at"] = round(self.now, 3)
         self._significant = "connected"
         self.trace_event("connected", agent=answered.member.name, device=answered.device)
-        self._activity = _Conversation(self, answered.leg_id)
+        policy = self.record_policy(department)
+        if policy == "always":
+            self.record_conversation("always")
+        self._activity = _Conversation(self, answered.leg_id, on_demand=policy == "on_demand")
+
+    def record_policy(self, department: str | None) -> RecordPolicy:
+        """Whether a conversation with ``department`` (None: with no department) is
+        recorded: the department's `record`, else the scenario's, else never."""
+        dep = self.company.departments.get(department) if department is not None else None
+        if dep is not None and dep.record is not None:
+            return dep.record
+        return self.company.config.scenarios[self.scenario].record or "never"
+
+    def record_conversation(self, why: str) -> None:
+        """Record the conversation from now on; the call's record links the file."""
+        self._out.append(RecordConversation(CONVERSATION))
+        self._extra["recording"] = CONVERSATION
+        self.trace_event("recording", by=why)
+
+    def _owes_notice(self, node: Node) -> bool:
+        """Does the caller hear the recording notice before this node rings anybody?"""
+        if self.notice_heard or not self.company.config.recording.notice:
+            return False
+        department: str | None = None
+        match node:
+            case QueueNode():
+                department = node.department
+            case DialNode():
+                target = self.company.resolve_target(node.target)
+                if target is not None and target[0] == "department":
+                    department = target[1]
+            case IcmNode():
+                pass
+            case _:
+                return False
+        return self.record_policy(department) != "never"
+
+    def begin(self, activity: Activity) -> None:
+        """``activity`` is the call's live state from now (it enters next)."""
+        self._activity = activity
 
     def finish(self, result: Result, reason: str, hang_up: bool = True) -> None:
         """The scenario ends the call (a hangup node, a hand-off to the dialplan)."""
@@ -440,6 +485,8 @@ class CallRun:
                 self._close_step(f"{self.scenario}.{node_name}", "goto")
                 continue
             activity = activity_for(self, node)
+            if self._owes_notice(node):
+                activity = _Notice(self, activity)
             self._activity = activity
             label = activity.enter()
             if self.finished:
@@ -544,17 +591,30 @@ class _Conversation(Activity):
     the transfer target, counted (``transfers``, ``transferred_to``), and ends when
     the caller or the target hangs up (``ended_by``)."""
 
-    def __init__(self, run: CallRun, leg_id: str) -> None:
+    def __init__(self, run: CallRun, leg_id: str, on_demand: bool = False) -> None:
         super().__init__(run)
         self.leg_id = leg_id
         self.talking_to = "agent"  # who the caller talks to: "agent", "transfer target"
+        # `record: on_demand`: the keys the employee pressed last, until they make
+        # `recording.on_demand_key` (None: not on demand, or recording already)
+        self.keys: str | None = "" if on_demand else None
 
     def enter(self) -> str | None:
         return None
 
     def handle(self, event: Event) -> str | None:
         run = self.run
-        if isinstance(event, LegTransferred) and event.leg_id == self.leg_id:
+        if isinstance(event, LegDigits) and event.leg_id == self.leg_id and self.keys is not None:
+            key = run.company.config.recording.on_demand_key
+            self.keys = (self.keys + event.keys)[-len(key) :]
+            if self.keys == key:
+                self.keys = None
+                run.record_conversation("on_demand")
+        elif isinstance(event, RecordingFinished) and event.recording_id == CONVERSATION:
+            if event.duration == 0.0 and run.extra.get("recording") is not None:
+                run.trace_event("recording failed")
+                run.mark("connected", recording=None)
+        elif isinstance(event, LegTransferred) and event.leg_id == self.leg_id:
             run.trace_event("transferred", to=event.to, kind=event.kind)
             run.mark("connected", transfers=int(run.extra.get("transfers", 0)) + 1)
             if event.to:
@@ -565,3 +625,30 @@ class _Conversation(Activity):
             run.mark("connected", ended_by=self.talking_to)
             run.finish("connected", f"{self.talking_to} hung up")
         return None
+
+
+class _Notice(Activity):
+    """The recording notice (`recording.notice`), once per call, before the first node
+    whose conversation may be recorded rings anybody; then that node, ``then``."""
+
+    def __init__(self, run: CallRun, then: Activity) -> None:
+        super().__init__(run)
+        self.then = then
+        self.playback: str | None = None
+
+    def enter(self) -> str | None:
+        run = self.run
+        run.notice_heard = True
+        run.trace_event("recording notice")
+        self.playback = run.play(run.company.config.recording.notice)
+        return None
+
+    def handle(self, event: Event) -> str | None:
+        if isinstance(event, PlaybackFinished) and event.playback_id == self.playback:
+            self.playback = None
+            self.run.begin(self.then)
+            return self.then.enter()
+        return None
+
+    def leave(self) -> None:
+        self.run.stop_playback(self.playback)

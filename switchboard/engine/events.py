@@ -60,6 +60,14 @@ class LegNoAnswer:
 
 
 @message
+class LegDigits:
+    """Keys the employee on a bridged leg pressed (`recording.on_demand_key`)."""
+
+    leg_id: str
+    keys: str
+
+
+@message
 class LegHungUp:
     leg_id: str  # a bridged employee ended the conversation
 
@@ -110,6 +118,7 @@ Event = (
     | LegFailed
     | LegNoAnswer
     | LegHungUp
+    | LegDigits
     | LegTransferred
     | AgentStatus
     | LookupResult

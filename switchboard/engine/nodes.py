@@ -373,6 +373,7 @@ def ring_target(
             ring_timeout or dep.ring_timeout,
             caller_name=caller_id_name(run, caller_name, dep.caller_id_name),
             whisper=whisper or dep.whisper,
+            department=ident,
         )
     timeout = ring_timeout or 30.0
     members = members_of(run, kind, ident)
@@ -620,6 +621,7 @@ class QueueActivity(Activity):
                 run, self.node.caller_id_name, self.department.caller_id_name
             ),
             whisper=self.node.whisper or self.department.whisper,
+            department=self.department.id,
         )
         outcome = self._result(self.ringing.start())
         assert outcome is None

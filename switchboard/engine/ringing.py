@@ -91,8 +91,10 @@ class RingAttempt:
         rest: float = 0.0,  # see `Ring.rest`
         caller_name: str | None = None,  # see `Ring.caller_name`
         whisper: Whisper | None = None,  # see `Ring.whisper`
+        department: str | None = None,  # whose conversation it would be (`Ring.record`)
     ) -> None:
         self._run = run
+        self._record = run.record_policy(department) == "always"
         self._caller_name = caller_name
         self._whisper = whisper
         self._offer = offer
@@ -289,6 +291,7 @@ class RingAttempt:
                 whisper=heard,
                 whisper_language=(emp.language if emp else None) or self._run.language,
                 refuse_key=whisper.refuse_key if whisper else None,
+                record=self._record,
             )
         )
         if heard:

@@ -75,7 +75,7 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import structlog
 
-from switchboard.engine.actions import SaveMessage
+from switchboard.engine.actions import SaveMessage, recording_name
 from switchboard.engine.trace import Outcome, Step
 from switchboard.redaction import describe, redact
 from switchboard.storage.pg_text import pg_text, pg_value
@@ -201,8 +201,14 @@ def record_row(record: FinishedCall, instance: str, config_version: int | None) 
         "steps": steps_json(record.steps),
         "uniqueid": record.channel_id or None,
         "linkedid": record.linkedid or None,
+        "recording": _recording(record.call_id, outcome.extra.get("recording")),
     }
     return storable_row(row)
+
+
+def _recording(call_id: str, recording_id: object) -> str | None:
+    """The ``recording`` column: the name of the conversation's recording, if any."""
+    return recording_name(call_id, recording_id) if isinstance(recording_id, str) else None
 
 
 def _count(value: object) -> int:
@@ -294,6 +300,7 @@ TABLES: dict[Table, _TableSpec] = {
             ("uniqueid", "text"),
             ("linkedid", "text"),
             ("queue_department", "text"),
+            ("recording", "text"),
         ),
         "call_id",
     ),
