@@ -35,6 +35,7 @@ from agi_server.call import AgiCall, AgiCallSettings, Mode, call_info, set_varia
 from agi_server.protocol import AgiCommandError, AgiError, AgiLimits, AgiSession
 from agi_server.route import schedule_variables
 from agi_server.server import AgiServer
+from agi_server.whisper import whisper
 from switchboard.acd import Acd
 from switchboard.acd.devices import desk_devices
 from switchboard.acd.phone import (
@@ -67,7 +68,7 @@ from switchboard.webhooks import CallNews
 
 log = structlog.get_logger("switchboard.agi")
 
-SERVICES = ("scenario", "route", "schedule", "icm", "agent")
+SERVICES = ("scenario", "route", "schedule", "icm", "agent", "whisper")
 
 
 class CannotListen(Exception):
@@ -151,6 +152,8 @@ class AgiApp:
             await self._schedule(session, company)
         elif service == "agent":
             await self._agent(session, company)
+        elif service == "whisper":
+            await whisper(session, self.clock)
         else:
             await self._refuse(
                 session, f"unknown service {service!r}: use one of {', '.join(SERVICES)}"

@@ -56,6 +56,8 @@ from agi_server.protocol import (
     AgiSession,
 )
 from agi_server.route import decision_variables, icm_variables
+from agi_server.whisper import CONTEXT as WHISPER_CONTEXT
+from agi_server.whisper import REFUSE_KEY, WHISPER, WHISPER_LANGUAGE, accepted, whisper_media
 from switchboard.acd import Acd, Waiting, device_state
 from switchboard.acd.devices import device_of, elsewhere
 from switchboard.calls import CallRecord, CallSink
@@ -524,8 +526,11 @@ class AgiCall:
         only while the caller is bridged (option b: not the ringing, not the hold
         music), into the file ARI's bridge recording would have."""
         name = act.recording_name(self.call_id, act.CONVERSATION)
-        path = f"{self.settings.recordings_dir}/{name}.wav"
-        answer = await self._command("EXEC", "MixMonitor", f"{path},b")
+        # Asterisk's recording folder, where ARI records (main/options.c: astspooldir's
+        # "recording"); ASTSPOOLDIR is read as a built-in (main/pbx_variables.c)
+        spool = await self._variable("ASTSPOOLDIR")
+        folder = f"{spool}/recording" if spool else self.settings.recordings_dir
+        answer = await self._command("EXEC", "MixMonitor", f"{folder}/{name}.wav,b")
         self.mixing = answer.result == 0
         if not self.mixing:  # -2: app_mixmonitor is not loaded
             self.log.warning("could not record the conversation: MixMonitor failed",
@@ -548,6 +553,20 @@ class AgiCall:
             # caller ID there (app_dial.c: the "b" option runs after that copy)
             await self._command("SET", "VARIABLE", CALLER_ID_NAME, name)
             options += f"b({CALLER_ID_CONTEXT}^s^1)"
+        whisper = next((leg for leg in legs if leg.whisper), None)
+        if whisper is not None:
+            # heard by the answered phone before the bridge: `agi_server.whisper`
+            media = whisper_media(self.settings.media(p, self.company) for p in whisper.whisper)
+            await set_variables(
+                self.session,
+                {
+                    WHISPER: media,
+                    WHISPER_LANGUAGE: whisper.whisper_language,
+                    REFUSE_KEY: whisper.refuse_key or "",
+                    "GOSUB_RETVAL": "",
+                },
+            )
+            options += f"U({WHISPER_CONTEXT})"
         targets = self.settings.dial_string(legs)
         started = now
         answer = await self._command(
@@ -560,18 +579,19 @@ class AgiCall:
         for leg in legs:
             # each leg's end is reported below (or the engine rings it again after a timer)
             self.ringing.pop(leg.leg_id, None)
+        heard = 0.0
+        if status == "ANSWER" and whisper is not None:
+            said = accepted(await self._variable("GOSUB_RETVAL"))
+            if said is None:
+                await self._not_taken(legs)
+                return
+            heard = said
         if status == "ANSWER":
-            await self._answered(legs, started, answer.result)
+            await self._answered(legs, started, answer.result, heard)
             return
         if status == "CANCEL":
             raise AgiHangup("the caller hung up while it rang")
-        if self.mixing:
-            # nobody answered: the next Dial's conversation may not be one to record
-            self.mixing = False
-            await self._command("EXEC", "StopMixMonitor", "")
-        if self.moh is not None:
-            # Dial's m option stopped the hold music when it ended: the caller still waits
-            await self._command("SET", "MUSIC", "ON", self.moh)
+        await self._still_waiting()
         if status == "NOANSWER":
             if by_timer and due is not None:
                 self.ringing.update((leg.leg_id, leg) for leg in legs)  # still ringing
@@ -586,14 +606,40 @@ class AgiCall:
             else:
                 await self._handle(ev.LegFailed(leg.leg_id, (status or "failed").lower()))
 
-    async def _answered(self, legs: list[act.Ring], started: float, result: int) -> None:
+    async def _still_waiting(self) -> None:
+        """A Dial ended without a conversation and the caller waits on."""
+        if self.mixing:
+            # the next Dial's conversation may not be one to record
+            self.mixing = False
+            await self._command("EXEC", "StopMixMonitor", "")
+        if self.moh is not None:
+            # Dial's m option stopped the hold music when it ended: the caller still waits
+            await self._command("SET", "MUSIC", "ON", self.moh)
+
+    async def _not_taken(self, legs: list[act.Ring]) -> None:
+        """The answered phone refused the call during its whisper (or hung up then):
+        a no-answer of its leg; Dial hung up the others, which still ring for the
+        engine, so the next Dial rings them again."""
+        winner = await self._winner(legs)
+        self.ringing.update((leg.leg_id, leg) for leg in legs if leg is not winner)
+        await self._still_waiting()
+        await self._handle(ev.LegNoAnswer(winner.leg_id))
+
+    async def _winner(self, legs: list[act.Ring]) -> act.Ring:
         peer = await self._variable("DIALEDPEERNUMBER")
         name = await self._variable("DIALEDPEERNAME")
-        winner = _winner(legs, peer, name, self.settings)
+        return _winner(legs, peer, name, self.settings)
+
+    async def _answered(
+        self, legs: list[act.Ring], started: float, result: int, whispered: float = 0.0
+    ) -> None:
+        """``whispered``: seconds the answering phone heard its whisper before the bridge."""
+        winner = await self._winner(legs)
         talk = await self._seconds("ANSWEREDTIME")
         # not `now()`: the answer happened before the end, and is fed first, at its time
         end = max(self._last, self.clock.now() - self.t0)
-        answered_at = max(started, end - talk)
+        # ANSWEREDTIME is the caller's time up: from the bridge, or from before the Dial
+        answered_at = min(end, max(started + whispered, end - talk))
         await self._handle(ev.LegAnswered(winner.leg_id), answered_at)
         while self.events:  # what the answer caused: a recording that is not made
             await self._handle(self.events.popleft(), answered_at)

@@ -9,13 +9,15 @@ prompts last what `simulate` says they last, phones behave as `simulate`'s
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from agi_server.app import AgiApp
 from agi_server.call import AgiCallSettings
 from agi_server.server import AgiServer
-from asterisk_sim.agi import AgiCall, AgiPeer
+from asterisk_sim.agi import AgiCall, AgiPeer, Subroutine
 from asterisk_sim.script import EndpointScript
 from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock, VirtualClock
@@ -50,10 +52,38 @@ def endpoints(
     return out
 
 
+DIALPLAN = Path(__file__).resolve().parent.parent / "dialplan" / "extensions-switchboard-agi.conf"
+
+
+def shipped_subroutines() -> dict[str, Subroutine]:
+    """The shipped dialplan's contexts that a Dial's ``U()`` runs and that call the
+    FastAGI server back (``[switchboard-whisper]``), as the simulated Asterisk runs
+    them: ``s,1,AGI(agi://…/<path>)``, then ``Return(${<variable>})``."""
+    found: dict[str, Subroutine] = {}
+    context = ""
+    agi: str | None = None
+    for raw in DIALPLAN.read_text("utf-8").splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            context, agi = line[1:-1], None
+        elif match := re.fullmatch(r"exten => s,1,AGI\(agi://[^/]+/(\w+)\)", line):
+            agi = match[1]
+        elif (match := re.fullmatch(r"same => n,Return\(\$\{(\w+)\}\)", line)) and agi:
+            found[context] = Subroutine(agi, returns=match[1])
+    return found
+
+
 def _script(behaviour: AgentBehaviour, talk: float) -> EndpointScript:
     match behaviour.kind:
         case "answer":
             return EndpointScript("answer", after=behaviour.seconds, hangup_after=talk)
+        case "refuse":
+            # simulate's: answers, then presses the (default) refuse key a second into
+            # the whisper
+            return EndpointScript(
+                "answer", after=behaviour.seconds, hangup_after=talk, confirm_key="*",
+                confirm_on="", confirm_after=1.0,
+            )  # fmt: skip
         case "busy":
             return EndpointScript("busy")
         case "offline":
@@ -99,6 +129,7 @@ class AgiStack:
             durations=durations(self.company),
             endpoints=endpoints(self.company, self.agents, self.talk),
             talk=self.talk,
+            subroutines=shipped_subroutines(),
         )
         return self
 

@@ -16,6 +16,7 @@ import pytest
 from asterisk_sim import EndpointScript
 from switchboard.demo import AriStack
 from switchboard.simulate import AgentBehaviour, simulate
+from tests.agi_stack import AgiStack
 from tests.helpers import company_from
 
 CALLER = "79035550000"
@@ -119,6 +120,67 @@ async def test_an_employee_who_hangs_up_during_the_whisper_has_not_taken_the_cal
             "PJSIP/101", EndpointScript("answer", after=1.0, hangup_after=1.0)
         )
         record = await stack.call(caller=CALLER)
+    assert (record.outcome.result, record.outcome.agent) == ("connected", "petrov")
+    assert ring_path(record.steps) == [
+        ("ring", "ivanov"), ("noanswer", "ivanov"), ("ring", "petrov"), ("answer", "petrov"),
+    ]  # fmt: skip
+
+
+WHEN = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.asyncio
+async def test_over_fastagi_the_whisper_and_the_refusal_take_simulates_path_and_times() -> None:
+    """Dial's ``U(switchboard-whisper)`` runs the shipped subroutine on the answered
+    phone: a FastAGI session of its own plays the whisper, in the phone's language,
+    and ivanov's refuse key sends the call on to petrov -- the path, and the moments,
+    `simulate` shows."""
+    company = company_from(OFFICE)
+    async with AgiStack(company, WHEN, AGENTS, talk=30.0) as stack:
+        call = await stack.call(caller=CALLER)
+        (record,) = stack.memory.records
+    expected = simulate(company, caller=CALLER, at=WHEN, agents=AGENTS)
+    assert (record.outcome.result, record.outcome.agent) == ("connected", "petrov")
+    assert ring_path(record.steps) == ring_path(expected.steps)
+    answer = [e for s in record.steps for e in s.events if e["event"] == "answer"]
+    answer_simulated = [e for s in expected.steps for e in s.events if e["event"] == "answer"]
+    assert answer[0]["t"] == pytest.approx(answer_simulated[0]["t"], abs=0.01)
+
+    to_ivanov, to_petrov = call.dials
+    for dial in (to_ivanov, to_petrov):
+        assert "U(switchboard-whisper)" in dial.options
+        assert dial.status == "ANSWER"
+    ivanov, petrov = to_ivanov.subroutine, to_petrov.subroutine
+    assert ivanov is not None
+    assert petrov is not None
+    # the department's prompt, then the caller's digits said by Asterisk, each escaped by
+    # the refuse key; ivanov pressed it during the first
+    played = {
+        name: [c for _, c in heard.commands if c.startswith(("STREAM FILE", "SAY"))]
+        for name, heard in (("ivanov", ivanov), ("petrov", petrov))
+    }
+    assert played == {
+        "ivanov": ["STREAM FILE call-for-sales *"],
+        "petrov": ["STREAM FILE call-for-sales *", f"SAY DIGITS {CALLER} *"],
+    }
+    assert ivanov.language == "ru"  # ivanov's own language
+    assert ivanov.variables["GOSUB_RESULT"] == "CONTINUE"  # refused: Dial goes on
+    assert ivanov.variables["SWITCHBOARD_WHISPER_RESULT"] == "refused"
+    assert petrov.variables["SWITCHBOARD_WHISPER_RESULT"].startswith("accepted:")
+    # ivanov's phone was hung up at his key, the caller never bridged to him
+    assert to_ivanov.t_end == pytest.approx(2.0)
+
+
+@pytest.mark.asyncio
+async def test_over_fastagi_a_phone_hung_up_during_the_whisper_has_not_taken_the_call() -> None:
+    company = company_from(OFFICE)
+    agents = {"ivanov": AgentBehaviour("answer", 1.0), "petrov": AgentBehaviour("answer", 1.0)}
+    async with AgiStack(company, WHEN, agents, talk=30.0) as stack:
+        assert stack.peer is not None
+        # ivanov answers and hangs up a second into his whisper (which lasts longer)
+        stack.peer.endpoints["PJSIP/101"] = EndpointScript("answer", after=1.0, hangup_after=1.0)
+        await stack.call(caller=CALLER)
+        (record,) = stack.memory.records
     assert (record.outcome.result, record.outcome.agent) == ("connected", "petrov")
     assert ring_path(record.steps) == [
         ("ring", "ivanov"), ("noanswer", "ivanov"), ("ring", "petrov"), ("answer", "petrov"),

@@ -132,6 +132,18 @@ class DialRecord:
     moh: str | None = None  # the class the caller heard while it rang (option m)
     gosub: str | None = None  # option U(...) as given, run on the answered channel
     result: int = 0  # what EXEC answered
+    # the FastAGI session a `Subroutine` opened on the answered channel (option U)
+    subroutine: AgiCall | None = None
+
+
+@dataclass(frozen=True)
+class Subroutine:
+    """What a dialplan context Dial's ``U(context)`` names does on the answered channel,
+    for the test to declare (the simulator runs no dialplan): ``s,1`` is
+    ``AGI(agi://<this server>/<path>)``, then ``Return(${<returns>})``."""
+
+    path: str
+    returns: str = ""
 
 
 @dataclass
@@ -181,6 +193,7 @@ class AgiCall:
     extension: str
     priority: int = 1
     variables: dict[str, str] = field(default_factory=dict)
+    inherited: set[str] = field(default_factory=set)  # set as _NAME or __NAME
     commands: list[tuple[float, str]] = field(default_factory=list)
     replies: list[tuple[float, str]] = field(default_factory=list)
     hung_up_by: HungUpBy | None = None
@@ -698,7 +711,10 @@ class _Session:
             elif func.upper() == "CHANNEL" and arg.lower() == "language":
                 self.language = value  # the sounds played from now on: sounds/<language>/
             return
-        self.call.variables[name.removeprefix("_").removeprefix("_")] = value
+        plain = name.removeprefix("_").removeprefix("_")
+        self.call.variables[plain] = value
+        if plain != name:
+            self.call.inherited.add(plain)
 
     def lookup(self, name: str) -> str | None:
         """GET VARIABLE: a function, a built-in or a channel variable."""
@@ -715,6 +731,8 @@ class _Session:
             "CALLINGANI2": "0",
             "CALLINGTON": "0",
             "CALLINGTNS": "0",
+            # main/pbx_variables.c, pbx_retrieve_variable: asterisk.conf's folders
+            "ASTSPOOLDIR": self.peer.spool_dir,
         }
         if name in builtins:
             return builtins[name]
@@ -1434,11 +1452,33 @@ class _Session:
         record.answered_by, record.t_answer = target, outcome.at
         record.gosub = options.get("U")
         record.status = "ANSWER"
-        self.answer()
         self.set_var("DIALSTATUS", "ANSWER")
         self.set_var("DIALEDPEERNAME", channel)
         self.set_var("DIALEDPEERNUMBER", target.partition("/")[2])
         talk = self.peer.talk if script.hangup_after is None else script.hangup_after
+        context = (record.gosub or "").split("^")[0]
+        subroutine = self.peer.subroutines.get(context)
+        if subroutine is not None:
+            # app_dial.c: U() runs on the answered peer before the bridge (the caller
+            # still hears ringing or hold music); GOSUB_RESULT=CONTINUE hangs the peer up
+            # and Dial goes on (OPT_GO_ON, DIALSTATUS stays ANSWER, no bridge: no
+            # ANSWEREDTIME); a Return hands GOSUB_RETVAL to the caller
+            start = self.now()
+            sub = record.subroutine = await self.peer.run_subroutine(
+                subroutine, context, self, channel, script, talk
+            )
+            talk = max(0.0, talk - (self.now() - start))
+            result = sub.variables.get("GOSUB_RESULT")
+            if sub.hung_up_by is None and result is not None:
+                # it returned (a hung-up peer never does) with GOSUB_RESULT set: only
+                # then is the return value handed to the caller
+                self.set_var("GOSUB_RETVAL", sub.variables.get(subroutine.returns, ""))
+                if result.upper() == "CONTINUE":
+                    self.moh_stop(self.now())
+                    return 0
+            else:
+                talk = 0.0
+        self.answer()
         limit = _atoi(options.get("S", ""))
         if limit > 0:
             talk = min(talk, float(limit))
@@ -1666,8 +1706,12 @@ class AgiPeer:
         endpoints: Mapping[str, EndpointScript] | None = None,
         talk: float = 60.0,
         default_prompt: float | None = 2.0,
+        subroutines: Mapping[str, Subroutine] | None = None,
+        spool_dir: str = "/var/spool/asterisk",
     ) -> None:
         self.host = host
+        self.spool_dir = spool_dir  # ASTSPOOLDIR (asterisk.conf astspooldir)
+        self.subroutines = dict(subroutines or {})
         self.port = port
         self.clock = clock if clock is not None else Clock()
         self.durations = durations
@@ -1718,6 +1762,41 @@ class AgiPeer:
         value = self.lookup_duration(name)
         return self.default_prompt if value is None else value
 
+    async def run_subroutine(
+        self, subroutine: Subroutine, context: str, caller: _Session, channel: str,
+        script: EndpointScript, talk: float,
+    ) -> AgiCall:  # fmt: skip
+        """``subroutine`` on the answered ``channel`` (a new FastAGI session): the
+        variables the caller set with ``_``/``__`` are inherited (main/channel.c,
+        ast_channel_inherit_variables); the person there presses ``script``'s
+        ``confirm_key`` ``confirm_after`` seconds after a playback containing
+        ``confirm_on`` starts, and hangs up ``talk`` seconds after answering."""
+        inherited = {
+            name: caller.call.variables[name]
+            for name in caller.call.inherited
+            if name in caller.call.variables
+        }
+        presses: tuple[Press, ...] = ()
+        if script.confirm_key is not None:
+            presses = (
+                Press(
+                    script.confirm_key, on_playback=script.confirm_on, delay=script.confirm_after
+                ),
+            )
+        return await self.call(
+            subroutine.path,
+            caller=caller.caller or None,
+            caller_name=caller.caller_name or None,
+            dnid=None,
+            extension="s",
+            context=context,
+            channel=channel,
+            language=caller.language,
+            script=CallerScript(presses, hangup_after=talk),
+            variables=inherited,
+            subroutine=True,
+        )
+
     async def call(
         self,
         path: str = "scenario",
@@ -1734,11 +1813,14 @@ class AgiPeer:
         variables: Mapping[str, str] | None = None,
         uniqueid: str | None = None,
         timeout: float = 30.0,  # noqa: ASYNC109 -- the API: a real-time guard over the whole call
+        subroutine: bool = False,
     ) -> AgiCall:
         """Connect, run one FastAGI session until the server closes it, and return it.
 
         ``timeout``: real seconds after which the peer gives up and closes the
-        socket itself (``closed_by="peer"``).
+        socket itself (``closed_by="peer"``).  ``subroutine``: a session a Dial's
+        ``U()`` opened on an answered channel (`run_subroutine`): up already, and not
+        one of `calls`.
         """
         serial = next(self._serial)
         uniqueid = uniqueid or f"1733050000.{serial}"
@@ -1765,7 +1847,8 @@ class AgiPeer:
             extension=extension,
             variables=dict(variables or {}),
         )
-        self.calls.append(record)
+        if not subroutine:
+            self.calls.append(record)
         reader, writer = await asyncio.open_connection(self.host, self.port)
         session = _Session(
             self,
@@ -1778,6 +1861,10 @@ class AgiPeer:
             caller_name=caller_name,
             language=language,
         )
+        if subroutine:
+            session.state = STATE_UP
+            session.answered_at = 0.0
+            record.answered = True
         lines = asyncio.create_task(session.read_lines())
         try:
             async with asyncio.timeout(timeout):

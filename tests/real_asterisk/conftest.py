@@ -5,7 +5,8 @@
         scripts/test tests/real_asterisk
 
 That Asterisk must have ARI enabled for that user, the suite's dialplan
-(``extensions-switchboard-test.conf`` here) included, and Switchboard's
+(``extensions-switchboard-test.conf`` here) and, for the FastAGI tests, the shipped
+``dialplan/extensions-switchboard-agi.conf`` included, and Switchboard's
 prompts installed (``sounds/en/switchboard`` in its sounds folder).  It must
 carry no other calls: after every test its channel and bridge lists must be
 empty.  Without ``SWITCHBOARD_TEST_ARI_URL`` every test here is skipped (CI).
@@ -13,6 +14,7 @@ empty.  Without ``SWITCHBOARD_TEST_ARI_URL`` every test here is skipped (CI).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +25,8 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from agi_server.app import AgiApp
+from agi_server.server import AgiServer
 from ari_app.app import AriApp, AriSettings
 from switchboard.calls import CallRecord, MemorySink
 from switchboard.config.company import Company
@@ -33,6 +37,7 @@ URL = os.environ.get("SWITCHBOARD_TEST_ARI_URL", "")
 USER = os.environ.get("SWITCHBOARD_TEST_ARI_USER", "switchboard")
 PASSWORD = os.environ.get("SWITCHBOARD_TEST_ARI_PASSWORD", "")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+AGI_PORT = 4573  # the shipped dialplan's agi://127.0.0.1:4573
 # a Tuesday, 10:15 in Moscow: every example's office is open
 OPEN_HOURS = dt.datetime(2026, 12, 1, 7, 15, tzinfo=dt.UTC)
 
@@ -77,6 +82,17 @@ def example(name: str, shorten: Callable[[dict[str, object]], None]) -> Company:
     return load_text(yaml.safe_dump(data), name).raise_for_errors()
 
 
+async def record_of(sink: MemorySink, call: TestCall, within: float) -> CallRecord:
+    """The record of ``call`` (Switchboard's half of it), once written."""
+    async with asyncio.timeout(within):
+        while True:
+            for record in sink.records:
+                if record.channel_id == call.inner:
+                    return record
+            sink.finished.clear()
+            await sink.finished.wait()
+
+
 class Running:
     """Switchboard's Stasis app, in this process, on the real Asterisk."""
 
@@ -85,15 +101,35 @@ class Running:
         self.sink = sink
 
     async def record(self, call: TestCall, within: float = 60.0) -> CallRecord:
-        import asyncio
+        return await record_of(self.sink, call, within)
 
-        async with asyncio.timeout(within):
-            while True:
-                for record in self.sink.records:
-                    if record.channel_id == call.inner:
-                        return record
-                self.sink.finished.clear()
-                await self.sink.finished.wait()
+
+class RunningAgi:
+    """Switchboard's FastAGI server, in this process, where the shipped dialplan's
+    ``AGI(agi://127.0.0.1:4573/…)`` reaches it."""
+
+    def __init__(self, sink: MemorySink) -> None:
+        self.sink = sink
+
+    async def record(self, call: TestCall, within: float = 60.0) -> CallRecord:
+        return await record_of(self.sink, call, within)  # its channel_id: agi_uniqueid
+
+
+@pytest.fixture
+def agi_switchboard() -> Callable[[Company], AbstractAsyncContextManager[RunningAgi]]:
+    @asynccontextmanager
+    async def start(company: Company) -> AsyncIterator[RunningAgi]:
+        sink = MemorySink()
+        app = AgiApp(lambda: company, sink, wall_clock=lambda: OPEN_HOURS)
+        server = AgiServer(app.handle)
+        await server.start("127.0.0.1", AGI_PORT)
+        try:
+            yield RunningAgi(sink)
+        finally:
+            await server.close()
+            await app.close()
+
+    return start
 
 
 @pytest.fixture
