@@ -97,6 +97,11 @@ class Mwi:
                 await self.update(mailbox)
             await asyncio.sleep(REFRESH)
 
+    async def settled(self) -> None:
+        """Until the lamps of the messages left so far are set (or could not be)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def close(self) -> None:
         tasks = [*self._tasks, *([self._keeping] if self._keeping else [])]
         for task in tasks:

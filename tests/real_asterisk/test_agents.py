@@ -17,7 +17,7 @@ import pytest
 
 from switchboard.config.company import Company
 from tests.real_asterisk.conftest import Running, example
-from tests.real_asterisk.harness import CALLER_APP, PHONES, RealAsterisk
+from tests.real_asterisk.harness import PHONES, RealAsterisk
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.real_asterisk]
 Start = Callable[[Company], AbstractAsyncContextManager[Running]]
@@ -49,7 +49,7 @@ async def test_a_desk_phone_on_its_own_call_is_skipped_until_it_hangs_up(
         own = await pbx.request(
             "POST",
             "/channels",
-            {"endpoint": f"Local/201@{PHONES}/n", "app": CALLER_APP, "timeout": 30},
+            {"endpoint": f"Local/201@{PHONES}/n", "app": pbx.caller_app, "timeout": 30},
         )
         await pbx.wait_event(
             lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == own["id"], within=10

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.sounds import sounds_dir
-from tests.real_asterisk.harness import CALLER_APP, PHONES, AsteriskError, Json, RealAsterisk
+from tests.real_asterisk.harness import PHONES, AsteriskError, Json, RealAsterisk
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.real_asterisk]
 
@@ -65,7 +65,7 @@ async def test_a_g722_channel_hears_the_g722_prompt_played_through(pbx: RealAste
         "/channels",
         {
             "endpoint": f"Local/2999@{PHONES}/n",
-            "app": CALLER_APP,
+            "app": pbx.caller_app,
             "formats": "g722",  # this side speaks G.722 only: the .g722 file needs no translation
             "timeout": 30,
         },
