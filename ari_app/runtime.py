@@ -1188,6 +1188,11 @@ class CallSession:
             self.deliver(ev.RecordingFinished(recording_id, 0.0))
         else:
             self.log.info("recording the conversation", recording=name)
+            talking = next(
+                (leg for leg in self.legs.values() if leg.bridged and not leg.gone), None
+            )
+            if talking is not None:
+                await self._remember(talking)  # an instance adopting the call links it too
 
     async def continue_in_dialplan(self, to: act.ContinueInDialplan) -> None:
         if self._skip():

@@ -45,6 +45,7 @@ departments:
     strategy: one_by_one
     ring_timeout: 20
     members: [{members}]
+    record: always
 numbers: [{{number: "{called}", scenario: main}}]
 database: {{spill_dir: "{spill}"}}
 scenarios:
@@ -133,7 +134,8 @@ async def records(db: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(db)
     try:
         return await conn.fetch(
-            "SELECT call_id, instance, channel, result, reason, agent, talk_s, duration_s, steps"
+            "SELECT call_id, instance, channel, result, reason, agent, talk_s, duration_s, steps,"
+            " recording"
             " FROM calls ORDER BY call_id"
         )
     finally:
@@ -199,6 +201,10 @@ async def test_conversations_survive_a_restart_and_each_gets_its_record_when_it_
     assert sorted(r["reason"] for r in rows) == ["agent hung up"] * 10 + ["caller hung up"] * 10
     assert len({r["agent"] for r in rows}) == CONVERSATIONS  # twenty employees, one each
     assert all(r["talk_s"] > 0 and r["duration_s"] >= r["talk_s"] for r in rows)
+    # each conversation was recorded by the first; the second's records link the files
+    assert {r["recording"] for r in rows} == {
+        f"switchboard-{r['call_id']}-conversation" for r in rows
+    }
 
 
 WHEN = dt.datetime(2026, 12, 1, 7, 15, tzinfo=dt.UTC)  # 10:15 in Moscow, a Tuesday
