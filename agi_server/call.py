@@ -63,13 +63,14 @@ from switchboard.acd.devices import device_of, elsewhere
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock
 from switchboard.config.company import Company
-from switchboard.config.model import Department, DialNode, Endpoints, QueueNode
+from switchboard.config.model import Department, Endpoints
 from switchboard.driver import CallDriver, Desk, Tell
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
 from switchboard.lookups import look_up
 from switchboard.numbering import dahdi_line
+from switchboard.storage.messages import RECORDINGS_DIR
 
 log = structlog.get_logger("switchboard.agi")
 
@@ -95,7 +96,7 @@ LOOK_AHEADS = 4
 class AgiCallSettings:
     endpoints: Endpoints = field(default_factory=Endpoints)  # of the call's config version
     sounds_prefix: str = "switchboard/"
-    recordings_dir: str = "/var/spool/asterisk/recording"  # where ARI keeps them too
+    recordings_dir: str = RECORDINGS_DIR  # Asterisk's, where ARI keeps them too
     # employees whose desk phone is on another instance's Asterisk -> that instance
     elsewhere: Mapping[str, str] = field(default_factory=dict)
     instance: str | None = None  # SWITCHBOARD_INSTANCE
@@ -788,11 +789,5 @@ class _Asked:
 
 def _department(company: Company, scenario: str, node_name: str) -> Department | None:
     """The department a `dial` node rings, or a `queue` node queues for."""
-    node = company.node(scenario, node_name)
-    if isinstance(node, QueueNode):
-        return company.departments.get(node.department)
-    if isinstance(node, DialNode):
-        target = company.resolve_target(node.target)
-        if target is not None and target[0] == "department":
-            return company.departments.get(target[1])
-    return None
+    department = company.node_department(company.node(scenario, node_name))
+    return None if department is None else company.departments.get(department)

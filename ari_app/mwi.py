@@ -53,11 +53,12 @@ class Mwi:
 
     def message(self, pop: Callable[[], dict[str, Any]]) -> None:
         """A message was left (the driver's "message" event): its owner's lamp."""
-        if not mwi_names(self.company()):
-            return
+        names = mwi_names(self.company())
+        if not names:
+            return  # no lamp anywhere: the payload is not even made
         left = pop().get("message") or {}
         mailbox = left.get("mailbox")
-        if mailbox and mailbox in mwi_names(self.company()):
+        if mailbox and mailbox in names:
             task = asyncio.get_running_loop().create_task(
                 self.update(mailbox, including=left.get("recording"))
             )

@@ -64,7 +64,7 @@ from switchboard.acd.devices import desk_devices, elsewhere
 from switchboard.calls import CallRecord, CallSink
 from switchboard.clock import Clock, Timer
 from switchboard.config.company import Company
-from switchboard.driver import CallDriver, Desk, Pop, caller_priorities, new_call_id
+from switchboard.driver import CallDriver, Desk, caller_priorities, new_call_id
 from switchboard.engine import actions as act
 from switchboard.engine import events as ev
 from switchboard.engine.call import CallInfo, CallRun
@@ -170,8 +170,9 @@ class AriRuntime:
         # when the place comes up
         self.desk = Desk(self.acd, self.clock, lambda kept: self._background(kept, "ari-kept"))
         self.vips: dict[str, int] = {}  # the database's VIP list (`switchboard vip`)
-        self.news = CallNews(company, self.http, self.clock)  # webhooks, voicemail e-mails
         self.mwi = Mwi(client, company, lambda: self.sink)  # message waiting lamps
+        # webhooks, voicemail e-mails; a message lights its owner's lamp
+        self.news = CallNews(company, self.http, self.clock, on_message=self.mwi.message)
         # seconds from a call's StasisStart reaching the runtime to its answer request
         # being sent (the last 100,000 calls): bench/real_asterisk_load.py reads them
         self.answer_delays: deque[float] = deque(maxlen=100_000)
@@ -499,14 +500,6 @@ class AriRuntime:
             "ari request failed", call_id=call_id, error=str(exc),
         )  # fmt: skip
 
-    def tell(self, event: str, pop: Pop) -> None:
-        """What a call's driver tells: webhooks and e-mails; a message lights a lamp.
-        The payload is made once, by the first that wants it."""
-        once = functools.cache(pop)
-        self.news.tell(event, once)
-        if event == "message":
-            self.mwi.message(once)
-
     async def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession()
@@ -667,7 +660,6 @@ class CallSession:
         self.legs: dict[str, LegChannel] = {}
         self.leg_by_channel: dict[str, LegChannel] = {}
         self.playbacks: dict[str, str] = {}  # ARI playback id -> engine playback id
-        self.whispers: dict[str, LegChannel] = {}  # ARI playback id -> the leg it whispers to
         self.recordings: dict[str, str] = {}  # ARI recording name -> engine recording id
         self.recording_since: dict[str, float] = {}  # ARI recording name -> call time begun
         self.bridge_id: str | None = None
@@ -786,7 +778,7 @@ class CallSession:
         self.log = self.log.bind(scenario=run.scenario)
         driver = self.driver = CallDriver(
             run, self.call_id, self, self.runtime.sink, look_up=self._look_up,
-            desk=self.runtime.desk, logger=self.log, tell=self.runtime.tell,
+            desk=self.runtime.desk, logger=self.log, tell=self.runtime.news.tell,
         )  # fmt: skip
         self.log.info("call started", called=info.called, caller=info.caller, line=line)
         try:
@@ -892,7 +884,7 @@ class CallSession:
                     return ev.LegDigits(leg.leg_id, item.digit)  # `record: on_demand`
                 return None
             case AriPlaybackFinished():
-                leg = self.whispers.pop(item.playback.id, None)
+                leg = self._whisper_leg(item.playback.id)
                 if leg is not None:
                     return await self._whispered(leg)
                 engine_id = self.playbacks.pop(item.playback.id, None)
@@ -969,7 +961,6 @@ class CallSession:
             if leg.whisper_playback is not None and not leg.reported:
                 # the employee hung up during the whisper (its PlaybackFinished comes
                 # next, and must not put the caller through to nobody): not taken
-                self.whispers.pop(leg.whisper_playback, None)
                 leg.whisper_playback = None
                 leg.reported = True
                 return ev.LegNoAnswer(leg.leg_id)
@@ -1021,17 +1012,20 @@ class CallSession:
         ringing or hold music); its end puts them through, or asks a mobile to press 1."""
         playback_id = f"{self.call_id}-whisper-{leg.leg_id}"
         leg.whisper_playback = playback_id
-        self.whispers[playback_id] = leg
         media = [self.runtime.media(p, self.company) for p in leg.ring.whisper]
         lang = leg.ring.whisper_language or None
         try:
             await self.client.play(leg.channel_id, media, playback_id, lang=lang)
         except AriError as exc:  # no whisper: put through as without one
             self.runtime.request_failed(exc, self.call_id)
-            self.whispers.pop(playback_id, None)
             event = await self._whispered(leg)
             if event is not None:
                 self.deliver(event)
+
+    def _whisper_leg(self, playback_id: str) -> LegChannel | None:
+        """The leg whose whisper ``playback_id`` is (its id names the leg: `_whisper`)."""
+        leg = self.legs.get(playback_id.removeprefix(f"{self.call_id}-whisper-"))
+        return leg if leg is not None and leg.whisper_playback == playback_id else None
 
     def whispering(self, channel_id: str) -> bool:
         """Is the leg on ``channel_id`` hearing its whisper now?"""
@@ -1054,9 +1048,7 @@ class CallSession:
         if leg.reported:
             return None
         leg.reported = True
-        playback_id, leg.whisper_playback = leg.whisper_playback, None
-        if playback_id is not None:
-            self.whispers.pop(playback_id, None)
+        leg.whisper_playback = None
         await self._release(leg)
         return ev.LegNoAnswer(leg.leg_id)
 

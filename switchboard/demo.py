@@ -39,7 +39,7 @@ from switchboard.config.company import Company
 from switchboard.engine.actions import RequestCallback, SaveMessage
 from switchboard.prompts import BUILTIN_PROMPTS
 from switchboard.serving import database_dsn
-from switchboard.simulate import DEFAULT_TALK, AgentBehaviour
+from switchboard.simulate import DEFAULT_TALK, REFUSE_AFTER, AgentBehaviour
 from switchboard.storage.migrate import migrate
 from switchboard.storage.probe import DatabaseProbe
 from switchboard.storage.sink import PostgresSink, open_sink
@@ -67,10 +67,10 @@ def endpoint_scripts(
                 script = EndpointScript("busy")
             case "noanswer":
                 script = EndpointScript("noanswer")
-            case "refuse":  # answers, then presses "*" half a second into the whisper
+            case "refuse":  # answers, then presses "*" into the whisper, as `simulate`
                 script = EndpointScript(
                     "answer", after=behaviour.seconds, hangup_after=talk,
-                    confirm_key="*", confirm_on="", confirm_after=0.5,
+                    confirm_key="*", confirm_on="", confirm_after=REFUSE_AFTER,
                 )  # fmt: skip
             case _:
                 script = EndpointScript("offline")

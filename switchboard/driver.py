@@ -705,12 +705,9 @@ class CallDriver:
             department = self.desk.acd.department_of(self.call_id)  # the queue it waits in
         if department is None and run.trace:
             with contextlib.suppress(KeyError):  # a node ringing a department
-                node = company.node(run.trace[-1].scenario, run.trace[-1].node)
-                department = getattr(node, "department", None)
-                target = getattr(node, "target", None)
-                found = company.resolve_target(target) if isinstance(target, str) else None
-                if department is None and found is not None and found[0] == "department":
-                    department = found[1]
+                department = company.node_department(
+                    company.node(run.trace[-1].scenario, run.trace[-1].node)
+                )
         pop["department"] = department
         return pop
 

@@ -48,6 +48,7 @@ from switchboard.engine.trace import Outcome, Step
 
 DEFAULT_ANSWER_AFTER = 2.0
 DEFAULT_TALK = 60.0
+REFUSE_AFTER = 1.0  # `refuse`: seconds into the whisper the employee presses its key
 _AGENT = re.compile(r"^(answer|busy|noanswer|offline|refuse)(?::(\d+(?:\.\d+)?))?$")
 
 
@@ -335,7 +336,7 @@ class _VirtualAsterisk:
             # a second into it (`refuse`, or answer when there is no whisper to refuse)
             whisper = sum(self.call.company.prompt_duration(p) for p in ring.whisper)
             if ring.whisper and behaviour.kind == "refuse" and ring.refuse_key is not None:
-                self.push(answered + min(1.0, whisper), LegNoAnswer(leg), leg)
+                self.push(answered + min(REFUSE_AFTER, whisper), LegNoAnswer(leg), leg)
             else:
                 self.push(answered + whisper, LegAnswered(leg), leg)
 

@@ -97,13 +97,8 @@ def parse_template(source: str, env: bool = False, only_env: bool = False) -> Te
                     f"{{{name}}} in {source!r}: an environment variable is read only in an "
                     "http source's url, headers and body"
                 )
-            if name not in CALL_FIELDS and not _VAR.match(name) and not is_env:
-                known = ", ".join("{" + f + "}" for f in sorted(CALL_FIELDS))
-                more = ", {env.NAME}" if env else ""
-                raise TemplateError(
-                    f"unknown placeholder {{{name}}} in {source!r}; known: {known}, "
-                    f"{{var.NAME}}{more}"
-                )
+            if not is_env:
+                _known(name, source, env)
             if literal:
                 parts.append("".join(literal))
                 literal = []
@@ -113,6 +108,16 @@ def parse_template(source: str, env: bool = False, only_env: bool = False) -> Te
     if text:
         parts.append(text)
     return Template(parts=tuple(parts), source=source)
+
+
+def _known(name: str, source: str, env: bool) -> None:
+    """`TemplateError` unless ``name`` is a call's field or ``var.NAME``."""
+    if name not in CALL_FIELDS and not _VAR.match(name):
+        known = ", ".join("{" + f + "}" for f in sorted(CALL_FIELDS))
+        more = ", {env.NAME}" if env else ""
+        raise TemplateError(
+            f"unknown placeholder {{{name}}} in {source!r}; known: {known}, {{var.NAME}}{more}"
+        )
 
 
 _JSON_PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\s*\}")
@@ -128,12 +133,8 @@ def parse_json_template(source: str) -> Template:
     pos = 0
     for match in _JSON_PLACEHOLDER.finditer(source):
         name = match.group(1)
-        if name not in CALL_FIELDS and not _VAR.match(name) and not _ENV.match(name):
-            known = ", ".join("{" + f + "}" for f in sorted(CALL_FIELDS))
-            raise TemplateError(
-                f"unknown placeholder {{{name}}} in {source!r}; known: {known}, "
-                "{var.NAME}, {env.NAME}"
-            )
+        if not _ENV.match(name):
+            _known(name, source, env=True)
         if match.start() > pos:
             parts.append(source[pos : match.start()])
         parts.append((name,))

@@ -176,19 +176,28 @@ class Webhooks:
 
 class CallNews:
     """What a runtime tells of its calls (the driver's ``tell``): webhooks of every
-    event, and an e-mail of each voicemail message (`switchboard.mail`)."""
+    event, an e-mail of each voicemail message (`switchboard.mail`), and each message
+    to ``on_message`` (the ARI runtime's message-waiting lamps)."""
 
     def __init__(
-        self, company: Callable[[], Company], http: Callable[[], Any], clock: Clock
+        self,
+        company: Callable[[], Company],
+        http: Callable[[], Any],
+        clock: Clock,
+        on_message: Callable[[Pop], None] | None = None,
     ) -> None:
         self.webhooks = Webhooks(company, http, clock)
         self.mail = MessageMail(company, clock)
+        self.on_message = on_message
 
     def tell(self, event: str, pop: Pop) -> None:
         once = functools.cache(pop)  # made at most once, by the first that wants it
         self.webhooks.tell(event, once)
-        if event == "message" and self.mail.wanted():
-            self.mail.tell(once())
+        if event == "message":
+            if self.mail.wanted():
+                self.mail.tell(once())
+            if self.on_message is not None:
+                self.on_message(once)
 
     async def close(self) -> None:
         await self.webhooks.close()

@@ -23,7 +23,7 @@ from switchboard.calls import CallSink, MemorySink
 from switchboard.clock import Clock, VirtualClock
 from switchboard.config.company import Company
 from switchboard.prompts import BUILTIN_PROMPTS
-from switchboard.simulate import DEFAULT_TALK, AgentBehaviour
+from switchboard.simulate import DEFAULT_TALK, REFUSE_AFTER, AgentBehaviour
 
 
 def durations(company: Company) -> dict[str, float]:
@@ -82,7 +82,7 @@ def _script(behaviour: AgentBehaviour, talk: float) -> EndpointScript:
             # the whisper
             return EndpointScript(
                 "answer", after=behaviour.seconds, hangup_after=talk, confirm_key="*",
-                confirm_on="", confirm_after=1.0,
+                confirm_on="", confirm_after=REFUSE_AFTER,
             )  # fmt: skip
         case "busy":
             return EndpointScript("busy")

@@ -293,10 +293,10 @@ async def test_over_fastagi_an_unanswered_dial_stops_the_mixmonitor() -> None:
 def test_switchboard_recordings_prune_removes_what_is_older_than_keep_days(
     db: str, recordings: Path
 ) -> None:
-    async def setup() -> None:
+    async def setup(*calls: tuple[str, int]) -> None:
         conn = await asyncpg.connect(db)
         try:
-            for call_id, days in (("old", 40), ("gone", 40), ("new", 2)):
+            for call_id, days in calls:
                 ended = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
                 await conn.execute(
                     """INSERT INTO calls (call_id, started_at, ended_at, scenario, result,
@@ -308,7 +308,7 @@ def test_switchboard_recordings_prune_removes_what_is_older_than_keep_days(
         finally:
             await conn.close()
 
-    asyncio.run(setup())
+    asyncio.run(setup(("old", 40), ("gone", 40), ("new", 2)))
     for call_id in ("old", "new"):
         (recordings / f"{conversation(call_id)}.wav").write_bytes(b"RIFF")
     env = {"SWITCHBOARD_DSN": db, "SWITCHBOARD_RECORDINGS_DIR": str(recordings), "PATH": ""}
@@ -325,6 +325,26 @@ def test_switchboard_recordings_prune_removes_what_is_older_than_keep_days(
     assert "1 already gone" in done.stdout
     assert not (recordings / f"{conversation('old')}.wav").exists()
     assert (recordings / f"{conversation('new')}.wav").exists()
+    # a file that cannot be deleted (here a folder in its place) stays linked: exit 1
+    asyncio.run(setup(("stuck", 40)))
+    (recordings / f"{conversation('stuck')}.wav").mkdir()
+    stuck = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert stuck.returncode == 1
+    assert "1 could not be removed" in stuck.stdout
+    assert "recording not removed" in stuck.stdout + stuck.stderr
+
+    async def link(call_id: str) -> str | None:
+        conn = await asyncpg.connect(db)
+        try:
+            value: str | None = await conn.fetchval(
+                "SELECT recording FROM calls WHERE call_id = $1", call_id
+            )
+            return value
+        finally:
+            await conn.close()
+
+    assert asyncio.run(link("stuck")) == conversation("stuck")
+    assert asyncio.run(link("old")) is None
     refused = subprocess.run(
         [sys.executable, "-m", "switchboard", "recordings", "prune"],
         env=env, capture_output=True, text=True, check=False,

@@ -175,10 +175,8 @@ class Pbx:
         self.bridges: dict[str, Bridge] = {}
         self.playbacks: dict[str, Playback] = {}
         self.recordings: dict[str, LiveRecording] = {}
-        self.device_states: dict[str, str] = {}
-        self.mailboxes: dict[
-            str, tuple[int, int]
-        ] = {}  # PUT /mailboxes: (old, new)  # Stasis: devices set over ARI (astdb)
+        self.device_states: dict[str, str] = {}  # Stasis: devices set over ARI (astdb)
+        self.mailboxes: dict[str, tuple[int, int]] = {}  # PUT /mailboxes: (old, new)
         self.registrations: dict[str, bool] = {}  # endpoints (un)registered by the control API
         self.device_cache: dict[str, str] = {}  # the last published state of each device
         self._device_channels: dict[str, list[Channel]] = {}  # live channels by device
@@ -1190,17 +1188,24 @@ class Pbx:
         self.changed()
         return rec
 
-    async def _run_recording(self, rec: LiveRecording, channel: Channel) -> None:
+    async def _run_recording(
+        self, rec: LiveRecording, channel: Channel | None, bridge: Bridge | None = None
+    ) -> None:
+        """A channel's recording, or a bridge's (its Recorder has no silence to end on)."""
         if rec.beep:
             await self.clock.sleep(BEEP_SECONDS)
         rec.state = "recording"
         rec.started_at = self.now()
-        self.emit(events.recording(rec), channels=[channel])
+        self.emit(
+            events.recording(rec),
+            channels=[channel] if channel is not None else [],
+            bridges=[bridge] if bridge is not None else [],
+        )
         self.changed()
         limits: list[float] = []
         if rec.max_duration > 0:
             limits.append(rec.max_duration)
-        if rec.max_silence > 0 and channel.silent_after is not None:
+        if rec.max_silence > 0 and channel is not None and channel.silent_after is not None:
             limits.append(channel.silent_after + rec.max_silence)
         if not limits:
             return  # records until stopped or the channel hangs up
@@ -1245,20 +1250,9 @@ class Pbx:
         )
         self.recordings[name] = rec
         bridge.recording = rec
-        rec.task = self.spawn(self._run_bridge_recording(rec, bridge), owner=bridge)
+        rec.task = self.spawn(self._run_recording(rec, None, bridge), owner=bridge)
         self.changed()
         return rec
-
-    async def _run_bridge_recording(self, rec: LiveRecording, bridge: Bridge) -> None:
-        if rec.beep:
-            await self.clock.sleep(BEEP_SECONDS)
-        rec.state = "recording"
-        rec.started_at = self.now()
-        self.emit(events.recording(rec), bridges=[bridge])
-        self.changed()
-        if rec.max_duration > 0:
-            await self.clock.sleep(rec.max_duration)
-            self.finish_recording(rec)
 
     def finish_recording(
         self, rec: LiveRecording, state: Literal["done", "canceled"] = "done"

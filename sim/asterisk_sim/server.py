@@ -25,7 +25,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -623,14 +623,7 @@ class AriServer:
         channel = self._control(request)
         params = self._params(request)
         rec = self.pbx.record(
-            channel,
-            name=params.require("name", "Invalid parameters: name is required"),
-            fmt=params.require("format", "Invalid parameters: format is required"),
-            max_duration=params.integer("maxDurationSeconds", 0),
-            max_silence=params.integer("maxSilenceSeconds", 0),
-            if_exists=params.get("ifExists") or "fail",
-            beep=params.boolean("beep", False),
-            terminate_on=params.get("terminateOn") or "none",
+            channel, max_silence=params.integer("maxSilenceSeconds", 0), **_record_options(params)
         )
         return _ok(rec.snapshot())
 
@@ -751,15 +744,7 @@ class AriServer:
     async def bridge_record(self, request: web.Request) -> web.StreamResponse:
         bridge = self._bridge(request)
         params = self._params(request)
-        rec = self.pbx.record_bridge(
-            bridge,
-            name=params.require("name", "Invalid parameters: name is required"),
-            fmt=params.require("format", "Invalid parameters: format is required"),
-            max_duration=params.integer("maxDurationSeconds", 0),
-            if_exists=params.get("ifExists") or "fail",
-            beep=params.boolean("beep", False),
-            terminate_on=params.get("terminateOn") or "none",
-        )
+        rec = self.pbx.record_bridge(bridge, **_record_options(params))
         return _ok(rec.snapshot())
 
     # -- playbacks and recordings ----------------------------------------------------------------
@@ -1109,3 +1094,25 @@ class AriServer:
             "device_states": dict(sorted(pbx.device_cache.items())),
             "registrations": dict(sorted(pbx.registrations.items())),
         }
+
+
+class _RecordOptions(TypedDict):
+    name: str
+    fmt: str
+    max_duration: int
+    if_exists: str
+    beep: bool
+    terminate_on: str
+
+
+def _record_options(params: Params) -> _RecordOptions:
+    """A channel's or a bridge's ``/record`` parameters (the two take the same; a
+    channel's also ``maxSilenceSeconds``)."""
+    return {
+        "name": params.require("name", "Invalid parameters: name is required"),
+        "fmt": params.require("format", "Invalid parameters: format is required"),
+        "max_duration": params.integer("maxDurationSeconds", 0),
+        "if_exists": params.get("ifExists") or "fail",
+        "beep": params.boolean("beep", False),
+        "terminate_on": params.get("terminateOn") or "none",
+    }

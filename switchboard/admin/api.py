@@ -60,7 +60,7 @@ from switchboard.storage.agents import (
     apply_agent_command,
     request_agent_change,
 )
-from switchboard.storage.call_recordings import call_recording, finished_call
+from switchboard.storage.call_recordings import finished_call
 from switchboard.storage.callbacks import (
     CALLBACK_STATUSES,
     CallbackRow,
@@ -563,16 +563,16 @@ class Api:
     async def call_recording(self, request: web.Request) -> web.StreamResponse:
         call_id = request.match_info["call_id"]
         async with asyncio.timeout(DB_TIMEOUT), self._pool().acquire() as conn:
-            found = await call_recording(conn, call_id)
+            found = await finished_call(conn, call_id)
         if found is None:
             raise ApiError(404, "not_found", f"no call {call_id!r}")
         if found.recording is None:
-            if found.removed_at is not None:
+            if found.recording_removed_at is not None:
                 raise ApiError(
                     410,
                     "recording_removed",
                     f"the recording of call {call_id} was removed on "
-                    f"{found.removed_at:%Y-%m-%d} (recording.keep_days)",
+                    f"{found.recording_removed_at:%Y-%m-%d} (recording.keep_days)",
                 )
             raise ApiError(404, "no_recording", f"call {call_id} was not recorded")
         return await self._recording(request, found.recording, f"call {call_id}")

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from switchboard.config.model import Config, Department, Employee, Node, Scenario
+from switchboard.config.model import (
+    Config,
+    Department,
+    DialNode,
+    Employee,
+    Node,
+    QueueNode,
+    Scenario,
+)
 from switchboard.numbering import NumberingPlan, normalize
 from switchboard.prompts import BUILTIN_PROMPTS, SPOKEN_DIGIT_SECONDS
 from switchboard.schedule import CompiledSchedule
@@ -115,6 +123,16 @@ class Company:
         if text in self.departments:
             return ("department", text)
         return self.extensions.get(text)
+
+    def node_department(self, node: Node) -> str | None:
+        """The department a `dial` node rings, or a `queue` node queues for."""
+        if isinstance(node, QueueNode):
+            return node.department
+        if isinstance(node, DialNode):
+            target = self.resolve_target(node.target)
+            if target is not None and target[0] == "department":
+                return target[1]
+        return None
 
     def local_time(self, when: dt.datetime) -> dt.datetime:
         return when.astimezone(self.tz)

@@ -54,6 +54,7 @@ NodeKey = tuple[str, str]  # (scenario, node)
 
 # an e-mail address, as far as a mistake can be told ("Name <a@b>" or a@b)
 _EMAIL = re.compile(r"^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$")
+_KEYS = "0123456789*#ABCD"  # what a phone's keypad sends (DTMF)
 # an HTTP header name (RFC 9110 5.1: a token); those the HTTP client sets are not ours
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HEADERS_SET_BY_US = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -230,7 +231,7 @@ class _Checker:
         self._loops()
         self._webhooks()
         self._mail()
-        self._caller_id_names()
+        self._rung_phones()
         self._recording()
         return self.company
 
@@ -240,10 +241,10 @@ class _Checker:
         if recording.notice:
             self._prompts(("recording", "notice"), list(recording.notice))
         key = recording.on_demand_key
-        if not 1 <= len(key) <= 4 or any(k not in "0123456789*#ABCD" for k in key):
+        if not 1 <= len(key) <= 4 or any(k not in _KEYS for k in key):
             self.error(("recording", "on_demand_key"), f"{key!r}: 1 to 4 keys, 0-9, * or #")
 
-    def _caller_id_names(self) -> None:
+    def _rung_phones(self) -> None:
         """The names rung phones show are templates of the call's values; a whisper's
         prompts are prompts, its refuse key one key."""
         for i, dep in enumerate(self.config.departments):
@@ -264,7 +265,7 @@ class _Checker:
     def _whisper(self, path: Path, whisper: Whisper) -> None:
         self._prompts((*path, "prompts"), list(whisper.prompts))
         key = whisper.refuse_key
-        if key is not None and (len(key) != 1 or key not in "0123456789*#ABCD"):
+        if key is not None and (len(key) != 1 or key not in _KEYS):
             self.error((*path, "refuse_key"), f"{key!r}: one key, 0-9, * or #")
 
     def _mail(self) -> None:

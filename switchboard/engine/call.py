@@ -423,19 +423,9 @@ class CallRun:
         """Does the caller hear the recording notice before this node rings anybody?"""
         if self.notice_heard or not self.company.config.recording.notice:
             return False
-        department: str | None = None
-        match node:
-            case QueueNode():
-                department = node.department
-            case DialNode():
-                target = self.company.resolve_target(node.target)
-                if target is not None and target[0] == "department":
-                    department = target[1]
-            case IcmNode():
-                pass
-            case _:
-                return False
-        return self.record_policy(department) != "never"
+        if not isinstance(node, DialNode | QueueNode | IcmNode):
+            return False
+        return self.record_policy(self.company.node_department(node)) != "never"
 
     def begin(self, activity: Activity) -> None:
         """``activity`` is the call's live state from now (it enters next)."""

@@ -294,12 +294,8 @@ class RingAttempt:
                 record=self._record,
             )
         )
-        if heard:
-            self._run.trace_event(
-                "ring", agent=state.member.name, device=device, leg=leg_id, whisper=list(heard)
-            )
-        else:
-            self._run.trace_event("ring", agent=state.member.name, device=device, leg=leg_id)
+        said = {"whisper": list(heard)} if heard else {}
+        self._run.trace_event("ring", agent=state.member.name, device=device, leg=leg_id, **said)
 
     def _answered(self, leg: _Leg) -> AttemptResult:
         leg.live = False

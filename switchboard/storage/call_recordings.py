@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import errno
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,19 +20,13 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from switchboard.redaction import describe
 from switchboard.storage.messages import recording_file
 
 log = structlog.get_logger("switchboard.recordings")
 
 PRUNE_EVERY = 3600.0  # seconds between two prunes of a running `run` or `agi`
 BATCH = 500  # calls looked at per query
-
-
-@dataclass(frozen=True, slots=True)
-class CallRecording:
-    call_id: str
-    recording: str | None  # NAME (its file is NAME.wav); None: none, or removed
-    removed_at: dt.datetime | None  # removed after keep_days
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +118,6 @@ async def finished_call(conn: Connection, call_id: str) -> FinishedCall | None:
     )
 
 
-async def call_recording(conn: Connection, call_id: str) -> CallRecording | None:
-    """The recording a call's record links; None: no such call."""
-    row = await conn.fetchrow(
-        "SELECT call_id, recording, recording_removed_at FROM calls WHERE call_id = $1", call_id
-    )
-    if row is None:
-        return None
-    return CallRecording(row["call_id"], row["recording"], row["recording_removed_at"])
-
-
 async def prune(
     conn: Connection,
     folder: Path,
@@ -143,55 +125,44 @@ async def prune(
     now: dt.datetime | None = None,
     *,
     dry_run: bool = False,
-    unlink: Callable[[Path], None] = Path.unlink,
 ) -> Pruned:
     """Delete the recordings of calls that ended more than ``keep_days`` days before
     ``now`` (0: none is ever deleted) and clear their links.  ``dry_run``: count only."""
     if keep_days <= 0:
         return Pruned()
     before = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=keep_days)
-    removed = missing = 0
-    failed: list[str] = []
+    removed = missing = failed = 0
+    kept: list[str] = []  # calls whose link stays (not removed, or a dry run): not again
     while True:
         rows = await conn.fetch(
             "SELECT call_id, recording FROM calls "
             "WHERE recording IS NOT NULL AND ended_at < $1 AND NOT call_id = ANY($2::text[]) "
             "ORDER BY ended_at LIMIT $3",
             before,
-            failed,
+            kept,
             BATCH,
         )
         if not rows:
             break
         cleared: list[str] = []
         for row in rows:
-            path = recording_file(folder, row["recording"])
+            path = recording_file(folder, row["recording"])  # None: not a plain name
             if dry_run:
-                failed.append(row["call_id"])  # not looked at again
+                kept.append(row["call_id"])
                 if path is not None and await asyncio.to_thread(path.exists):
                     removed += 1
                 else:
                     missing += 1
                 continue
-            if path is None:  # not a plain name: nothing of ours to delete
-                missing += 1
-                cleared.append(row["call_id"])
+            gone = await _remove(path, row["call_id"])
+            if gone is None:
+                failed += 1
+                kept.append(row["call_id"])
                 continue
-            try:
-                await asyncio.to_thread(unlink, path)
-            except FileNotFoundError:
-                missing += 1
-            except OSError as exc:
-                log.warning(
-                    "recording not removed: kept, tried again at the next prune",
-                    call_id=row["call_id"],
-                    path=str(path),
-                    error=exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc)),
-                )
-                failed.append(row["call_id"])
-                continue
-            else:
+            if gone:
                 removed += 1
+            else:
+                missing += 1
             cleared.append(row["call_id"])
         if cleared:
             await conn.execute(
@@ -199,4 +170,24 @@ async def prune(
                 "WHERE call_id = ANY($1::text[])",
                 cleared,
             )
-    return Pruned(removed, missing, 0 if dry_run else len(failed))
+    return Pruned(removed, missing, failed)
+
+
+async def _remove(path: Path | None, call_id: str) -> bool | None:
+    """Delete a recording's file: True, or False when it was not there (or ``path`` is
+    None: nothing of ours to delete); None when it could not be deleted (logged)."""
+    if path is None:
+        return False
+    try:
+        await asyncio.to_thread(path.unlink)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.warning(
+            "recording not removed: kept, tried again at the next prune",
+            call_id=call_id,
+            path=str(path),
+            error=describe(exc),
+        )
+        return None
+    return True
