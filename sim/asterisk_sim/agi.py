@@ -1338,7 +1338,8 @@ class _Session:
         return 0
 
     async def app_stop_mixmonitor(self, data: str) -> int:
-        """stop_mixmonitor_exec: detaches the channel's monitor; 0 even with none."""
+        """apps/app_mixmonitor.c, stop_mixmonitor_exec: detaches the channel's monitor; 0
+        even with none."""
         for monitor in self.call.mixmonitors:
             if monitor.t_stop is None:
                 monitor.t_stop = self.now()

@@ -325,7 +325,7 @@ class LiveRecording:
 
     @property
     def target_uri(self) -> str:
-        # res/stasis_recording.c takes the target the request built: "bridge:<id>" for a
+        # res/res_stasis_recording.c takes the target the request built: "bridge:<id>" for a
         # bridge's (res/ari/resource_bridges.c, ast_ari_bridges_record)
         if self.bridge_id is not None:
             return f"bridge:{self.bridge_id}"

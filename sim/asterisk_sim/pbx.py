@@ -1220,7 +1220,7 @@ class Pbx:
 
         The format is checked first (422 "specified format is unknown on this
         system"), then terminateOn and ifExists (400), then the name
-        (res/stasis_recording.c, stasis_app_control_record: 409 when a recording of
+        (res/res_stasis_recording.c, stasis_app_control_record: 409 when a recording of
         that name is live, or stored and ``ifExists=fail``).  Asterisk puts a
         ``Recorder/`` channel into the bridge, IMMOVABLE and LONELY: it records
         until the bridge is destroyed, or until it is alone there (main/bridge_channel.c,
@@ -1290,7 +1290,7 @@ class Pbx:
 
     def _write_recording(self, name: str, fmt: str, seconds: float) -> None:
         """With a `recordings_dir`, a stored recording is a file there, as Asterisk's
-        is in its recording folder (res/stasis_recording.c, stasis_app_control_record:
+        is in its recording folder (res/res_stasis_recording.c, stasis_app_control_record:
         ``ast_config_AST_RECORDING_DIR``/name.format).  The simulator's is silence, at
         most `RECORDED_MAX` seconds of it."""
         if self.recordings_dir is None or fmt != "wav":
